@@ -1,0 +1,431 @@
+//! The database handle: SQLite (embedded default) or PostgreSQL, picked from
+//! the URL at runtime.
+//!
+//! Writes go through [`write_tx!`], reads through [`read!`]; each expands the
+//! same query code once per backend, so a store is written once and runs on
+//! both. On SQLite every write runs on a single group-commit writer: writes
+//! that arrive together share one transaction and one fsync (each in its own
+//! savepoint, so one failing write does not undo its neighbours), and no
+//! caller hears "done" before the fsync. PostgreSQL does the same batching
+//! itself when concurrent transactions commit. See
+//! `docs/adr/0002-durable-writes-and-group-commit.md`.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteSynchronous,
+};
+use sqlx::{Connection, Executor};
+use tokio::sync::{mpsc, oneshot};
+
+/// Which database engine a [`Db`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// How to open the database.
+#[derive(Debug, Clone)]
+pub struct DbOptions {
+    pub max_connections: u32,
+    pub acquire_timeout: Duration,
+    /// Most writes the SQLite writer puts into one transaction.
+    pub max_batch: usize,
+}
+
+impl Default for DbOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 16,
+            acquire_timeout: Duration::from_secs(5),
+            max_batch: 512,
+        }
+    }
+}
+
+/// Why the database could not be opened or migrated.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("database URL must start with sqlite:// or postgres:// (got {0:?})")]
+    UnknownScheme(String),
+    #[error("cannot create the database folder {path}: {source}")]
+    CreateDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot open the database: {0}")]
+    Connect(#[source] sqlx::Error),
+    #[error("cannot apply migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+/// The database: a cheap, cloneable handle.
+#[derive(Debug, Clone)]
+pub enum Db {
+    Sqlite(SqliteDb),
+    Postgres(PgPool),
+}
+
+/// SQLite: a pool of connections for reads, one group-commit writer for writes.
+#[derive(Debug, Clone)]
+pub struct SqliteDb {
+    pub read: SqlitePool,
+    writer: GroupCommitWriter,
+}
+
+/// Both migration sets of one module; each module owns its tables.
+pub struct Migrations {
+    pub sqlite: Migrator,
+    pub postgres: Migrator,
+}
+
+impl Db {
+    /// Opens the database named by `url` (`sqlite://PATH` or `postgres://…`).
+    /// A SQLite file and its folder are created when missing.
+    pub async fn connect(url: &str, options: &DbOptions) -> Result<Self, DbError> {
+        if url.starts_with("sqlite:") {
+            Self::connect_sqlite(url, options).await
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let connect = PgConnectOptions::from_str(url).map_err(DbError::Connect)?;
+            let pool = PgPoolOptions::new()
+                .max_connections(options.max_connections)
+                .acquire_timeout(options.acquire_timeout)
+                .connect_with(connect)
+                .await
+                .map_err(DbError::Connect)?;
+            Ok(Self::Postgres(pool))
+        } else {
+            let scheme = url.split(':').next().unwrap_or_default();
+            Err(DbError::UnknownScheme(scheme.to_owned()))
+        }
+    }
+
+    async fn connect_sqlite(url: &str, options: &DbOptions) -> Result<Self, DbError> {
+        let connect = SqliteConnectOptions::from_str(url)
+            .map_err(DbError::Connect)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // FULL: the WAL is fsynced on every commit, so a commit survives power loss.
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        if let Some(dir) = Path::new(connect.get_filename()).parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir).map_err(|source| DbError::CreateDir {
+                path: dir.display().to_string(),
+                source,
+            })?;
+        }
+        let read = SqlitePoolOptions::new()
+            .max_connections(options.max_connections)
+            .acquire_timeout(options.acquire_timeout)
+            .connect_with(connect.clone())
+            .await
+            .map_err(DbError::Connect)?;
+        let conn = SqliteConnection::connect_with(&connect)
+            .await
+            .map_err(DbError::Connect)?;
+        let writer = GroupCommitWriter::start(conn, options.max_batch);
+        Ok(Self::Sqlite(SqliteDb { read, writer }))
+    }
+
+    #[must_use]
+    pub const fn backend(&self) -> Backend {
+        match self {
+            Self::Sqlite(_) => Backend::Sqlite,
+            Self::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// Applies a module's migrations. Several modules share one database, so
+    /// each migrator ignores the versions the others applied.
+    pub async fn migrate(&self, migrations: Migrations) -> Result<(), DbError> {
+        match self {
+            Self::Sqlite(db) => {
+                let mut m = migrations.sqlite;
+                m.set_ignore_missing(true);
+                // Migrations run at start-up, before any write is queued; the
+                // busy timeout covers the writer's idle connection.
+                m.run(&db.read).await?;
+            }
+            Self::Postgres(pool) => {
+                let mut m = migrations.postgres;
+                m.set_ignore_missing(true);
+                m.run(pool).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks that the database answers.
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        match self {
+            Self::Sqlite(db) => db.read.execute("select 1").await.map(drop),
+            Self::Postgres(pool) => pool.execute("select 1").await.map(drop),
+        }
+    }
+
+    /// Connections open and idle, for the pool gauges.
+    #[must_use]
+    pub fn pool_stats(&self) -> (u32, usize) {
+        match self {
+            Self::Sqlite(db) => (db.read.size(), db.read.num_idle()),
+            Self::Postgres(pool) => (pool.size(), pool.num_idle()),
+        }
+    }
+
+    /// Waits for queued writes, then closes every connection.
+    pub async fn close(&self) {
+        match self {
+            Self::Sqlite(db) => {
+                db.writer.close().await;
+                db.read.close().await;
+            }
+            Self::Postgres(pool) => pool.close().await,
+        }
+    }
+}
+
+impl SqliteDb {
+    /// Runs `f` inside the writer's current batch. The result is returned only
+    /// after the batch's commit (and its fsync) succeeded; if `f` fails, only
+    /// its own savepoint is rolled back.
+    pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T, E>> + Send + 'static,
+        T: Send + 'static,
+        E: From<sqlx::Error> + Send + 'static,
+    {
+        self.writer.write(f).await
+    }
+}
+
+type Completion = Box<dyn FnOnce(Result<(), Arc<sqlx::Error>>) + Send>;
+type Job = Box<dyn for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Completion> + Send>;
+
+enum Command {
+    Write(Job),
+    Close(oneshot::Sender<()>),
+}
+
+/// The single SQLite writer. Jobs queue on a channel; the writer drains what
+/// is queued into one transaction, commits once, then answers every caller.
+#[derive(Debug, Clone)]
+struct GroupCommitWriter {
+    queue: mpsc::Sender<Command>,
+}
+
+fn writer_gone() -> sqlx::Error {
+    sqlx::Error::PoolClosed
+}
+
+impl GroupCommitWriter {
+    fn start(conn: SqliteConnection, max_batch: usize) -> Self {
+        let (queue, rx) = mpsc::channel(max_batch.max(1) * 4);
+        tokio::spawn(run_writer(conn, rx, max_batch.max(1)));
+        Self { queue }
+    }
+
+    async fn write<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T, E>> + Send + 'static,
+        T: Send + 'static,
+        E: From<sqlx::Error> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel::<Result<T, E>>();
+        let job: Job = Box::new(move |conn| {
+            Box::pin(async move {
+                let outcome = in_savepoint(conn, f).await;
+                Box::new(move |commit: Result<(), Arc<sqlx::Error>>| {
+                    let result = match (outcome, commit) {
+                        (Ok(value), Ok(())) => Ok(value),
+                        (Ok(_), Err(e)) => Err(E::from(sqlx::Error::Io(std::io::Error::other(
+                            format!("group commit failed: {e}"),
+                        )))),
+                        (Err(e), _) => Err(e),
+                    };
+                    let _ = reply.send(result);
+                }) as Completion
+            })
+        });
+        self.queue
+            .send(Command::Write(job))
+            .await
+            .map_err(|_| E::from(writer_gone()))?;
+        answer.await.map_err(|_| E::from(writer_gone()))?
+    }
+
+    async fn close(&self) {
+        let (done, wait) = oneshot::channel();
+        if self.queue.send(Command::Close(done)).await.is_ok() {
+            let _ = wait.await;
+        }
+    }
+}
+
+async fn in_savepoint<T, E, F>(conn: &mut SqliteConnection, f: F) -> Result<T, E>
+where
+    F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T, E>>,
+    E: From<sqlx::Error>,
+{
+    conn.execute("savepoint job").await?;
+    // A panicking job must not take the writer (and every later write) down.
+    let outcome = std::panic::AssertUnwindSafe(f(&mut *conn))
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|_| {
+            Err(E::from(sqlx::Error::Io(std::io::Error::other(
+                "a write panicked",
+            ))))
+        });
+    if outcome.is_ok() {
+        conn.execute("release job").await?;
+    } else {
+        conn.execute("rollback to job; release job").await?;
+    }
+    outcome
+}
+
+async fn run_writer(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Command>, max_batch: usize) {
+    let mut batch: Vec<Job> = Vec::with_capacity(max_batch);
+    let mut pending: Option<Command> = None;
+    loop {
+        let next = match pending.take() {
+            Some(cmd) => cmd,
+            None => match rx.recv().await {
+                Some(cmd) => cmd,
+                None => break,
+            },
+        };
+        match next {
+            Command::Close(done) => {
+                let _ = conn.close().await;
+                let _ = done.send(());
+                return;
+            }
+            Command::Write(job) => {
+                batch.push(job);
+                while batch.len() < max_batch {
+                    match rx.try_recv() {
+                        Ok(Command::Write(job)) => batch.push(job),
+                        Ok(other) => {
+                            pending = Some(other);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                commit_batch(&mut conn, &mut batch).await;
+            }
+        }
+    }
+    let _ = conn.close().await;
+}
+
+async fn commit_batch(conn: &mut SqliteConnection, batch: &mut Vec<Job>) {
+    tracing::trace!(writes = batch.len(), "group commit");
+    if let Err(e) = conn.execute("begin immediate").await {
+        tracing::error!(error = %e, "group commit could not begin; failing its writes");
+        // Dropping the jobs drops their reply channels: each caller gets an error.
+        batch.clear();
+        return;
+    }
+    let mut completions = Vec::with_capacity(batch.len());
+    for job in batch.drain(..) {
+        completions.push(job(conn).await);
+    }
+    let commit = match conn.execute("commit").await {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            tracing::error!(error = %e, "group commit failed");
+            let _ = conn.execute("rollback").await;
+            Err(Arc::new(e))
+        }
+    };
+    for complete in completions {
+        complete(commit.clone());
+    }
+}
+
+/// Runs a write transaction on either backend: on SQLite inside the
+/// group-commit writer, on PostgreSQL in a transaction of its own. The body
+/// sees `$conn` as `&mut SqliteConnection` or `&mut PgConnection` and must
+/// evaluate to a `Result` whose error type is `From<sqlx::Error>`; an `Err`
+/// rolls the write back. Captured values are moved in.
+///
+/// `write_tx!(db, |conn, backend| body)` also binds the [`Backend`], for the
+/// rare statement that differs between the two.
+#[macro_export]
+macro_rules! write_tx {
+    ($db:expr, |$conn:ident| $body:expr) => {
+        $crate::write_tx!($db, |$conn, _backend| $body)
+    };
+    ($db:expr, |$conn:ident, $backend:ident| $body:expr) => {
+        match $db {
+            $crate::db::Db::Sqlite(sqlite) => {
+                sqlite
+                    .write(move |$conn| {
+                        ::std::boxed::Box::pin(async move {
+                            let $backend = $crate::db::Backend::Sqlite;
+                            $body
+                        })
+                    })
+                    .await
+            }
+            $crate::db::Db::Postgres(pool) => match pool.begin().await {
+                Err(e) => Err(e.into()),
+                Ok(mut tx) => {
+                    let result = {
+                        let $conn: &mut ::sqlx::PgConnection = &mut *tx;
+                        let $backend = $crate::db::Backend::Postgres;
+                        async move { $body }.await
+                    };
+                    match result {
+                        Ok(value) => tx.commit().await.map(|()| value).map_err(Into::into),
+                        Err(e) => Err(e),
+                    }
+                }
+            },
+        }
+    };
+}
+
+/// Runs read-only query code against either backend's pool; `$pool` is a
+/// `&SqlitePool` or a `&PgPool`.
+#[macro_export]
+macro_rules! read {
+    ($db:expr, |$pool:ident| $body:expr) => {
+        match $db {
+            $crate::db::Db::Sqlite(sqlite) => {
+                let $pool = &sqlite.read;
+                $body
+            }
+            $crate::db::Db::Postgres(pool) => {
+                let $pool = pool;
+                $body
+            }
+        }
+    };
+}
+
+/// True when `e` violates a unique constraint whose name (PostgreSQL) or
+/// message (SQLite names `table.column`) contains `needle`.
+#[must_use]
+pub fn is_unique_violation(e: &sqlx::Error, needle: &str) -> bool {
+    match e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            db.constraint().is_some_and(|c| c.contains(needle)) || db.message().contains(needle)
+        }
+        _ => false,
+    }
+}

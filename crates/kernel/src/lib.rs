@@ -1,0 +1,23 @@
+//! Shared building blocks every Stampede module stands on: ids, time, errors
+//! as problem+json, request extractors, keyset pagination, the authenticated
+//! principal with its roles, and the database handle.
+#![forbid(unsafe_code)]
+
+pub mod auth;
+pub mod clock;
+pub mod db;
+pub mod error;
+pub mod http;
+pub mod id;
+pub mod page;
+pub mod secret;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use auth::{Principal, Role, Roles};
+pub use clock::{Clock, SharedClock, SystemClock};
+pub use db::{Backend, Db};
+pub use error::{FieldError, Problem, Violations};
+pub use id::UserId;
+pub use page::{Page, PageQuery, PageRequest};
+pub use secret::Secret;

@@ -1,0 +1,96 @@
+//! The database handle on the configured backend: concurrent writes all land,
+//! a failing write rolls back alone, and reads see committed writes.
+
+use kernel::db::{Db, DbOptions, Migrations};
+use kernel::testing::TestDatabase;
+
+fn migrations() -> Migrations {
+    Migrations {
+        sqlite: sqlx::migrate!("./tests/migrations/sqlite"),
+        postgres: sqlx::migrate!("./tests/migrations/postgres"),
+    }
+}
+
+async fn open() -> (TestDatabase, Db) {
+    let test = TestDatabase::create().await;
+    let db = Db::connect(test.url(), &DbOptions::default())
+        .await
+        .expect("connect");
+    db.migrate(migrations()).await.expect("migrate");
+    (test, db)
+}
+
+async fn count(db: &Db) -> i64 {
+    kernel::read!(db, |pool| sqlx::query_scalar::<_, i64>(
+        "select count(*) from note"
+    )
+    .fetch_one(pool)
+    .await)
+    .expect("count")
+}
+
+async fn insert(db: &Db, body: String) -> Result<(), sqlx::Error> {
+    kernel::write_tx!(db, |conn| {
+        sqlx::query("insert into note (body) values ($1)")
+            .bind(body)
+            .execute(&mut *conn)
+            .await
+            .map(drop)
+    })
+}
+
+#[tokio::test]
+async fn concurrent_writes_all_commit() {
+    let (_test, db) = open().await;
+    let tasks: Vec<_> = (0..200)
+        .map(|i| {
+            let db = db.clone();
+            tokio::spawn(async move { insert(&db, format!("note {i}")).await })
+        })
+        .collect();
+    for t in tasks {
+        t.await.expect("task").expect("insert");
+    }
+    assert_eq!(count(&db).await, 200);
+    db.close().await;
+}
+
+#[tokio::test]
+async fn a_failing_write_rolls_back_alone() {
+    let (_test, db) = open().await;
+    let (a, dup, b) = tokio::join!(
+        insert(&db, "a".into()),
+        insert(&db, "a".into()),
+        insert(&db, "b".into())
+    );
+    assert!(a.is_ok() && b.is_ok());
+    let err = dup.expect_err("the duplicate violates the unique body");
+    assert!(kernel::db::is_unique_violation(&err, "body"));
+    assert_eq!(count(&db).await, 2);
+    db.close().await;
+}
+
+#[tokio::test]
+async fn an_error_returned_by_the_body_undoes_its_statements() {
+    let (_test, db) = open().await;
+    let result: Result<(), sqlx::Error> = kernel::write_tx!(&db, |conn| {
+        sqlx::query("insert into note (body) values ('kept?')")
+            .execute(&mut *conn)
+            .await?;
+        Err(sqlx::Error::RowNotFound)
+    });
+    assert!(result.is_err());
+    assert_eq!(count(&db).await, 0);
+    db.close().await;
+}
+
+#[tokio::test]
+async fn an_unknown_scheme_is_refused_with_a_clear_error() {
+    let err = Db::connect("mysql://localhost/x", &DbOptions::default())
+        .await
+        .expect_err("mysql is not supported");
+    assert!(
+        err.to_string().contains("sqlite:// or postgres://"),
+        "{err}"
+    );
+}

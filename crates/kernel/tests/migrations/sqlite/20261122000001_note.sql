@@ -1,0 +1,1 @@
+create table note (id integer primary key, body text not null unique);
