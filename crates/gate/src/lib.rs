@@ -1,0 +1,7 @@
+//! Coordination on the hot path, behind traits so one process can keep it in
+//! memory and several instances can share it through Redis.
+#![forbid(unsafe_code)]
+
+pub mod rate;
+
+pub use rate::{Limited, MemoryRateLimiter, Quota, RateLimiter};

@@ -1,0 +1,279 @@
+//! Identity's types and rules. No I/O here.
+
+use std::fmt;
+
+use kernel::{Roles, Secret, UserId};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+
+/// A normalised email address: trimmed, lower-case, shaped like `local@domain.tld`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, ToSchema)]
+#[serde(transparent)]
+pub struct Email(String);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidEmail {
+    #[error("is not an email address")]
+    Shape,
+    #[error("is longer than 254 characters")]
+    TooLong,
+}
+
+impl Email {
+    pub fn parse(raw: &str) -> Result<Self, InvalidEmail> {
+        let email = raw.trim().to_lowercase();
+        if email.len() > 254 {
+            return Err(InvalidEmail::TooLong);
+        }
+        let (local, domain) = email.split_once('@').ok_or(InvalidEmail::Shape)?;
+        let domain_ok = domain.contains('.')
+            && !domain.starts_with('.')
+            && !domain.ends_with('.')
+            && !domain.contains("..")
+            && domain
+                .chars()
+                .all(|c| c.is_alphanumeric() || c == '-' || c == '.');
+        let local_ok = !local.is_empty()
+            && local.len() <= 64
+            && !local
+                .chars()
+                .any(|c| c.is_whitespace() || c == '@' || c.is_control());
+        if local_ok && domain_ok {
+            Ok(Self(email))
+        } else {
+            Err(InvalidEmail::Shape)
+        }
+    }
+
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// An address read back from the store, where only parsed ones are written.
+    pub(crate) const fn from_stored(email: String) -> Self {
+        Self(email)
+    }
+}
+
+impl fmt::Display for Email {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A password as typed: 8 to 1024 characters (the upper bound keeps hashing cheap).
+#[derive(Debug, Clone)]
+pub struct Password(Secret<String>);
+
+pub const MIN_PASSWORD_CHARS: usize = 8;
+pub const MAX_PASSWORD_CHARS: usize = 1024;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidPassword {
+    #[error("must be at least {MIN_PASSWORD_CHARS} characters")]
+    TooShort,
+    #[error("must be at most {MAX_PASSWORD_CHARS} characters")]
+    TooLong,
+}
+
+impl Password {
+    pub fn parse(raw: &str) -> Result<Self, InvalidPassword> {
+        match raw.chars().count() {
+            n if n < MIN_PASSWORD_CHARS => Err(InvalidPassword::TooShort),
+            n if n > MAX_PASSWORD_CHARS => Err(InvalidPassword::TooLong),
+            _ => Ok(Self(Secret::new(raw.to_owned()))),
+        }
+    }
+
+    #[must_use]
+    pub fn expose(&self) -> &str {
+        self.0.expose()
+    }
+}
+
+/// Letters and digits that cannot be mistaken for one another (no 0/O, 1/I/L).
+pub const CODE_ALPHABET: &[u8] = b"ABCDEFGHJKMNPQRSTUVWXYZ23456789";
+pub const REFERRAL_CODE_LEN: usize = 8;
+
+/// Builds a referral code from random bytes (one character per byte).
+#[must_use]
+pub fn referral_code_from(random: [u8; REFERRAL_CODE_LEN]) -> String {
+    random
+        .iter()
+        .map(|b| char::from(CODE_ALPHABET[usize::from(*b) % CODE_ALPHABET.len()]))
+        .collect()
+}
+
+/// Normalises a referral code as a user might type it.
+#[must_use]
+pub fn normalise_referral_code(raw: &str) -> Option<String> {
+    let code = raw.trim().to_ascii_uppercase();
+    (!code.is_empty()).then_some(code)
+}
+
+/// A user as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct User {
+    pub id: UserId,
+    pub email: Email,
+    pub roles: Roles,
+    /// Share it: sign-ups that give it count as this user's invitations.
+    pub referral_code: String,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+}
+
+/// What the store needs to create a user.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub id: UserId,
+    pub email: Email,
+    pub password_hash: String,
+    pub roles: Roles,
+    pub referral_code: String,
+    pub referred_by: Option<UserId>,
+    pub created_at: OffsetDateTime,
+}
+
+/// A user with what login needs.
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    pub user: User,
+    pub password_hash: String,
+    pub token_version: i64,
+}
+
+/// Sign-up body.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct SignupRequest {
+    pub email: String,
+    pub password: String,
+    /// Another user's referral code.
+    pub referral_code: Option<String>,
+}
+
+/// Login body.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct LoginRequest {
+    pub email: String,
+    pub password: String,
+}
+
+/// Body of refresh and logout, when the token is not sent as the cookie.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct RefreshTokenBody {
+    pub refresh_token: Option<String>,
+}
+
+/// Body of a role change.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RolesRequest {
+    pub roles: Vec<String>,
+}
+
+/// The answer to a login or a refresh.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Tokens {
+    /// EdDSA JWT; send as `Authorization: Bearer …`.
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: &'static str,
+    /// Seconds until the access token expires.
+    pub expires_in: i64,
+    /// Opaque; also set as an HttpOnly cookie. Each refresh replaces it.
+    pub refresh_token: String,
+    pub user: User,
+}
+
+/// What presenting a refresh token did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rotation {
+    /// The token was current; a new one replaces it in the same login.
+    Rotated {
+        user_id: UserId,
+        session_id: uuid::Uuid,
+    },
+    /// The token had already been rotated: the login is now revoked.
+    Reused { user_id: UserId },
+    /// Unknown, expired, or of a revoked login.
+    Invalid,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_are_trimmed_and_lower_cased() {
+        let e = Email::parse("  Alice.Smith@Example.COM ").expect("valid");
+        assert_eq!(e.as_str(), "alice.smith@example.com");
+    }
+
+    #[test]
+    fn malformed_emails_are_refused() {
+        for bad in [
+            "",
+            "alice",
+            "@example.com",
+            "alice@",
+            "alice@example",
+            "a b@example.com",
+            "alice@exa mple.com",
+            "alice@.example.com",
+            "alice@example..com",
+            "a@b@c.com",
+        ] {
+            assert!(Email::parse(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(
+            Email::parse(&format!("{}@example.com", "a".repeat(250))),
+            Err(InvalidEmail::TooLong)
+        );
+    }
+
+    #[test]
+    fn passwords_need_eight_characters_counted_as_characters() {
+        assert_eq!(
+            Password::parse("1234567").err(),
+            Some(InvalidPassword::TooShort)
+        );
+        assert!(Password::parse("12345678").is_ok());
+        assert!(Password::parse("비밀번호비밀번호").is_ok());
+        assert_eq!(
+            Password::parse(&"x".repeat(1025)).err(),
+            Some(InvalidPassword::TooLong)
+        );
+    }
+
+    #[test]
+    fn referral_codes_use_only_unambiguous_characters() {
+        let code = referral_code_from([0, 30, 31, 255, 8, 14, 100, 7]);
+        assert_eq!(code.len(), REFERRAL_CODE_LEN);
+        assert!(code.bytes().all(|b| CODE_ALPHABET.contains(&b)));
+        assert!(!code.contains(['0', 'O', '1', 'I', 'L']));
+        assert_eq!(
+            normalise_referral_code(" abcd2345 ").as_deref(),
+            Some("ABCD2345")
+        );
+        assert_eq!(normalise_referral_code("  "), None);
+    }
+
+    #[test]
+    fn a_user_serialises_as_the_contract_says() {
+        let user = User {
+            id: UserId::new(),
+            email: Email::parse("a@b.co").expect("valid"),
+            roles: Roles::of(&[kernel::Role::User]),
+            referral_code: "ABCDEFGH".into(),
+            created_at: time::macros::datetime!(2026-11-22 10:00 UTC),
+        };
+        let v = serde_json::to_value(&user).expect("serialises");
+        assert_eq!(v["email"], "a@b.co");
+        assert_eq!(v["roles"], serde_json::json!(["USER"]));
+        assert_eq!(v["created_at"], "2026-11-22T10:00:00Z");
+        assert!(v.get("password_hash").is_none());
+    }
+}

@@ -1,0 +1,458 @@
+//! Identity's tables, behind a trait shaped like the use cases. One SQL
+//! implementation serves SQLite and PostgreSQL through `kernel::write_tx!`
+//! and `kernel::read!`; the conformance suite in `tests/store.rs` runs it on
+//! each.
+
+use async_trait::async_trait;
+use kernel::db::{Backend, Db, is_unique_violation};
+use kernel::{PageRequest, Roles, UserId};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::model::{Credentials, Email, NewUser, Rotation, User};
+
+/// Why a user could not be created.
+#[derive(Debug, thiserror::Error)]
+pub enum CreateUserError {
+    #[error("the email is taken")]
+    EmailTaken,
+    #[error("the referral code is taken")]
+    ReferralCodeTaken,
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+/// The outcome of a role change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RoleChange {
+    Changed(User),
+    NotFound,
+    /// It would have left no ADMIN.
+    LastAdmin,
+}
+
+/// A new login: its session and first refresh token.
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    pub session_id: Uuid,
+    pub user_id: UserId,
+    pub refresh_token_hash: Vec<u8>,
+    pub expires_at: OffsetDateTime,
+    pub now: OffsetDateTime,
+}
+
+#[async_trait]
+pub trait IdentityStore: Send + Sync {
+    /// Creates the user (and records the referral). Unique email and code.
+    async fn create_user(&self, new: NewUser) -> Result<User, CreateUserError>;
+    /// The owner of a referral code.
+    async fn user_by_referral_code(&self, code: &str) -> Result<Option<UserId>, sqlx::Error>;
+    async fn credentials(&self, email: &Email) -> Result<Option<Credentials>, sqlx::Error>;
+    async fn credentials_by_id(&self, id: UserId) -> Result<Option<Credentials>, sqlx::Error>;
+    /// Users in id order, optionally those whose email contains a fragment.
+    async fn list_users(
+        &self,
+        email_contains: Option<String>,
+        page: PageRequest,
+    ) -> Result<Vec<User>, sqlx::Error>;
+    /// Replaces a user's roles and invalidates their access tokens, unless it
+    /// would leave no ADMIN.
+    async fn set_roles(
+        &self,
+        id: UserId,
+        roles: Roles,
+        now: OffsetDateTime,
+    ) -> Result<RoleChange, sqlx::Error>;
+    async fn token_version(&self, id: UserId) -> Result<Option<i64>, sqlx::Error>;
+    /// Records a login with its first refresh token.
+    async fn start_session(&self, session: NewSession) -> Result<(), sqlx::Error>;
+    /// Presents a refresh token: rotates it, or detects its reuse and revokes
+    /// the login (and the user's access tokens).
+    async fn rotate_refresh_token(
+        &self,
+        presented_hash: Vec<u8>,
+        replacement_hash: Vec<u8>,
+        expires_at: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<Rotation, sqlx::Error>;
+    /// Revokes a login and the user's access tokens; `None` if it was not active.
+    async fn revoke_session(
+        &self,
+        session_id: Uuid,
+        now: OffsetDateTime,
+    ) -> Result<Option<UserId>, sqlx::Error>;
+    /// The login a refresh token belongs to.
+    async fn session_of_refresh_token(&self, hash: Vec<u8>) -> Result<Option<Uuid>, sqlx::Error>;
+    /// Stores `candidate` as the signing key unless one exists; returns the
+    /// key in force (kid, PKCS#8 DER).
+    async fn signing_key(
+        &self,
+        candidate: (String, Vec<u8>),
+        now: OffsetDateTime,
+    ) -> Result<(String, Vec<u8>), sqlx::Error>;
+}
+
+/// Marks a login revoked and bumps its user's token version, so access
+/// tokens issued before now are refused. Evaluates to the user if the login
+/// was active. A macro so it runs on either backend's connection.
+macro_rules! revoke_in_tx {
+    ($conn:expr, $session_id:expr, $now:expr) => {{
+        let user: Option<UserId> = sqlx::query_scalar(
+            "update login_sessions set revoked_at = $2 \
+             where id = $1 and revoked_at is null returning user_id",
+        )
+        .bind($session_id)
+        .bind($now)
+        .fetch_optional(&mut *$conn)
+        .await?;
+        if let Some(user) = user {
+            sqlx::query("update users set token_version = token_version + 1 where id = $1")
+                .bind(user)
+                .execute(&mut *$conn)
+                .await?;
+        }
+        user
+    }};
+}
+
+/// The SQL implementation for both backends.
+#[derive(Debug, Clone)]
+pub struct SqlIdentityStore {
+    db: Db,
+}
+
+impl SqlIdentityStore {
+    #[must_use]
+    pub const fn new(db: Db) -> Self {
+        Self { db }
+    }
+}
+
+/// The columns a [`UserRow`] reads, for `concat!` (sqlx takes only static SQL).
+macro_rules! user_columns {
+    () => {
+        "id, email, roles, referral_code, created_at, password_hash, token_version"
+    };
+}
+
+#[derive(sqlx::FromRow)]
+struct UserRow {
+    id: UserId,
+    email: String,
+    roles: String,
+    referral_code: String,
+    created_at: OffsetDateTime,
+    password_hash: String,
+    token_version: i64,
+}
+
+impl TryFrom<UserRow> for Credentials {
+    type Error = sqlx::Error;
+    fn try_from(row: UserRow) -> Result<Self, Self::Error> {
+        let roles = Roles::from_column(&row.roles).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+        Ok(Self {
+            user: User {
+                id: row.id,
+                email: Email::from_stored(row.email),
+                roles,
+                referral_code: row.referral_code,
+                created_at: row.created_at,
+            },
+            password_hash: row.password_hash,
+            token_version: row.token_version,
+        })
+    }
+}
+
+fn into_user(row: UserRow) -> Result<User, sqlx::Error> {
+    Credentials::try_from(row).map(|c| c.user)
+}
+
+/// Escapes `%`, `_` and `\` for a `like … escape '\'` pattern.
+fn like_fragment(fragment: &str) -> String {
+    let mut out = String::with_capacity(fragment.len() + 2);
+    out.push('%');
+    for c in fragment.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
+}
+
+/// Serialises role changes on PostgreSQL so two admins demoting each other
+/// at once cannot leave none; SQLite's single writer already does.
+const ROLE_CHANGE_LOCK: i64 = 0x5354_4d50_0001;
+
+#[async_trait]
+impl IdentityStore for SqlIdentityStore {
+    async fn create_user(&self, new: NewUser) -> Result<User, CreateUserError> {
+        let result: Result<User, sqlx::Error> = kernel::write_tx!(&self.db, |conn| {
+            let row: UserRow = sqlx::query_as(concat!(
+                "insert into users (id, email, password_hash, roles, referral_code, created_at, updated_at) \
+                 values ($1, $2, $3, $4, $5, $6, $6) returning ",
+                user_columns!()
+            ))
+            .bind(new.id)
+            .bind(new.email.as_str())
+            .bind(&new.password_hash)
+            .bind(new.roles.to_column())
+            .bind(&new.referral_code)
+            .bind(new.created_at)
+            .fetch_one(&mut *conn)
+            .await?;
+            if let Some(referrer) = new.referred_by {
+                sqlx::query(
+                    "insert into referrals (referred_id, referrer_id, created_at) values ($1, $2, $3)",
+                )
+                .bind(new.id)
+                .bind(referrer)
+                .bind(new.created_at)
+                .execute(&mut *conn)
+                .await?;
+            }
+            into_user(row)
+        });
+        result.map_err(|e| {
+            if is_unique_violation(&e, "email") {
+                CreateUserError::EmailTaken
+            } else if is_unique_violation(&e, "referral_code") {
+                CreateUserError::ReferralCodeTaken
+            } else {
+                CreateUserError::Database(e)
+            }
+        })
+    }
+
+    async fn user_by_referral_code(&self, code: &str) -> Result<Option<UserId>, sqlx::Error> {
+        kernel::read!(&self.db, |pool| {
+            sqlx::query_scalar("select id from users where referral_code = $1")
+                .bind(code)
+                .fetch_optional(pool)
+                .await
+        })
+    }
+
+    async fn credentials(&self, email: &Email) -> Result<Option<Credentials>, sqlx::Error> {
+        let sql = concat!("select ", user_columns!(), " from users where email = $1");
+        let row: Option<UserRow> = kernel::read!(&self.db, |pool| {
+            sqlx::query_as(sql)
+                .bind(email.as_str())
+                .fetch_optional(pool)
+                .await
+        })?;
+        row.map(Credentials::try_from).transpose()
+    }
+
+    async fn credentials_by_id(&self, id: UserId) -> Result<Option<Credentials>, sqlx::Error> {
+        let sql = concat!("select ", user_columns!(), " from users where id = $1");
+        let row: Option<UserRow> = kernel::read!(&self.db, |pool| {
+            sqlx::query_as(sql).bind(id).fetch_optional(pool).await
+        })?;
+        row.map(Credentials::try_from).transpose()
+    }
+
+    async fn list_users(
+        &self,
+        email_contains: Option<String>,
+        page: PageRequest,
+    ) -> Result<Vec<User>, sqlx::Error> {
+        let pattern = email_contains.map(|f| like_fragment(&f.trim().to_lowercase()));
+        let sql = concat!(
+            "select ",
+            user_columns!(),
+            " from users where ($1 is null or email like $1 escape '\\') \
+             and ($2 is null or id > $2) order by id limit $3"
+        );
+        let rows: Vec<UserRow> = kernel::read!(&self.db, |pool| {
+            sqlx::query_as(sql)
+                .bind(&pattern)
+                .bind(page.after.map(UserId))
+                .bind(page.fetch_limit())
+                .fetch_all(pool)
+                .await
+        })?;
+        rows.into_iter().map(into_user).collect()
+    }
+
+    async fn set_roles(
+        &self,
+        id: UserId,
+        roles: Roles,
+        now: OffsetDateTime,
+    ) -> Result<RoleChange, sqlx::Error> {
+        kernel::write_tx!(&self.db, |conn, backend| {
+            if backend == Backend::Postgres {
+                sqlx::query("select pg_advisory_xact_lock($1)")
+                    .bind(ROLE_CHANGE_LOCK)
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            let current: Option<String> =
+                sqlx::query_scalar("select roles from users where id = $1")
+                    .bind(id)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+            let Some(current) = current else {
+                return Ok(RoleChange::NotFound);
+            };
+            let current =
+                Roles::from_column(&current).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+            if current.contains(kernel::Role::Admin) && !roles.contains(kernel::Role::Admin) {
+                let admins: i64 =
+                    sqlx::query_scalar("select count(*) from users where roles like '%ADMIN%'")
+                        .fetch_one(&mut *conn)
+                        .await?;
+                if admins <= 1 {
+                    return Ok(RoleChange::LastAdmin);
+                }
+            }
+            let row: UserRow = sqlx::query_as(concat!(
+                "update users set roles = $2, token_version = token_version + 1, updated_at = $3 \
+                 where id = $1 returning ",
+                user_columns!()
+            ))
+            .bind(id)
+            .bind(roles.to_column())
+            .bind(now)
+            .fetch_one(&mut *conn)
+            .await?;
+            into_user(row).map(RoleChange::Changed)
+        })
+    }
+
+    async fn token_version(&self, id: UserId) -> Result<Option<i64>, sqlx::Error> {
+        kernel::read!(&self.db, |pool| {
+            sqlx::query_scalar("select token_version from users where id = $1")
+                .bind(id)
+                .fetch_optional(pool)
+                .await
+        })
+    }
+
+    async fn start_session(&self, session: NewSession) -> Result<(), sqlx::Error> {
+        kernel::write_tx!(&self.db, |conn| {
+            sqlx::query("insert into login_sessions (id, user_id, created_at) values ($1, $2, $3)")
+                .bind(session.session_id)
+                .bind(session.user_id)
+                .bind(session.now)
+                .execute(&mut *conn)
+                .await?;
+            sqlx::query(
+                "insert into refresh_tokens (token_hash, session_id, expires_at, created_at) \
+                 values ($1, $2, $3, $4)",
+            )
+            .bind(session.refresh_token_hash)
+            .bind(session.session_id)
+            .bind(session.expires_at)
+            .bind(session.now)
+            .execute(&mut *conn)
+            .await
+            .map(drop)
+        })
+    }
+
+    async fn rotate_refresh_token(
+        &self,
+        presented_hash: Vec<u8>,
+        replacement_hash: Vec<u8>,
+        expires_at: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<Rotation, sqlx::Error> {
+        kernel::write_tx!(&self.db, |conn| {
+            let found: Option<(
+                Uuid,
+                UserId,
+                OffsetDateTime,
+                Option<OffsetDateTime>,
+                Option<OffsetDateTime>,
+            )> = sqlx::query_as(
+                "select t.session_id, s.user_id, t.expires_at, t.rotated_at, s.revoked_at \
+                     from refresh_tokens t join login_sessions s on s.id = t.session_id \
+                     where t.token_hash = $1",
+            )
+            .bind(&presented_hash)
+            .fetch_optional(&mut *conn)
+            .await?;
+            let Some((session_id, user_id, token_expires_at, rotated_at, revoked_at)) = found
+            else {
+                return Ok(Rotation::Invalid);
+            };
+            if revoked_at.is_some() || token_expires_at <= now {
+                return Ok(Rotation::Invalid);
+            }
+            // The conditional update makes exactly one of two racing refreshes the winner.
+            let won = rotated_at.is_none()
+                && sqlx::query(
+                    "update refresh_tokens set rotated_at = $2 \
+                     where token_hash = $1 and rotated_at is null",
+                )
+                .bind(&presented_hash)
+                .bind(now)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected()
+                    == 1;
+            if !won {
+                revoke_in_tx!(conn, session_id, now);
+                return Ok(Rotation::Reused { user_id });
+            }
+            sqlx::query(
+                "insert into refresh_tokens (token_hash, session_id, expires_at, created_at) \
+                 values ($1, $2, $3, $4)",
+            )
+            .bind(replacement_hash)
+            .bind(session_id)
+            .bind(expires_at)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+            Ok(Rotation::Rotated {
+                user_id,
+                session_id,
+            })
+        })
+    }
+
+    async fn revoke_session(
+        &self,
+        session_id: Uuid,
+        now: OffsetDateTime,
+    ) -> Result<Option<UserId>, sqlx::Error> {
+        kernel::write_tx!(&self.db, |conn| Ok(revoke_in_tx!(conn, session_id, now)))
+    }
+
+    async fn session_of_refresh_token(&self, hash: Vec<u8>) -> Result<Option<Uuid>, sqlx::Error> {
+        kernel::read!(&self.db, |pool| {
+            sqlx::query_scalar("select session_id from refresh_tokens where token_hash = $1")
+                .bind(hash)
+                .fetch_optional(pool)
+                .await
+        })
+    }
+
+    async fn signing_key(
+        &self,
+        candidate: (String, Vec<u8>),
+        now: OffsetDateTime,
+    ) -> Result<(String, Vec<u8>), sqlx::Error> {
+        kernel::write_tx!(&self.db, |conn| {
+            sqlx::query(
+                "insert into signing_keys (kid, private_pkcs8, created_at) \
+                 select $1, $2, $3 where not exists (select 1 from signing_keys)",
+            )
+            .bind(candidate.0)
+            .bind(candidate.1)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+            sqlx::query_as(
+                "select kid, private_pkcs8 from signing_keys order by created_at, kid limit 1",
+            )
+            .fetch_one(&mut *conn)
+            .await
+        })
+    }
+}

@@ -1,0 +1,257 @@
+//! Settings, layered: built-in defaults, then an optional TOML file, then
+//! `STAMPEDE_…` environment variables, then command-line flags.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use kernel::Secret;
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// Every setting of `stampede serve`. Each is also `STAMPEDE_<NAME>` in the
+/// environment and `<name> = …` in the TOML file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Address to listen on.
+    pub listen: String,
+    /// `sqlite://PATH` (created if missing) or `postgres://…`.
+    pub database_url: String,
+    pub database_max_connections: u32,
+    /// Largest accepted request body, in bytes.
+    pub body_limit_bytes: usize,
+    /// `on` or `off`: the per-address and per-user request limits.
+    /// Login-failure throttling stays on either way.
+    pub rate_limit: Switch,
+    /// Requests per second (and burst) per client address, for anonymous callers.
+    pub rate_limit_per_address: u32,
+    /// Requests per second (and burst) per signed-in user.
+    pub rate_limit_per_user: u32,
+    /// Take the client address from `X-Forwarded-For` (only behind a trusted proxy).
+    pub trust_forwarded_for: bool,
+    /// Origins allowed by CORS; empty allows none, `["*"]` allows any.
+    pub cors_allowed_origins: Vec<String>,
+    pub access_token_ttl_seconds: i64,
+    pub refresh_token_ttl_seconds: i64,
+    /// Ed25519 private key (PKCS#8 PEM). Without it a key is generated on
+    /// first start and kept in the database.
+    pub jwt_private_key_file: Option<PathBuf>,
+    /// Mark the refresh cookie `Secure` (when served over HTTPS).
+    pub secure_cookie: bool,
+    /// Creates this ADMIN at start-up if the email does not exist yet.
+    pub admin_email: Option<String>,
+    pub admin_password: Option<Secret<String>>,
+    /// `json` (default) or `pretty`.
+    pub log_format: LogFormat,
+    /// A `tracing` filter such as `info` or `info,sqlx=warn`; `RUST_LOG` wins.
+    pub log_level: String,
+    /// How long in-flight requests get to finish at shutdown.
+    pub shutdown_grace_seconds: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            database_url: "sqlite://./data/stampede.db".into(),
+            database_max_connections: 16,
+            body_limit_bytes: 1024 * 1024,
+            rate_limit: Switch::On,
+            rate_limit_per_address: 100,
+            rate_limit_per_user: 50,
+            trust_forwarded_for: false,
+            cors_allowed_origins: Vec::new(),
+            access_token_ttl_seconds: 600,
+            refresh_token_ttl_seconds: 30 * 24 * 3600,
+            jwt_private_key_file: None,
+            secure_cookie: false,
+            admin_email: None,
+            admin_password: None,
+            log_format: LogFormat::Json,
+            log_level: "info".into(),
+            shutdown_grace_seconds: 30,
+        }
+    }
+}
+
+/// The settings' names, which are also the accepted environment variables
+/// (upper-cased, with the `STAMPEDE_` prefix).
+const KEYS: &[&str] = &[
+    "listen",
+    "database_url",
+    "database_max_connections",
+    "body_limit_bytes",
+    "rate_limit",
+    "rate_limit_per_address",
+    "rate_limit_per_user",
+    "trust_forwarded_for",
+    "cors_allowed_origins",
+    "access_token_ttl_seconds",
+    "refresh_token_ttl_seconds",
+    "jwt_private_key_file",
+    "secure_cookie",
+    "admin_email",
+    "admin_password",
+    "log_format",
+    "log_level",
+    "shutdown_grace_seconds",
+];
+
+/// An on/off setting that also accepts `true`/`false`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Switch {
+    On,
+    Off,
+}
+
+impl<'de> Deserialize<'de> for Switch {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Bool(bool),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Bool(true) => Ok(Self::On),
+            Raw::Bool(false) => Ok(Self::Off),
+            Raw::Text(t) => match t.to_ascii_lowercase().as_str() {
+                "on" | "true" | "1" | "yes" => Ok(Self::On),
+                "off" | "false" | "0" | "no" => Ok(Self::Off),
+                other => Err(serde::de::Error::custom(format!(
+                    "expected on or off, got {other:?}"
+                ))),
+            },
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+/// Why the settings could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Invalid(String),
+    #[error("configuration file {0} does not exist")]
+    MissingFile(PathBuf),
+}
+
+impl From<figment::Error> for ConfigError {
+    fn from(e: figment::Error) -> Self {
+        Self::Invalid(e.to_string().replace('\n', " "))
+    }
+}
+
+impl Settings {
+    /// Layers defaults, the TOML file, the environment and `overrides` (the
+    /// flags that were given).
+    pub fn load(file: Option<&PathBuf>, overrides: &[(&str, String)]) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Self::default()));
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(ConfigError::MissingFile(path.clone()));
+            }
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        figment = figment.merge(Env::prefixed("STAMPEDE_").only(KEYS));
+        for (key, value) in overrides {
+            figment = figment.merge(Serialized::default(key, value));
+        }
+        let settings: Self = figment.extract()?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        self.listen_addr()?;
+        if self.body_limit_bytes == 0 || self.database_max_connections == 0 {
+            return Err(ConfigError::Invalid(
+                "body_limit_bytes and database_max_connections must be positive".into(),
+            ));
+        }
+        if self.access_token_ttl_seconds <= 0 || self.refresh_token_ttl_seconds <= 0 {
+            return Err(ConfigError::Invalid(
+                "token lifetimes must be positive".into(),
+            ));
+        }
+        if self.admin_email.is_some() != self.admin_password.is_some() {
+            return Err(ConfigError::Invalid(
+                "admin_email and admin_password go together".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
+        self.listen.parse().map_err(|_| {
+            ConfigError::Invalid(format!(
+                "listen must be HOST:PORT with an IP address, got {:?}",
+                self.listen
+            ))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_documented_ones() {
+        let s = Settings::default();
+        assert_eq!(s.listen, "127.0.0.1:8080");
+        assert_eq!(s.database_url, "sqlite://./data/stampede.db");
+        assert_eq!(s.body_limit_bytes, 1_048_576);
+        assert_eq!(s.rate_limit, Switch::On);
+    }
+
+    #[test]
+    fn flags_override_the_file_which_overrides_defaults() {
+        let dir = tempfile_dir();
+        let path = dir.join("stampede.toml");
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:9000\"\nrate_limit = \"off\"\nlog_level = \"debug\"\n",
+        )
+        .expect("write");
+        let s = Settings::load(Some(&path), &[("listen", "127.0.0.1:9100".into())]).expect("loads");
+        assert_eq!(s.listen, "127.0.0.1:9100");
+        assert_eq!(s.rate_limit, Switch::Off);
+        assert_eq!(s.log_level, "debug");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_refused() {
+        let dir = tempfile_dir();
+        let path = dir.join("bad.toml");
+        std::fs::write(&path, "lisen = \"x\"\n").expect("write");
+        assert!(Settings::load(Some(&path), &[]).is_err());
+        std::fs::write(&path, "rate_limit = \"maybe\"\n").expect("write");
+        assert!(Settings::load(Some(&path), &[]).is_err());
+        let _ = std::fs::remove_dir_all(dir);
+        let err = Settings::load(None, &[("listen", "nonsense".into())]).expect_err("bad listen");
+        assert!(err.to_string().contains("HOST:PORT"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_file_is_named() {
+        let err = Settings::load(Some(&PathBuf::from("/nonexistent/stampede.toml")), &[])
+            .expect_err("missing");
+        assert!(err.to_string().contains("/nonexistent/stampede.toml"));
+    }
+
+    fn tempfile_dir() -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("stampede-config-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        dir
+    }
+}

@@ -1,0 +1,153 @@
+//! `stampede`: serve, migrate, and administer.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use server::{Application, Modules, Settings, StartError, telemetry};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "stampede",
+    version,
+    about = "Promotions and limited sales under a rush"
+)]
+struct Cli {
+    /// A TOML file of settings (also STAMPEDE_CONFIG).
+    #[arg(long, global = true, env = "STAMPEDE_CONFIG")]
+    config: Option<PathBuf>,
+    /// sqlite://PATH or postgres://… (also STAMPEDE_DATABASE_URL).
+    #[arg(long, global = true)]
+    database_url: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve(ServeArgs),
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Administer users.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// HOST:PORT to listen on (also STAMPEDE_LISTEN; default 127.0.0.1:8080).
+    #[arg(long)]
+    listen: Option<String>,
+    /// on or off: per-address and per-user request limits (also STAMPEDE_RATE_LIMIT).
+    #[arg(long)]
+    rate_limit: Option<String>,
+    /// json or pretty (also STAMPEDE_LOG_FORMAT).
+    #[arg(long)]
+    log_format: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminCommand {
+    /// Create a user with the ADMIN role.
+    Create {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        password: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return fail(&e),
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&e),
+    }
+}
+
+/// One clear line on stderr, no backtrace.
+fn fail(e: &dyn std::fmt::Display) -> ExitCode {
+    eprintln!("stampede: {e}");
+    ExitCode::FAILURE
+}
+
+async fn run(cli: Cli) -> Result<(), StartError> {
+    let mut overrides: Vec<(&str, String)> = Vec::new();
+    if let Some(url) = cli.database_url {
+        overrides.push(("database_url", url));
+    }
+    if let Command::Serve(args) = &cli.command {
+        let flags = [
+            ("listen", &args.listen),
+            ("rate_limit", &args.rate_limit),
+            ("log_format", &args.log_format),
+        ];
+        for (key, value) in flags {
+            if let Some(v) = value {
+                overrides.push((key, v.clone()));
+            }
+        }
+    }
+    let settings = Settings::load(cli.config.as_ref(), &overrides)?;
+    match cli.command {
+        Command::Serve(_) => {
+            telemetry::init(settings.log_format, &settings.log_level);
+            let app = Application::build(settings).await?;
+            let addr = app
+                .local_addr()
+                .map_err(|e| StartError::Identity(e.to_string()))?;
+            tracing::info!(%addr, "listening");
+            app.run_until(shutdown_signal())
+                .await
+                .map_err(|e| StartError::Identity(e.to_string()))
+        }
+        Command::Migrate => {
+            let modules = Modules::start(&settings).await?;
+            modules.db.close().await;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::Admin {
+            command: AdminCommand::Create { email, password },
+        } => {
+            let modules = Modules::start(&settings).await?;
+            let created = modules.identity.create_admin(&email, &password).await;
+            modules.db.close().await;
+            let user = created?;
+            println!("created admin {} ({})", user.email, user.id);
+            Ok(())
+        }
+    }
+}
+
+/// SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+}

@@ -1,0 +1,38 @@
+//! The OpenAPI document's frame: title, bearer scheme, shared schemas. The
+//! paths come from each module's `#[utoipa::path]` handlers.
+
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Stampede",
+        description = "Promotions and limited sales under a rush. Errors are `application/problem+json` with a stable `code`.",
+    ),
+    components(schemas(kernel::Problem, kernel::FieldError)),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "identity", description = "Sign-up, login, tokens, users and roles"),
+        (name = "operations", description = "Health and readiness"),
+    )
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some("An access token from POST /api/v1/auth/login"))
+                    .build(),
+            ),
+        );
+    }
+}
