@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use kernel::auth::Admin;
 use kernel::http::{Created, Json, Path, Query};
-use kernel::{Page, PageQuery, Principal, Problem, UserId};
+use kernel::{Page, PageQuery, Principal, Problem, ProblemDetails, UserId};
 use platform::client::ClientIp;
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -57,9 +57,9 @@ type State = axum::extract::State<IdentityHttp>;
     request_body = SignupRequest,
     responses(
         (status = 201, description = "Created", body = User),
-        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`EMAIL_TAKEN`", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Bad email, short password, unknown referral code", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed JSON", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 409, description = "`EMAIL_TAKEN`", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 422, description = "Bad email, short password, unknown referral code", body = ProblemDetails, content_type = "application/problem+json"),
     ))]
 async fn sign_up(
     axum::extract::State(s): State,
@@ -74,8 +74,8 @@ async fn sign_up(
     responses(
         (status = 200, description = "Signed in", body = Tokens,
             headers(("set-cookie" = String, description = "The refresh token, HttpOnly, SameSite=Strict"))),
-        (status = 401, description = "`INVALID_CREDENTIALS`", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many failed logins", body = Problem, content_type = "application/problem+json",
+        (status = 401, description = "`INVALID_CREDENTIALS`", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 429, description = "Too many failed logins", body = ProblemDetails, content_type = "application/problem+json",
             headers(("retry-after" = u64))),
     ))]
 async fn log_in(
@@ -92,7 +92,7 @@ async fn log_in(
     request_body(content = Option<RefreshTokenBody>, description = "Optional when the cookie is sent"),
     responses(
         (status = 200, description = "New tokens; the old refresh token stops working", body = Tokens),
-        (status = 401, description = "`INVALID_REFRESH_TOKEN`, or `REFRESH_TOKEN_REUSED` (the login is revoked)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`INVALID_REFRESH_TOKEN`, or `REFRESH_TOKEN_REUSED` (the login is revoked)", body = ProblemDetails, content_type = "application/problem+json"),
     ))]
 async fn refresh(
     axum::extract::State(s): State,
@@ -111,7 +111,7 @@ async fn refresh(
     security((), ("bearer" = [])),
     responses(
         (status = 204, description = "The login is revoked"),
-        (status = 401, description = "No bearer token and no refresh token", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No bearer token and no refresh token", body = ProblemDetails, content_type = "application/problem+json"),
     ))]
 async fn log_out(
     axum::extract::State(s): State,
@@ -137,7 +137,7 @@ async fn log_out(
 #[utoipa::path(get, path = "/auth/me", tag = "identity", security(("bearer" = [])),
     responses(
         (status = 200, description = "The caller", body = User),
-        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Not signed in", body = ProblemDetails, content_type = "application/problem+json"),
     ))]
 async fn me(axum::extract::State(s): State, principal: Principal) -> Result<Json<User>, Problem> {
     Ok(Json(s.service.me(&principal).await?))
@@ -159,10 +159,10 @@ struct UsersQuery {
     params(UsersQuery),
     responses(
         (status = 200, description = "A page of users", body = Page<User>),
-        (status = 400, description = "Bad cursor", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an ADMIN", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`limit` out of range", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Bad cursor", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 401, description = "Not signed in", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 403, description = "Not an ADMIN", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 422, description = "`limit` out of range", body = ProblemDetails, content_type = "application/problem+json"),
     ))]
 async fn list_users(
     axum::extract::State(s): State,
@@ -182,8 +182,8 @@ async fn list_users(
     params(("id" = String, Path, format = Uuid)),
     responses(
         (status = 200, description = "The user", body = User),
-        (status = 403, description = "Not an ADMIN", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an ADMIN", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 404, description = "No such user", body = ProblemDetails, content_type = "application/problem+json"),
     ))]
 async fn get_user(
     axum::extract::State(s): State,
@@ -199,10 +199,10 @@ async fn get_user(
     request_body = RolesRequest,
     responses(
         (status = 200, description = "The user with the new roles", body = User),
-        (status = 403, description = "Not an ADMIN", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`LAST_ADMIN`: it would leave no admin", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Unknown role or empty list", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an ADMIN", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 404, description = "No such user", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 409, description = "`LAST_ADMIN`: it would leave no admin", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 422, description = "Unknown role or empty list", body = ProblemDetails, content_type = "application/problem+json"),
     ))]
 async fn set_roles(
     axum::extract::State(s): State,

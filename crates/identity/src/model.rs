@@ -2,9 +2,8 @@
 
 use std::fmt;
 
-use kernel::{Roles, Secret, UserId};
+use kernel::{Roles, Secret, Timestamp, UserId};
 use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
 use utoipa::ToSchema;
 
 /// A normalised email address: trimmed, lower-case, shaped like `local@domain.tld`.
@@ -121,9 +120,7 @@ pub struct User {
     pub roles: Roles,
     /// Share it: sign-ups that give it count as this user's invitations.
     pub referral_code: String,
-    #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
-    pub created_at: OffsetDateTime,
+    pub created_at: Timestamp,
 }
 
 /// What the store needs to create a user.
@@ -135,7 +132,7 @@ pub struct NewUser {
     pub roles: Roles,
     pub referral_code: String,
     pub referred_by: Option<UserId>,
-    pub created_at: OffsetDateTime,
+    pub created_at: Timestamp,
 }
 
 /// A user with what login needs.
@@ -268,7 +265,7 @@ mod tests {
             email: Email::parse("a@b.co").expect("valid"),
             roles: Roles::of(&[kernel::Role::User]),
             referral_code: "ABCDEFGH".into(),
-            created_at: time::macros::datetime!(2026-11-22 10:00 UTC),
+            created_at: time::macros::datetime!(2026-11-22 10:00 UTC).into(),
         };
         let v = serde_json::to_value(&user).expect("serialises");
         assert_eq!(v["email"], "a@b.co");

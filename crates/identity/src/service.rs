@@ -146,7 +146,7 @@ impl IdentityService {
             }
         };
         if let Err(problem) = v.finish() {
-            return Err(IdentityError::Invalid(problem.errors));
+            return Err(IdentityError::Invalid(problem.into_details().errors));
         }
         let (Some(email), Some(password)) = (email, password) else {
             return Err(internal("validated fields missing"));
@@ -353,7 +353,8 @@ impl IdentityService {
         if names.is_empty() {
             v.add("roles", "must name at least one role");
         }
-        v.finish().map_err(|p| IdentityError::Invalid(p.errors))?;
+        v.finish()
+            .map_err(|p| IdentityError::Invalid(p.into_details().errors))?;
         match self
             .store
             .set_roles(id, Roles::of(&roles), self.clock.now())

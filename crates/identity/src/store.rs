@@ -5,8 +5,7 @@
 
 use async_trait::async_trait;
 use kernel::db::{Backend, Db, is_unique_violation};
-use kernel::{PageRequest, Roles, UserId};
-use time::OffsetDateTime;
+use kernel::{PageRequest, Roles, Timestamp, UserId};
 use uuid::Uuid;
 
 use crate::model::{Credentials, Email, NewUser, Rotation, User};
@@ -37,8 +36,8 @@ pub struct NewSession {
     pub session_id: Uuid,
     pub user_id: UserId,
     pub refresh_token_hash: Vec<u8>,
-    pub expires_at: OffsetDateTime,
-    pub now: OffsetDateTime,
+    pub expires_at: Timestamp,
+    pub now: Timestamp,
 }
 
 #[async_trait]
@@ -61,7 +60,7 @@ pub trait IdentityStore: Send + Sync {
         &self,
         id: UserId,
         roles: Roles,
-        now: OffsetDateTime,
+        now: Timestamp,
     ) -> Result<RoleChange, sqlx::Error>;
     async fn token_version(&self, id: UserId) -> Result<Option<i64>, sqlx::Error>;
     /// Records a login with its first refresh token.
@@ -72,14 +71,14 @@ pub trait IdentityStore: Send + Sync {
         &self,
         presented_hash: Vec<u8>,
         replacement_hash: Vec<u8>,
-        expires_at: OffsetDateTime,
-        now: OffsetDateTime,
+        expires_at: Timestamp,
+        now: Timestamp,
     ) -> Result<Rotation, sqlx::Error>;
     /// Revokes a login and the user's access tokens; `None` if it was not active.
     async fn revoke_session(
         &self,
         session_id: Uuid,
-        now: OffsetDateTime,
+        now: Timestamp,
     ) -> Result<Option<UserId>, sqlx::Error>;
     /// The login a refresh token belongs to.
     async fn session_of_refresh_token(&self, hash: Vec<u8>) -> Result<Option<Uuid>, sqlx::Error>;
@@ -88,7 +87,7 @@ pub trait IdentityStore: Send + Sync {
     async fn signing_key(
         &self,
         candidate: (String, Vec<u8>),
-        now: OffsetDateTime,
+        now: Timestamp,
     ) -> Result<(String, Vec<u8>), sqlx::Error>;
 }
 
@@ -141,7 +140,7 @@ struct UserRow {
     email: String,
     roles: String,
     referral_code: String,
-    created_at: OffsetDateTime,
+    created_at: Timestamp,
     password_hash: String,
     token_version: i64,
 }
@@ -281,7 +280,7 @@ impl IdentityStore for SqlIdentityStore {
         &self,
         id: UserId,
         roles: Roles,
-        now: OffsetDateTime,
+        now: Timestamp,
     ) -> Result<RoleChange, sqlx::Error> {
         kernel::write_tx!(&self.db, |conn, backend| {
             if backend == Backend::Postgres {
@@ -358,16 +357,16 @@ impl IdentityStore for SqlIdentityStore {
         &self,
         presented_hash: Vec<u8>,
         replacement_hash: Vec<u8>,
-        expires_at: OffsetDateTime,
-        now: OffsetDateTime,
+        expires_at: Timestamp,
+        now: Timestamp,
     ) -> Result<Rotation, sqlx::Error> {
         kernel::write_tx!(&self.db, |conn| {
             let found: Option<(
                 Uuid,
                 UserId,
-                OffsetDateTime,
-                Option<OffsetDateTime>,
-                Option<OffsetDateTime>,
+                Timestamp,
+                Option<Timestamp>,
+                Option<Timestamp>,
             )> = sqlx::query_as(
                 "select t.session_id, s.user_id, t.expires_at, t.rotated_at, s.revoked_at \
                      from refresh_tokens t join login_sessions s on s.id = t.session_id \
@@ -419,7 +418,7 @@ impl IdentityStore for SqlIdentityStore {
     async fn revoke_session(
         &self,
         session_id: Uuid,
-        now: OffsetDateTime,
+        now: Timestamp,
     ) -> Result<Option<UserId>, sqlx::Error> {
         kernel::write_tx!(&self.db, |conn| Ok(revoke_in_tx!(conn, session_id, now)))
     }
@@ -436,7 +435,7 @@ impl IdentityStore for SqlIdentityStore {
     async fn signing_key(
         &self,
         candidate: (String, Vec<u8>),
-        now: OffsetDateTime,
+        now: Timestamp,
     ) -> Result<(String, Vec<u8>), sqlx::Error> {
         kernel::write_tx!(&self.db, |conn| {
             sqlx::query(

@@ -7,10 +7,9 @@ use ed25519_dalek::SigningKey;
 use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use kernel::auth::AuthError;
-use kernel::{Role, Roles, UserId};
+use kernel::{Role, Roles, Timestamp, UserId};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -111,7 +110,7 @@ impl KeyRing {
     }
 
     /// Checks signature, algorithm, key id, issuer and expiry.
-    pub fn verify(&self, token: &str, now: OffsetDateTime) -> Result<Claims, AuthError> {
+    pub fn verify(&self, token: &str, now: Timestamp) -> Result<Claims, AuthError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::Malformed)?;
         if header.alg != Algorithm::EdDSA || header.kid.as_deref() != Some(self.kid.as_str()) {
             return Err(AuthError::Invalid);
@@ -202,7 +201,7 @@ mod tests {
         KeyRing::from_pkcs8(&KeyRing::generate_pkcs8().expect("random")).expect("key")
     }
 
-    fn claims(now: OffsetDateTime) -> Claims {
+    fn claims(now: Timestamp) -> Claims {
         Claims {
             iss: ISSUER.into(),
             sub: UserId::new(),
@@ -214,36 +213,38 @@ mod tests {
         }
     }
 
-    const NOW: OffsetDateTime = datetime!(2026-11-22 12:00 UTC);
+    fn now() -> Timestamp {
+        datetime!(2026-11-22 12:00 UTC).into()
+    }
 
     #[test]
     fn a_signed_token_verifies_and_names_its_key() {
         let ring = ring();
-        let token = ring.sign(&claims(NOW)).expect("sign");
+        let token = ring.sign(&claims(now())).expect("sign");
         let header = jsonwebtoken::decode_header(&token).expect("header");
         assert_eq!(header.kid.as_deref(), Some(ring.kid()));
-        assert_eq!(ring.verify(&token, NOW).map(|c| c.ver).ok(), Some(0));
+        assert_eq!(ring.verify(&token, now()).map(|c| c.ver).ok(), Some(0));
     }
 
     #[test]
     fn an_expired_token_is_refused() {
         let ring = ring();
-        let token = ring.sign(&claims(NOW)).expect("sign");
-        let later = NOW + time::Duration::seconds(600);
+        let token = ring.sign(&claims(now())).expect("sign");
+        let later = now() + time::Duration::seconds(600);
         assert_eq!(ring.verify(&token, later).err(), Some(AuthError::Expired));
     }
 
     #[test]
     fn a_token_from_a_foreign_key_is_refused() {
         let (ours, theirs) = (ring(), ring());
-        let token = theirs.sign(&claims(NOW)).expect("sign");
-        assert_eq!(ours.verify(&token, NOW).err(), Some(AuthError::Invalid));
+        let token = theirs.sign(&claims(now())).expect("sign");
+        assert_eq!(ours.verify(&token, now()).err(), Some(AuthError::Invalid));
     }
 
     #[test]
     fn a_tampered_payload_is_refused() {
         let ring = ring();
-        let token = ring.sign(&claims(NOW)).expect("sign");
+        let token = ring.sign(&claims(now())).expect("sign");
         let parts: Vec<&str> = token.split('.').collect();
         let mut payload: serde_json::Value =
             serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).expect("b64")).expect("json");
@@ -254,16 +255,16 @@ mod tests {
             URL_SAFE_NO_PAD.encode(payload.to_string()),
             parts[2]
         );
-        assert_eq!(ring.verify(&forged, NOW).err(), Some(AuthError::Invalid));
+        assert_eq!(ring.verify(&forged, now()).err(), Some(AuthError::Invalid));
     }
 
     #[test]
     fn alg_none_is_refused() {
         let ring = ring();
         let header = URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"none","kid":"{}"}}"#, ring.kid()));
-        let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims(NOW)).expect("json"));
+        let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims(now())).expect("json"));
         let token = format!("{header}.{payload}.");
-        assert!(ring.verify(&token, NOW).is_err());
+        assert!(ring.verify(&token, now()).is_err());
     }
 
     #[test]
@@ -275,7 +276,7 @@ mod tests {
         assert_eq!(jwks["keys"][0]["use"], "sig");
         let x = jwks["keys"][0]["x"].as_str().expect("x");
         let from_jwk = DecodingKey::from_ed_components(x).expect("usable");
-        let token = ring.sign(&claims(NOW)).expect("sign");
+        let token = ring.sign(&claims(now())).expect("sign");
         let mut v = Validation::new(Algorithm::EdDSA);
         v.validate_exp = false;
         assert!(jsonwebtoken::decode::<Claims>(&token, &from_jwk, &v).is_ok());

@@ -4,40 +4,34 @@
 use std::sync::{Arc, Mutex};
 use time::{Duration, OffsetDateTime};
 
-/// A source of "now", always in UTC and truncated to microseconds (the
-/// precision PostgreSQL keeps), so a value read back equals the value written.
+use crate::timestamp::Timestamp;
+
+/// A source of "now": UTC, microsecond precision (what PostgreSQL keeps),
+/// so a value read back equals the value written.
 pub trait Clock: Send + Sync + std::fmt::Debug {
-    fn now(&self) -> OffsetDateTime;
+    fn now(&self) -> Timestamp;
 }
 
 pub type SharedClock = Arc<dyn Clock>;
-
-/// Truncates to whole microseconds in UTC.
-#[must_use]
-pub fn truncate(t: OffsetDateTime) -> OffsetDateTime {
-    let t = t.to_offset(time::UtcOffset::UTC);
-    let micros = t.microsecond();
-    t.replace_nanosecond(micros * 1_000).unwrap_or(t)
-}
 
 /// The wall clock.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct SystemClock;
 
 impl Clock for SystemClock {
-    fn now(&self) -> OffsetDateTime {
-        truncate(OffsetDateTime::now_utc())
+    fn now(&self) -> Timestamp {
+        Timestamp::from(OffsetDateTime::now_utc())
     }
 }
 
 /// A clock that only moves when told to; for tests.
 #[derive(Debug)]
-pub struct ManualClock(Mutex<OffsetDateTime>);
+pub struct ManualClock(Mutex<Timestamp>);
 
 impl ManualClock {
     #[must_use]
-    pub fn new(start: OffsetDateTime) -> Self {
-        Self(Mutex::new(truncate(start)))
+    pub fn new(start: impl Into<Timestamp>) -> Self {
+        Self(Mutex::new(start.into()))
     }
 
     pub fn advance(&self, by: Duration) {
@@ -45,19 +39,19 @@ impl ManualClock {
             .0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        *now += by;
+        *now = *now + by;
     }
 
-    pub fn set(&self, to: OffsetDateTime) {
+    pub fn set(&self, to: impl Into<Timestamp>) {
         *self
             .0
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = truncate(to);
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = to.into();
     }
 }
 
 impl Clock for ManualClock {
-    fn now(&self) -> OffsetDateTime {
+    fn now(&self) -> Timestamp {
         *self
             .0
             .lock()
@@ -71,7 +65,7 @@ mod tests {
 
     #[test]
     fn manual_clock_moves_only_when_advanced() {
-        let start = OffsetDateTime::UNIX_EPOCH + Duration::days(1);
+        let start = Timestamp::from(OffsetDateTime::UNIX_EPOCH + Duration::days(1));
         let clock = ManualClock::new(start);
         assert_eq!(clock.now(), start);
         clock.advance(Duration::seconds(5));
@@ -80,6 +74,6 @@ mod tests {
 
     #[test]
     fn system_clock_keeps_microsecond_precision() {
-        assert_eq!(SystemClock.now().nanosecond() % 1_000, 0);
+        assert_eq!(SystemClock.now().as_datetime().nanosecond() % 1_000, 0);
     }
 }

@@ -16,9 +16,9 @@ pub struct FieldError {
     pub message: String,
 }
 
-/// An `application/problem+json` body with a stable upper-snake `code`.
+/// The members of an `application/problem+json` body.
 #[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct Problem {
+pub struct ProblemDetails {
     /// A URI naming the kind of problem, derived from `code`.
     #[serde(rename = "type")]
     pub kind: String,
@@ -38,9 +38,28 @@ pub struct Problem {
     pub retry_after_secs: Option<u64>,
 }
 
+/// A failure as the client sees it: problem details with a stable upper-snake
+/// `code`. Boxed, so `Result<T, Problem>` stays small on the success path.
+#[derive(Debug, Clone, Serialize)]
+#[serde(transparent)]
+pub struct Problem(Box<ProblemDetails>);
+
+impl std::ops::Deref for Problem {
+    type Target = ProblemDetails;
+    fn deref(&self) -> &ProblemDetails {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Problem {
+    fn deref_mut(&mut self) -> &mut ProblemDetails {
+        &mut self.0
+    }
+}
+
 impl Problem {
     pub fn new(status: StatusCode, code: &str, detail: impl Into<String>) -> Self {
-        Self {
+        Self(Box::new(ProblemDetails {
             kind: format!("/problems/{}", code.to_ascii_lowercase().replace('_', "-")),
             title: status.canonical_reason().unwrap_or("Error").to_owned(),
             status: status.as_u16(),
@@ -49,7 +68,13 @@ impl Problem {
             errors: Vec::new(),
             extra: Map::new(),
             retry_after_secs: None,
-        }
+        }))
+    }
+
+    /// The details, unboxed.
+    #[must_use]
+    pub fn into_details(self) -> ProblemDetails {
+        *self.0
     }
 
     pub fn bad_request(detail: impl Into<String>) -> Self {
@@ -86,14 +111,13 @@ impl Problem {
             .map(|e| format!("{}: {}", e.field, e.message))
             .collect::<Vec<_>>()
             .join("; ");
-        Self {
-            errors,
-            ..Self::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "VALIDATION_FAILED",
-                detail,
-            )
-        }
+        let mut problem = Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "VALIDATION_FAILED",
+            detail,
+        );
+        problem.errors = errors;
+        problem
     }
 
     pub fn invalid_field(field: &str, message: impl Into<String>) -> Self {
@@ -104,14 +128,13 @@ impl Problem {
     }
 
     pub fn rate_limited(retry_after_secs: u64) -> Self {
-        Self {
-            retry_after_secs: Some(retry_after_secs.max(1)),
-            ..Self::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "RATE_LIMITED",
-                "too many requests; retry later",
-            )
-        }
+        let mut problem = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "RATE_LIMITED",
+            "too many requests; retry later",
+        );
+        problem.retry_after_secs = Some(retry_after_secs.max(1));
+        problem
     }
 
     /// A 500 whose body says nothing; the cause is logged here, once.
@@ -214,6 +237,11 @@ mod tests {
         assert_eq!(v["title"], "Conflict");
         assert_eq!(v["remaining"], 0);
         assert!(v.get("errors").is_none());
+    }
+
+    #[test]
+    fn a_problem_is_one_pointer_wide() {
+        assert_eq!(std::mem::size_of::<Problem>(), std::mem::size_of::<usize>());
     }
 
     #[test]

@@ -13,11 +13,13 @@ pub mod page;
 pub mod secret;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod timestamp;
 
 pub use auth::{Principal, Role, Roles};
 pub use clock::{Clock, SharedClock, SystemClock};
 pub use db::{Backend, Db};
-pub use error::{FieldError, Problem, Violations};
+pub use error::{FieldError, Problem, ProblemDetails, Violations};
 pub use id::UserId;
 pub use page::{Page, PageQuery, PageRequest};
 pub use secret::Secret;
+pub use timestamp::Timestamp;

@@ -49,7 +49,10 @@ impl TestDatabase {
             .expect("create a test schema");
         let _ = conn.close().await;
         let separator = if admin_url.contains('?') { '&' } else { '?' };
-        let url = format!("{admin_url}{separator}options=-c%20search_path%3D{schema}");
+        // The application name lets the cleanup find this test's connections.
+        let url = format!(
+            "{admin_url}{separator}options=-c%20search_path%3D{schema}&application_name={schema}"
+        );
         Self {
             url,
             cleanup: Cleanup::Schema { admin_url, schema },
@@ -86,6 +89,16 @@ impl Drop for TestDatabase {
                 };
                 rt.block_on(async move {
                     let mut conn = connect(&admin_url).await;
+                    // A server under test may be frozen mid-transaction (its
+                    // runtime is the one being dropped); end its sessions so
+                    // their locks cannot block the drop.
+                    let _ = sqlx::query(
+                        "select pg_terminate_backend(pid) from pg_stat_activity \
+                         where application_name = $1 and pid <> pg_backend_pid()",
+                    )
+                    .bind(&schema)
+                    .execute(&mut conn)
+                    .await;
                     let _ = conn
                         .execute(AssertSqlSafe(format!(
                             "drop schema if exists {schema} cascade"

@@ -15,9 +15,8 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
 use kernel::db::{Db, Migrations};
-use kernel::{Principal, Problem, SharedClock, UserId};
+use kernel::{Principal, Problem, SharedClock, Timestamp, UserId};
 use sha2::{Digest, Sha256};
-use time::OffsetDateTime;
 
 pub const HEADER: &str = "idempotency-key";
 /// Set on a replayed response.
@@ -71,12 +70,14 @@ impl Idempotency {
         })
     }
 
+    /// Claims a free key; when owned, returns the claim's `created_at`, which
+    /// identifies this claim to `complete` and `release`.
     async fn claim(
         &self,
         user: UserId,
         key: &str,
         fingerprint: &[u8],
-    ) -> Result<bool, sqlx::Error> {
+    ) -> Result<Option<Timestamp>, sqlx::Error> {
         let (key, fingerprint, now) = (key.to_owned(), fingerprint.to_vec(), self.clock.now());
         kernel::write_tx!(&self.db, |conn| {
             sqlx::query(
@@ -89,7 +90,7 @@ impl Idempotency {
             .bind(now)
             .execute(&mut *conn)
             .await
-            .map(|r| r.rows_affected() == 1)
+            .map(|r| (r.rows_affected() == 1).then_some(now))
         })
     }
 
@@ -107,14 +108,14 @@ impl Idempotency {
     }
 
     /// Replaces a stale record (expired, or an abandoned claim) with a fresh
-    /// claim, if nobody else did first.
+    /// claim, if nobody else did first; returns it as `claim` does.
     async fn replace(
         &self,
         user: UserId,
         key: &str,
         fingerprint: &[u8],
-        stale_created_at: OffsetDateTime,
-    ) -> Result<bool, sqlx::Error> {
+        stale_created_at: Timestamp,
+    ) -> Result<Option<Timestamp>, sqlx::Error> {
         let (key, fingerprint, now) = (key.to_owned(), fingerprint.to_vec(), self.clock.now());
         kernel::write_tx!(&self.db, |conn| {
             sqlx::query(
@@ -129,14 +130,17 @@ impl Idempotency {
             .bind(stale_created_at)
             .execute(&mut *conn)
             .await
-            .map(|r| r.rows_affected() == 1)
+            .map(|r| (r.rows_affected() == 1).then_some(now))
         })
     }
 
+    /// Records the answer, unless the claim was taken over meanwhile (a retry
+    /// after `abandon_after` owns the key now).
     async fn complete(
         &self,
         user: UserId,
         key: &str,
+        claimed_at: Timestamp,
         response: &Stored,
     ) -> Result<(), sqlx::Error> {
         let key = key.to_owned();
@@ -150,7 +154,7 @@ impl Idempotency {
             sqlx::query(
                 "update idempotency_keys set state = 'DONE', response_status = $3, \
                  content_type = $4, location = $5, body = $6 \
-                 where user_id = $1 and idem_key = $2",
+                 where user_id = $1 and idem_key = $2 and created_at = $7",
             )
             .bind(user)
             .bind(key)
@@ -158,28 +162,37 @@ impl Idempotency {
             .bind(content_type)
             .bind(location)
             .bind(body.to_vec())
+            .bind(claimed_at)
             .execute(&mut *conn)
             .await
             .map(drop)
         })
     }
 
-    async fn release(&self, user: UserId, key: &str) -> Result<(), sqlx::Error> {
+    /// Frees the key, unless the claim was taken over meanwhile.
+    async fn release(
+        &self,
+        user: UserId,
+        key: &str,
+        claimed_at: Timestamp,
+    ) -> Result<(), sqlx::Error> {
         let key = key.to_owned();
         kernel::write_tx!(&self.db, |conn| {
             sqlx::query(
                 "delete from idempotency_keys \
-                 where user_id = $1 and idem_key = $2 and state = 'IN_PROGRESS'",
+                 where user_id = $1 and idem_key = $2 and state = 'IN_PROGRESS' \
+                 and created_at = $3",
             )
             .bind(user)
             .bind(key)
+            .bind(claimed_at)
             .execute(&mut *conn)
             .await
             .map(drop)
         })
     }
 
-    fn age(&self, created_at: OffsetDateTime) -> Duration {
+    fn age(&self, created_at: Timestamp) -> Duration {
         Duration::try_from(self.clock.now() - created_at).unwrap_or_default()
     }
 }
@@ -192,7 +205,7 @@ struct Record {
     content_type: Option<String>,
     location: Option<String>,
     body: Option<Vec<u8>>,
-    created_at: OffsetDateTime,
+    created_at: Timestamp,
 }
 
 /// The parts of a response that a replay gives back.
@@ -227,8 +240,8 @@ impl Stored {
 
 /// What a claim attempt found.
 enum Claim {
-    /// This request owns the key: do the work.
-    Owned,
+    /// This request owns the key, claimed at this time: do the work.
+    Owned(Timestamp),
     /// Answer at once (a replay, or a refusal).
     Answer(Response),
 }
@@ -264,21 +277,21 @@ pub async fn layer(State(idem): State<Idempotency>, request: Request, next: Next
     let fingerprint = fingerprint(&parts.method, &parts.uri, &body);
     let user = principal.user_id;
 
-    match claim(&idem, user, &key, &fingerprint).await {
-        Ok(Claim::Owned) => {}
+    let claimed_at = match claim(&idem, user, &key, &fingerprint).await {
+        Ok(Claim::Owned(claimed_at)) => claimed_at,
         Ok(Claim::Answer(response)) => return response,
         Err(e) => return Problem::internal(&e).into_response(),
-    }
+    };
 
     let response = next.run(Request::from_parts(parts, Body::from(body))).await;
     let (parts, body) = response.into_parts();
     let Ok(body) = to_bytes(body, usize::MAX).await else {
-        let _ = idem.release(user, &key).await;
+        let _ = idem.release(user, &key, claimed_at).await;
         return Problem::internal(&"could not buffer the response").into_response();
     };
     let status = parts.status;
     if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
-        if let Err(e) = idem.release(user, &key).await {
+        if let Err(e) = idem.release(user, &key, claimed_at).await {
             tracing::error!(error = %e, "could not release an idempotency key");
         }
     } else {
@@ -295,7 +308,7 @@ pub async fn layer(State(idem): State<Idempotency>, request: Request, next: Next
             location: header(header::LOCATION),
             body: body.clone(),
         };
-        if let Err(e) = idem.complete(user, &key, &stored).await {
+        if let Err(e) = idem.complete(user, &key, claimed_at, &stored).await {
             tracing::error!(error = %e, "could not record an idempotent response");
         }
     }
@@ -310,8 +323,8 @@ async fn claim(
 ) -> Result<Claim, sqlx::Error> {
     // A record can vanish or turn stale between our reads; a few rounds settle it.
     for _ in 0..3 {
-        if idem.claim(user, key, fingerprint).await? {
-            return Ok(Claim::Owned);
+        if let Some(claimed_at) = idem.claim(user, key, fingerprint).await? {
+            return Ok(Claim::Owned(claimed_at));
         }
         let Some(record) = idem.load(user, key).await? else {
             continue;
@@ -320,11 +333,11 @@ async fn claim(
         let expired = age >= idem.retention;
         let abandoned = record.state == "IN_PROGRESS" && age >= idem.abandon_after;
         if expired || abandoned {
-            if idem
+            if let Some(claimed_at) = idem
                 .replace(user, key, fingerprint, record.created_at)
                 .await?
             {
-                return Ok(Claim::Owned);
+                return Ok(Claim::Owned(claimed_at));
             }
             continue;
         }

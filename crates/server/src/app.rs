@@ -19,7 +19,7 @@ use identity::http::IdentityHttp;
 use identity::store::SqlIdentityStore;
 use identity::{IdentityService, IdentitySettings};
 use kernel::db::{Db, DbOptions};
-use kernel::{Problem, SharedClock, SystemClock};
+use kernel::{Problem, ProblemDetails, SharedClock, SystemClock};
 use platform::Idempotency;
 use platform::authn::SharedVerifier;
 use platform::client::TrustForwardedFor;
@@ -87,6 +87,12 @@ pub struct Modules {
 impl Modules {
     /// Opens the database, applies every module's migrations and starts the services.
     pub async fn start(settings: &Settings) -> Result<Self, StartError> {
+        // A bad key file is a configuration error: report it before touching the database.
+        let key = settings
+            .jwt_private_key_file
+            .as_ref()
+            .map(|path| read_key_file(path))
+            .transpose()?;
         let db = Db::connect(
             &settings.database_url,
             &DbOptions {
@@ -101,11 +107,6 @@ impl Modules {
         let clock: SharedClock = Arc::new(SystemClock);
         // Login throttling uses it even when request limits are off.
         let limiter: Arc<dyn RateLimiter> = Arc::new(MemoryRateLimiter::default());
-        let key = settings
-            .jwt_private_key_file
-            .as_ref()
-            .map(|path| read_key_file(path))
-            .transpose()?;
         let identity_settings = IdentitySettings {
             access_token_ttl: time::Duration::seconds(settings.access_token_ttl_seconds),
             refresh_token_ttl: time::Duration::seconds(settings.refresh_token_ttl_seconds),
@@ -372,7 +373,7 @@ async fn healthz() -> Json<Health> {
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses(
         (status = 200, description = "Ready to serve", body = Health),
-        (status = 503, description = "A dependency is down", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "A dependency is down", body = ProblemDetails, content_type = "application/problem+json"),
     ))]
 async fn readyz(State(db): State<Db>) -> Result<Json<Health>, Problem> {
     db.ping().await.map_err(|e| Problem::unavailable(&e))?;

@@ -44,7 +44,9 @@ pub struct Settings {
     pub admin_password: Option<Secret<String>>,
     /// `json` (default) or `pretty`.
     pub log_format: LogFormat,
-    /// A `tracing` filter such as `info` or `info,sqlx=warn`; `RUST_LOG` wins.
+    /// A `tracing` filter such as `info` or `debug`; `RUST_LOG` wins. The
+    /// default keeps sqlx at `warn`: its PostgreSQL notices ("relation …
+    /// already exists, skipping") are noise on every start.
     pub log_level: String,
     /// How long in-flight requests get to finish at shutdown.
     pub shutdown_grace_seconds: u64,
@@ -69,7 +71,7 @@ impl Default for Settings {
             admin_email: None,
             admin_password: None,
             log_format: LogFormat::Json,
-            log_level: "info".into(),
+            log_level: "info,sqlx=warn".into(),
             shutdown_grace_seconds: 30,
         }
     }

@@ -10,7 +10,7 @@ use utoipa::{Modify, OpenApi};
         title = "Stampede",
         description = "Promotions and limited sales under a rush. Errors are `application/problem+json` with a stable `code`.",
     ),
-    components(schemas(kernel::Problem, kernel::FieldError)),
+    components(schemas(kernel::ProblemDetails, kernel::FieldError)),
     modifiers(&BearerAuth),
     tags(
         (name = "identity", description = "Sign-up, login, tokens, users and roles"),

@@ -1,0 +1,135 @@
+//! Every endpoint's role rule: a caller with the role is let in, callers
+//! without it get 403, and the anonymous get 401.
+
+use http::Method;
+use serde_json::{Value, json};
+
+use crate::helpers::{Session, TestApp, expect_problem};
+
+struct Endpoint {
+    method: Method,
+    path: String,
+    body: Option<Value>,
+}
+
+/// The ADMIN-only endpoints, aimed at `target`.
+fn admin_endpoints(target: &str) -> Vec<Endpoint> {
+    vec![
+        Endpoint {
+            method: Method::GET,
+            path: "/api/v1/users".into(),
+            body: None,
+        },
+        Endpoint {
+            method: Method::GET,
+            path: format!("/api/v1/users/{target}"),
+            body: None,
+        },
+        Endpoint {
+            method: Method::PUT,
+            path: format!("/api/v1/users/{target}/roles"),
+            body: Some(json!({"roles": ["USER"]})),
+        },
+    ]
+}
+
+async fn call(app: &TestApp, e: &Endpoint, who: Option<&Session>) -> reqwest::Response {
+    app.request(
+        e.method.clone(),
+        &e.path,
+        who.map(|s| s.access_token.as_str()),
+        e.body.clone(),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn admin_endpoints_let_in_admins_only() {
+    let app = TestApp::spawn().await;
+    let target = app.new_user().await;
+    let admin = app.admin().await;
+    let refused = [
+        app.user_with_roles(&["USER"]).await,
+        app.user_with_roles(&["USER", "OPERATOR"]).await,
+        app.user_with_roles(&["USER", "AUDITOR"]).await,
+    ];
+
+    for endpoint in admin_endpoints(&target.user_id) {
+        let allowed = call(&app, &endpoint, Some(&admin)).await;
+        assert_eq!(
+            allowed.status(),
+            200,
+            "ADMIN on {} {}",
+            endpoint.method,
+            endpoint.path
+        );
+        for who in &refused {
+            let response = call(&app, &endpoint, Some(who)).await;
+            expect_problem(response, 403, "FORBIDDEN").await;
+        }
+        expect_problem(call(&app, &endpoint, None).await, 401, "UNAUTHORIZED").await;
+    }
+}
+
+#[tokio::test]
+async fn an_admin_without_the_user_role_is_still_an_admin() {
+    let app = TestApp::spawn().await;
+    let only_admin = app.user_with_roles(&["ADMIN"]).await;
+    let response = app
+        .get("/api/v1/users", Some(&only_admin.access_token))
+        .await;
+    assert_eq!(response.status(), 200);
+}
+
+#[tokio::test]
+async fn signed_in_endpoints_let_in_every_role_and_refuse_the_anonymous() {
+    let app = TestApp::spawn().await;
+    for roles in [&["USER"][..], &["OPERATOR"], &["AUDITOR"], &["ADMIN"]] {
+        let who = app.user_with_roles(roles).await;
+        let me = app.get("/api/v1/auth/me", Some(&who.access_token)).await;
+        assert_eq!(me.status(), 200, "{roles:?}");
+        let logout = app
+            .request(
+                Method::POST,
+                "/api/v1/auth/logout",
+                Some(&who.access_token),
+                None,
+            )
+            .await;
+        assert_eq!(logout.status(), 204, "{roles:?}");
+    }
+    expect_problem(app.get("/api/v1/auth/me", None).await, 401, "UNAUTHORIZED").await;
+}
+
+#[tokio::test]
+async fn public_endpoints_need_no_token() {
+    let app = TestApp::spawn().await;
+    for path in [
+        "/healthz",
+        "/readyz",
+        "/openapi.json",
+        "/.well-known/jwks.json",
+        "/metrics",
+    ] {
+        assert_eq!(app.get(path, None).await.status(), 200, "{path}");
+    }
+    let signup = app
+        .post(
+            "/api/v1/auth/signup",
+            None,
+            json!({"email": "pub@example.com", "password": "password1"}),
+        )
+        .await;
+    assert_eq!(signup.status(), 201);
+}
+
+#[tokio::test]
+async fn a_bad_token_on_a_public_endpoint_is_still_refused() {
+    let app = TestApp::spawn().await;
+    let response = app.get("/api/v1/auth/me", Some("garbage")).await;
+    expect_problem(response, 401, "UNAUTHORIZED").await;
+    let logout = app
+        .request(Method::POST, "/api/v1/auth/logout", Some("garbage"), None)
+        .await;
+    expect_problem(logout, 401, "UNAUTHORIZED").await;
+}

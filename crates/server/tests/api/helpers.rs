@@ -1,0 +1,198 @@
+//! A running server per test and a small typed client for it.
+
+use http::Method;
+use kernel::Secret;
+use kernel::testing::TestDatabase;
+use serde_json::{Value, json};
+use server::config::Switch;
+use server::{Application, Settings};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub const ADMIN_EMAIL: &str = "admin@stampede.test";
+pub const ADMIN_PASSWORD: &str = "admin-password-1";
+pub const PASSWORD: &str = "correct horse battery";
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// A signed-in user as a test sees them.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub user_id: String,
+    pub email: String,
+    pub access_token: String,
+    pub refresh_token: String,
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub http: reqwest::Client,
+    stop: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<std::io::Result<()>>>,
+    _db: TestDatabase,
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// Starts a server on a free port with a fresh database; `configure`
+    /// adjusts the settings (request limits are off unless turned on).
+    pub async fn spawn_with(configure: impl FnOnce(&mut Settings)) -> Self {
+        let db = TestDatabase::create().await;
+        let mut settings = Settings {
+            listen: "127.0.0.1:0".into(),
+            database_url: db.url().to_owned(),
+            rate_limit: Switch::Off,
+            admin_email: Some(ADMIN_EMAIL.into()),
+            admin_password: Some(Secret::new(ADMIN_PASSWORD.into())),
+            ..Settings::default()
+        };
+        configure(&mut settings);
+        let app = Application::build(settings)
+            .await
+            .expect("the server builds");
+        let addr = app.local_addr().expect("a bound address");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn(app.run_until(async move {
+            let _ = stopped.await;
+        }));
+        Self {
+            base: format!("http://{addr}"),
+            http: reqwest::Client::new(),
+            stop: Some(stop),
+            server: Some(server),
+            _db: db,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> reqwest::Response {
+        let mut request = self.http.request(method, self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        request.send().await.expect("the server answers")
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> reqwest::Response {
+        self.request(Method::GET, path, token, None).await
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> reqwest::Response {
+        self.request(Method::POST, path, token, Some(body)).await
+    }
+
+    pub async fn sign_up(&self, email: &str) -> Value {
+        let response = self
+            .post(
+                "/api/v1/auth/signup",
+                None,
+                json!({"email": email, "password": PASSWORD}),
+            )
+            .await;
+        assert_eq!(response.status(), 201, "sign-up of {email}");
+        response.json().await.expect("a user")
+    }
+
+    pub async fn log_in(&self, email: &str, password: &str) -> Session {
+        let response = self
+            .post(
+                "/api/v1/auth/login",
+                None,
+                json!({"email": email, "password": password}),
+            )
+            .await;
+        assert_eq!(response.status(), 200, "login of {email}");
+        let tokens: Value = response.json().await.expect("tokens");
+        Session {
+            user_id: text(&tokens["user"]["id"]),
+            email: email.to_owned(),
+            access_token: text(&tokens["access_token"]),
+            refresh_token: text(&tokens["refresh_token"]),
+        }
+    }
+
+    /// A new USER, signed in.
+    pub async fn new_user(&self) -> Session {
+        let email = format!("user-{}@stampede.test", uuid::Uuid::new_v4().simple());
+        self.sign_up(&email).await;
+        self.log_in(&email, PASSWORD).await
+    }
+
+    pub async fn admin(&self) -> Session {
+        self.log_in(ADMIN_EMAIL, ADMIN_PASSWORD).await
+    }
+
+    /// A new user given exactly `roles` by the admin, then signed in.
+    pub async fn user_with_roles(&self, roles: &[&str]) -> Session {
+        let user = self.new_user().await;
+        if roles != ["USER"] {
+            let admin = self.admin().await;
+            let response = self
+                .request(
+                    Method::PUT,
+                    &format!("/api/v1/users/{}/roles", user.user_id),
+                    Some(&admin.access_token),
+                    Some(json!({ "roles": roles })),
+                )
+                .await;
+            assert_eq!(response.status(), 200, "roles {roles:?}");
+        }
+        self.log_in(&user.email, PASSWORD).await
+    }
+
+    /// Stops the server the way a signal would, and waits for it.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server
+                .await
+                .expect("the server task ends")
+                .expect("the server stops cleanly");
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+pub fn text(v: &Value) -> String {
+    v.as_str().expect("a string").to_owned()
+}
+
+/// Asserts a problem+json answer with this status and code; returns the body.
+pub async fn expect_problem(response: reqwest::Response, status: u16, code: &str) -> Value {
+    assert_eq!(response.status(), status, "status");
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(content_type, PROBLEM_JSON);
+    let body: Value = response.json().await.expect("a problem body");
+    assert_eq!(body["code"], code, "{body}");
+    assert_eq!(body["status"], status);
+    assert!(body["title"].is_string() && body["detail"].is_string() && body["type"].is_string());
+    body
+}

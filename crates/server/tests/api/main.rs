@@ -1,0 +1,8 @@
+//! The HTTP API over real sockets, on SQLite by default and on PostgreSQL
+//! when `STAMPEDE_TEST_DATABASE_URL` is set. One binary for the crate.
+
+mod access;
+mod helpers;
+mod identity;
+mod platform;
+mod tokens;
