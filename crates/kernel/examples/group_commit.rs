@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use kernel::db::{Db, DbOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
-const SCHEMA: &str = "create table if not exists claim (id integer primary key, body text not null)";
+const SCHEMA: &str =
+    "create table if not exists claim (id integer primary key, body text not null)";
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -25,8 +26,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let rate = |d: Duration| writes as f64 / d.as_secs_f64();
     println!("durable writes: {writes}, concurrent writers: {concurrency}");
     println!("one transaction per write : {:>9.0} writes/s", rate(single));
-    println!("group-commit writer       : {:>9.0} writes/s", rate(grouped));
-    println!("ratio                     : {:>9.1}x", single.as_secs_f64() / grouped.as_secs_f64());
+    println!(
+        "group-commit writer       : {:>9.0} writes/s",
+        rate(grouped)
+    );
+    println!(
+        "ratio                     : {:>9.1}x",
+        single.as_secs_f64() / grouped.as_secs_f64()
+    );
     Ok(())
 }
 
@@ -35,7 +42,11 @@ async fn group_commit(
     writes: usize,
     concurrency: usize,
 ) -> Result<Duration, Box<dyn std::error::Error>> {
-    let db = Db::connect(&format!("sqlite://{}", path.display()), &DbOptions::default()).await?;
+    let db = Db::connect(
+        &format!("sqlite://{}", path.display()),
+        &DbOptions::default(),
+    )
+    .await?;
     let Db::Sqlite(sqlite) = &db else {
         return Err("expected SQLite".into());
     };
@@ -67,7 +78,10 @@ async fn one_fsync_per_write(
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Full)
         .busy_timeout(Duration::from_secs(30));
-    let pool = SqlitePoolOptions::new().max_connections(16).connect_with(options).await?;
+    let pool = SqlitePoolOptions::new()
+        .max_connections(16)
+        .connect_with(options)
+        .await?;
     sqlx::query(SCHEMA).execute(&pool).await?;
     let start = Instant::now();
     run(writes, concurrency, move |i| {
@@ -103,7 +117,8 @@ where
         })
         .collect();
     for task in tasks {
-        task.await.map_err(|e| sqlx::Error::Io(std::io::Error::other(e)))??;
+        task.await
+            .map_err(|e| sqlx::Error::Io(std::io::Error::other(e)))??;
     }
     Ok(())
 }

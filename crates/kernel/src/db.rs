@@ -95,7 +95,11 @@ impl Db {
         if url.starts_with("sqlite:") {
             Self::connect_sqlite(url, options).await
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            let connect = PgConnectOptions::from_str(url).map_err(DbError::Connect)?;
+            // Durable before acknowledged: never let a server default turn
+            // synchronous commit off for our sessions.
+            let connect = PgConnectOptions::from_str(url)
+                .map_err(DbError::Connect)?
+                .options([("synchronous_commit", "on")]);
             let pool = PgPoolOptions::new()
                 .max_connections(options.max_connections)
                 .acquire_timeout(options.acquire_timeout)

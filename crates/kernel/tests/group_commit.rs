@@ -90,6 +90,57 @@ async fn an_error_returned_by_the_body_undoes_its_statements() {
 }
 
 #[tokio::test]
+async fn sessions_are_configured_for_durability() {
+    let (_test, db) = open().await;
+    match &db {
+        Db::Sqlite(sqlite) => {
+            let pragma = |name: &'static str| {
+                sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(format!(
+                    "select cast(({name}) as text)"
+                )))
+                .fetch_one(&sqlite.read)
+            };
+            assert_eq!(
+                pragma("select journal_mode from pragma_journal_mode")
+                    .await
+                    .ok()
+                    .as_deref(),
+                Some("wal")
+            );
+            assert_eq!(
+                pragma("select synchronous from pragma_synchronous")
+                    .await
+                    .ok()
+                    .as_deref(),
+                Some("2")
+            );
+            assert_eq!(
+                pragma("select foreign_keys from pragma_foreign_keys")
+                    .await
+                    .ok()
+                    .as_deref(),
+                Some("1")
+            );
+            assert_eq!(
+                pragma("select timeout from pragma_busy_timeout")
+                    .await
+                    .ok()
+                    .as_deref(),
+                Some("10000")
+            );
+        }
+        Db::Postgres(pool) => {
+            let setting: String = sqlx::query_scalar("show synchronous_commit")
+                .fetch_one(pool)
+                .await
+                .expect("a setting");
+            assert_eq!(setting, "on");
+        }
+    }
+    db.close().await;
+}
+
+#[tokio::test]
 async fn an_unknown_scheme_is_refused_with_a_clear_error() {
     let err = Db::connect("mysql://localhost/x", &DbOptions::default())
         .await

@@ -63,3 +63,45 @@ pub fn on_panic(panic: Box<dyn Any + Send + 'static>) -> Response {
         .unwrap_or_else(|| "unknown panic".to_owned());
     Problem::internal(&format_args!("handler panicked: {message}")).into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::to_bytes;
+
+    #[tokio::test]
+    async fn a_panic_becomes_an_opaque_500() {
+        let response = on_panic(Box::new("secret detail at db.rs:42"));
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = to_bytes(response.into_body(), 4096).await.expect("a body");
+        let text = String::from_utf8_lossy(&body);
+        assert!(text.contains("\"code\":\"INTERNAL\""), "{text}");
+        assert!(!text.contains("secret detail"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn a_plain_text_error_becomes_problem_json_and_keeps_its_headers() {
+        let plain = Response::builder()
+            .status(StatusCode::METHOD_NOT_ALLOWED)
+            .header(header::ALLOW, "GET")
+            .header(header::CONTENT_TYPE, "text/plain")
+            .body(Body::from("Method Not Allowed"))
+            .expect("a response");
+        let response = normalise(plain).await;
+        assert_eq!(response.headers()[header::ALLOW], "GET");
+        assert_eq!(
+            response.headers()[header::CONTENT_TYPE],
+            PROBLEM_CONTENT_TYPE
+        );
+        let body = to_bytes(response.into_body(), 4096).await.expect("a body");
+        assert!(String::from_utf8_lossy(&body).contains("METHOD_NOT_ALLOWED"));
+    }
+
+    #[tokio::test]
+    async fn success_responses_pass_untouched() {
+        let ok = Response::new(Body::from("fine"));
+        let response = normalise(ok).await;
+        let body = to_bytes(response.into_body(), 64).await.expect("a body");
+        assert_eq!(&body[..], b"fine");
+    }
+}

@@ -11,7 +11,6 @@ use std::time::Duration;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::middleware::{from_fn, from_fn_with_state, map_response};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use axum::{Json, Router};
 use gate::{MemoryRateLimiter, Quota, RateLimiter};
 use http::{HeaderName, HeaderValue, Method, StatusCode, header};
@@ -268,6 +267,7 @@ pub fn router(settings: &Settings, modules: &Modules) -> Router {
             OpenApiRouter::new()
                 .routes(routes!(healthz))
                 .routes(routes!(readyz))
+                .routes(routes!(metrics))
                 .with_state(modules.db.clone()),
         )
         .split_for_parts();
@@ -283,7 +283,6 @@ pub fn router(settings: &Settings, modules: &Modules) -> Router {
 
     let mut app = routes
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
-        .route("/metrics", get(metrics).with_state(modules.db.clone()))
         .fallback(platform::problems::unknown_route);
     // Inner layers first: `Router::layer` wraps what is already there.
     if let Some(limits) = limits {
@@ -380,7 +379,10 @@ async fn readyz(State(db): State<Db>) -> Result<Json<Health>, Problem> {
     Ok(Json(Health { status: "ready" }))
 }
 
-/// Prometheus text format.
+/// Prometheus metrics: requests by route template, method and status;
+/// latency histogram; database pool gauges.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
 async fn metrics(State(db): State<Db>) -> Response {
     let (size, idle) = db.pool_stats();
     platform::metrics::set_gauge("db_pool_connections", f64::from(size));

@@ -238,6 +238,36 @@ async fn repeated_failed_logins_for_one_email_are_throttled_with_retry_after() {
 }
 
 #[tokio::test]
+async fn many_failed_logins_from_one_address_are_throttled_across_emails() {
+    let app = TestApp::spawn().await;
+    app.sign_up("grace@example.com").await;
+
+    // 50 failures per address per 15 minutes, each for a different email.
+    let failures = (0..50).map(|i| {
+        app.post(
+            "/api/v1/auth/login",
+            None,
+            json!({"email": format!("guess{i}@example.com"), "password": "wrong password"}),
+        )
+    });
+    let statuses: Vec<u16> = futures::future::join_all(failures)
+        .await
+        .iter()
+        .map(|r| r.status().as_u16())
+        .collect();
+    assert!(statuses.iter().all(|s| *s == 401), "{statuses:?}");
+
+    let throttled = app
+        .post(
+            "/api/v1/auth/login",
+            None,
+            json!({"email": "grace@example.com", "password": PASSWORD}),
+        )
+        .await;
+    expect_problem(throttled, 429, "RATE_LIMITED").await;
+}
+
+#[tokio::test]
 async fn me_returns_the_caller_and_refuses_the_anonymous() {
     let app = TestApp::spawn().await;
     let user = app.new_user().await;

@@ -223,6 +223,7 @@ async fn the_openapi_document_describes_every_endpoint() {
         ("/.well-known/jwks.json", "get"),
         ("/healthz", "get"),
         ("/readyz", "get"),
+        ("/metrics", "get"),
     ];
     for (path, method) in expected {
         assert!(
