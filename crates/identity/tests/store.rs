@@ -312,19 +312,25 @@ async fn credentials_of_an_unknown_user_are_none() {
     db.close().await;
 }
 
-// ---- list_users ----
-
-#[tokio::test]
-async fn users_are_listed_in_id_order_one_more_than_the_limit() {
-    let (_test, db, store) = open().await;
+/// Five users, `user0@…` to `user4@…`, in id order.
+async fn five_users(store: &SqlIdentityStore) -> Vec<User> {
     let mut created = Vec::new();
     for (i, code) in ["CODE2222", "CODE3333", "CODE4444", "CODE5555", "CODE6666"]
         .into_iter()
         .enumerate()
     {
-        created.push(create(&store, &format!("user{i}@example.com"), code, &[Role::User]).await);
+        created.push(create(store, &format!("user{i}@example.com"), code, &[Role::User]).await);
     }
     created.sort_by_key(|u| u.id);
+    created
+}
+
+// ---- list_users ----
+
+#[tokio::test]
+async fn users_are_listed_in_id_order_one_more_than_the_limit() {
+    let (_test, db, store) = open().await;
+    let created = five_users(&store).await;
 
     let first = store.list_users(None, page(2, None)).await.expect("list");
 
@@ -336,14 +342,7 @@ async fn users_are_listed_in_id_order_one_more_than_the_limit() {
 #[tokio::test]
 async fn a_page_starts_after_its_cursor() {
     let (_test, db, store) = open().await;
-    let mut created = Vec::new();
-    for (i, code) in ["CODE2222", "CODE3333", "CODE4444", "CODE5555", "CODE6666"]
-        .into_iter()
-        .enumerate()
-    {
-        created.push(create(&store, &format!("user{i}@example.com"), code, &[Role::User]).await);
-    }
-    created.sort_by_key(|u| u.id);
+    let created = five_users(&store).await;
     let all = ids(&created);
 
     let second = store
