@@ -1,0 +1,31 @@
+-- The outbox: messages written in the same transaction as the change they
+-- announce, waiting for the relay.
+create table outbox_messages (
+    id blob primary key,
+    topic text not null,
+    version integer not null,
+    payload text not null,
+    created_at text not null,
+    published_at text
+);
+create index outbox_messages_unpublished on outbox_messages (id) where published_at is null;
+
+-- The inbox: one delivery per message and subscriber. The key dedupes
+-- repeated publications; state, attempts and the next attempt drive retries.
+create table inbox_deliveries (
+    id blob primary key,
+    message_id blob not null,
+    subscriber text not null,
+    topic text not null,
+    version integer not null,
+    payload text not null,
+    occurred_at text not null,
+    state text not null check (state in ('PENDING', 'DONE', 'DEAD')),
+    attempts integer not null default 0,
+    next_attempt_at text not null,
+    last_error text,
+    updated_at text not null,
+    constraint inbox_deliveries_message_subscriber_key unique (message_id, subscriber)
+);
+create index inbox_deliveries_due on inbox_deliveries (next_attempt_at) where state = 'PENDING';
+create index inbox_deliveries_dead on inbox_deliveries (id) where state = 'DEAD';

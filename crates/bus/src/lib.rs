@@ -1,0 +1,46 @@
+//! The message bus. A module announces a change by writing a message to its
+//! outbox in the same transaction as the change ([`enqueue!`]); the
+//! [`Relay`] hands unpublished messages to a [`Transport`]; the transport
+//! puts one delivery per subscriber into the consumer's inbox; the
+//! [`Dispatcher`] runs each subscriber's [`Handler`] with retries and
+//! exponential backoff, and moves a delivery that keeps failing to the dead
+//! letters, from where staff can replay it.
+//!
+//! Delivery is at least once: a message can be published twice (a crash
+//! between publishing and marking it published), and the inbox's unique key
+//! turns that into one delivery. A handler can still run twice for one
+//! delivery (a crash after its work but before the delivery is marked done),
+//! so handlers are idempotent by their own business keys. Messages are
+//! versioned JSON, listed in `docs/messages.md`.
+#![forbid(unsafe_code)]
+
+pub mod inbox;
+pub mod message;
+pub mod outbox;
+pub mod transport;
+
+pub use inbox::{DeadLetter, Dispatcher, Handler, HandlerError, RetryPolicy};
+pub use message::{Envelope, Message};
+pub use outbox::Relay;
+pub use transport::{InProcessTransport, Transport};
+
+/// The bus tables (outbox and inbox); every database with producers or
+/// consumers gets them.
+#[must_use]
+pub fn migrations() -> kernel::db::Migrations {
+    kernel::db::Migrations {
+        sqlite: sqlx::migrate!("./migrations/sqlite"),
+        postgres: sqlx::migrate!("./migrations/postgres"),
+    }
+}
+
+/// Why the bus could not do something.
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("message payload: {0}")]
+    Payload(#[from] serde_json::Error),
+    #[error("transport: {0}")]
+    Transport(String),
+}
