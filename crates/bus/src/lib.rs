@@ -14,6 +14,7 @@
 //! versioned JSON, listed in `docs/messages.md`.
 #![forbid(unsafe_code)]
 
+pub mod http;
 pub mod inbox;
 pub mod message;
 pub mod outbox;

@@ -3,5 +3,10 @@
 #![forbid(unsafe_code)]
 
 pub mod rate;
+pub mod stock;
 
 pub use rate::{Limited, MemoryRateLimiter, Quota, RateLimiter};
+pub use stock::{
+    GiveBackError, Limits, MemoryStockGate, PoolId, Refusal, Snapshot, StockGate, StockLoader,
+    Unavailable,
+};

@@ -8,6 +8,7 @@
 
 pub mod error;
 pub mod http;
+pub mod messages;
 pub mod model;
 pub mod service;
 pub mod store;

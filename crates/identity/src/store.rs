@@ -4,10 +4,12 @@
 //! each.
 
 use async_trait::async_trait;
+use bus::{Envelope, Message};
 use kernel::db::{Backend, Db, is_unique_violation};
 use kernel::{PageRequest, Roles, Timestamp, UserId};
 use uuid::Uuid;
 
+use crate::messages::{UserLoggedIn, UserSignedUp, UserTokensRevoked};
 use crate::model::{Credentials, Email, NewUser, Rotation, User};
 
 /// Why a user could not be created.
@@ -105,13 +107,30 @@ macro_rules! revoke_in_tx {
         .fetch_optional(&mut *$conn)
         .await?;
         if let Some(user) = user {
-            sqlx::query("update users set token_version = token_version + 1 where id = $1")
-                .bind(user)
-                .execute(&mut *$conn)
-                .await?;
+            let token_version: i64 = sqlx::query_scalar(
+                "update users set token_version = token_version + 1 where id = $1 \
+                 returning token_version",
+            )
+            .bind(user)
+            .fetch_one(&mut *$conn)
+            .await?;
+            let revoked = envelope(
+                &UserTokensRevoked {
+                    user_id: user,
+                    token_version,
+                    revoked_at: $now,
+                },
+                $now,
+            )?;
+            bus::enqueue!($conn, &revoked)?;
         }
         user
     }};
+}
+
+/// A message for the outbox; an encoding failure fails the transaction.
+fn envelope<M: Message>(message: &M, at: Timestamp) -> Result<Envelope, sqlx::Error> {
+    Envelope::new(message, at).map_err(|e| sqlx::Error::Encode(Box::new(e)))
 }
 
 /// The SQL implementation for both backends.
@@ -188,6 +207,14 @@ const ROLE_CHANGE_LOCK: i64 = 0x5354_4d50_0001;
 #[async_trait]
 impl IdentityStore for SqlIdentityStore {
     async fn create_user(&self, new: NewUser) -> Result<User, CreateUserError> {
+        let signed_up = envelope(
+            &UserSignedUp {
+                user_id: new.id,
+                referred_by: new.referred_by,
+                signed_up_at: new.created_at,
+            },
+            new.created_at,
+        )?;
         let result: Result<User, sqlx::Error> = kernel::write_tx!(&self.db, |conn| {
             let row: UserRow = sqlx::query_as(concat!(
                 "insert into users (id, email, password_hash, roles, referral_code, created_at, updated_at) \
@@ -212,6 +239,7 @@ impl IdentityStore for SqlIdentityStore {
                 .execute(&mut *conn)
                 .await?;
             }
+            bus::enqueue!(conn, &signed_up)?;
             into_user(row)
         });
         result.map_err(|e| {
@@ -318,6 +346,15 @@ impl IdentityStore for SqlIdentityStore {
             .bind(now)
             .fetch_one(&mut *conn)
             .await?;
+            let revoked = envelope(
+                &UserTokensRevoked {
+                    user_id: id,
+                    token_version: row.token_version,
+                    revoked_at: now,
+                },
+                now,
+            )?;
+            bus::enqueue!(conn, &revoked)?;
             into_user(row).map(RoleChange::Changed)
         })
     }
@@ -332,6 +369,14 @@ impl IdentityStore for SqlIdentityStore {
     }
 
     async fn start_session(&self, session: NewSession) -> Result<(), sqlx::Error> {
+        let logged_in = envelope(
+            &UserLoggedIn {
+                user_id: session.user_id,
+                session_id: session.session_id,
+                logged_in_at: session.now,
+            },
+            session.now,
+        )?;
         kernel::write_tx!(&self.db, |conn| {
             sqlx::query("insert into login_sessions (id, user_id, created_at) values ($1, $2, $3)")
                 .bind(session.session_id)
@@ -348,8 +393,8 @@ impl IdentityStore for SqlIdentityStore {
             .bind(session.expires_at)
             .bind(session.now)
             .execute(&mut *conn)
-            .await
-            .map(drop)
+            .await?;
+            bus::enqueue!(conn, &logged_in)
         })
     }
 

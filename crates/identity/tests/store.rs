@@ -26,9 +26,22 @@ async fn open() -> (TestDatabase, Db, SqlIdentityStore) {
     let db = Db::connect(test.url(), &DbOptions::default())
         .await
         .expect("connect");
+    db.migrate(bus::migrations())
+        .await
+        .expect("migrate the outbox");
     db.migrate(identity::migrations()).await.expect("migrate");
     let store = SqlIdentityStore::new(db.clone());
     (test, db, store)
+}
+
+/// The topics waiting in the outbox, oldest first.
+async fn outbox_topics(db: &Db) -> Vec<String> {
+    kernel::read!(db, |pool| {
+        sqlx::query_scalar("select topic from outbox_messages order by id")
+            .fetch_all(pool)
+            .await
+    })
+    .expect("read the outbox")
 }
 
 fn email(raw: &str) -> Email {
@@ -871,5 +884,61 @@ async fn the_first_signing_key_is_kept() {
 
     assert_eq!(stored, first);
     assert_eq!(second, first);
+    db.close().await;
+}
+
+// ---- messages ----
+
+#[tokio::test]
+async fn sign_up_login_and_revocations_announce_themselves_in_the_same_transaction() {
+    let (_test, db, store) = open().await;
+    let admin = create(&store, "root@example.com", "ROOT2345", &[Role::Admin]).await;
+    let user = create(&store, "ann@example.com", "ANN23456", &[Role::User]).await;
+    let session = Uuid::now_v7();
+    store
+        .start_session(NewSession {
+            session_id: session,
+            user_id: user.id,
+            refresh_token_hash: vec![7; 32],
+            expires_at: t0() + Duration::hours(1),
+            now: t0(),
+        })
+        .await
+        .expect("a login");
+    store
+        .set_roles(user.id, Roles::of(&[Role::User, Role::Operator]), t0())
+        .await
+        .expect("a role change");
+    store.revoke_session(session, t0()).await.expect("a logout");
+    // A refused change announces nothing.
+    store
+        .set_roles(admin.id, Roles::of(&[Role::User]), t0())
+        .await
+        .expect("refused as the last admin");
+
+    assert_eq!(
+        outbox_topics(&db).await,
+        [
+            "identity.user_signed_up",
+            "identity.user_signed_up",
+            "identity.user_logged_in",
+            "identity.user_tokens_revoked",
+            "identity.user_tokens_revoked",
+        ]
+    );
+    db.close().await;
+}
+
+#[tokio::test]
+async fn a_refused_sign_up_leaves_no_message() {
+    let (_test, db, store) = open().await;
+    create(&store, "ann@example.com", "ANN23456", &[Role::User]).await;
+
+    let again = store
+        .create_user(new_user("ann@example.com", "OTHER234", &[Role::User]))
+        .await;
+
+    assert!(matches!(again, Err(CreateUserError::EmailTaken)));
+    assert_eq!(outbox_topics(&db).await, ["identity.user_signed_up"]);
     db.close().await;
 }

@@ -12,6 +12,7 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::middleware::{from_fn, from_fn_with_state, map_response};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
+use bus::{Dispatcher, InProcessTransport, Relay, RetryPolicy};
 use gate::{MemoryRateLimiter, Quota, RateLimiter};
 use http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use identity::http::IdentityHttp;
@@ -40,6 +41,9 @@ use crate::config::{Settings, Switch};
 use crate::openapi::ApiDoc;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+/// How often the bus looks for work it was not woken for; well under the
+/// one second within which a message must reach its subscribers.
+const BUS_POLL: Duration = Duration::from_millis(100);
 
 /// Why the server could not start. Each says what to fix in one line.
 #[derive(Debug, thiserror::Error)]
@@ -81,6 +85,10 @@ pub struct Modules {
     pub clock: SharedClock,
     pub identity: Arc<IdentityService>,
     pub idempotency: Idempotency,
+    /// Hands committed outbox messages to the transport.
+    pub relay: Arc<Relay>,
+    /// Runs inbox deliveries through the subscribers.
+    pub dispatcher: Arc<Dispatcher>,
 }
 
 impl Modules {
@@ -100,6 +108,7 @@ impl Modules {
             },
         )
         .await?;
+        db.migrate(bus::migrations()).await?;
         db.migrate(platform::idempotency::migrations()).await?;
         db.migrate(identity::migrations()).await?;
 
@@ -122,11 +131,27 @@ impl Modules {
             .await?,
         );
         let idempotency = Idempotency::new(db.clone(), clock.clone(), settings.body_limit_bytes);
+        // Subscribers join here as the modules that consume messages arrive.
+        let dispatcher = Arc::new(Dispatcher::new(
+            db.clone(),
+            clock.clone(),
+            Vec::new(),
+            RetryPolicy::default(),
+        ));
+        let transport = Arc::new(InProcessTransport::new(
+            db.clone(),
+            clock.clone(),
+            &dispatcher.subscriptions(),
+            dispatcher.wake.clone(),
+        ));
+        let relay = Arc::new(Relay::new(db.clone(), transport, clock.clone()));
         Ok(Self {
             db,
             clock,
             identity,
             idempotency,
+            relay,
+            dispatcher,
         })
     }
 }
@@ -214,19 +239,35 @@ impl Application {
     }
 }
 
-/// Periodic housekeeping; each task ends when `stop` turns true.
+/// The bus loops and periodic housekeeping; each task ends when `stop` turns true.
 fn spawn_background(modules: &Modules, stop: watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
     let idempotency = modules.idempotency.clone();
-    vec![spawn_every(Duration::from_secs(3600), stop, move || {
-        let idempotency = idempotency.clone();
-        async move {
-            match idempotency.purge_expired().await {
-                Ok(n) if n > 0 => tracing::info!(purged = n, "expired idempotency keys removed"),
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "idempotency purge failed"),
+    let (relay, dispatcher) = (modules.relay.clone(), modules.dispatcher.clone());
+    let (mut relay_stop, mut dispatch_stop) = (stop.clone(), stop.clone());
+    vec![
+        tokio::spawn(async move {
+            relay
+                .run(BUS_POLL, async move { stopped(&mut relay_stop).await })
+                .await;
+        }),
+        tokio::spawn(async move {
+            dispatcher
+                .run(BUS_POLL, async move { stopped(&mut dispatch_stop).await })
+                .await;
+        }),
+        spawn_every(Duration::from_secs(3600), stop, move || {
+            let idempotency = idempotency.clone();
+            async move {
+                match idempotency.purge_expired().await {
+                    Ok(n) if n > 0 => {
+                        tracing::info!(purged = n, "expired idempotency keys removed")
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "idempotency purge failed"),
+                }
             }
-        }
-    })]
+        }),
+    ]
 }
 
 fn spawn_every<F, Fut>(period: Duration, mut stop: watch::Receiver<bool>, job: F) -> JoinHandle<()>
@@ -263,6 +304,7 @@ pub fn router(settings: &Settings, modules: &Modules) -> Router {
     let (routes, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", identity::http::router(identity_http.clone()))
         .merge(identity::http::well_known_router(identity_http))
+        .merge(bus::http::router(modules.dispatcher.clone()))
         .merge(
             OpenApiRouter::new()
                 .routes(routes!(healthz))

@@ -72,6 +72,46 @@ async fn admin_endpoints_let_in_admins_only() {
 }
 
 #[tokio::test]
+async fn dead_letters_are_listed_for_readers_and_replayed_by_staff() {
+    let app = TestApp::spawn().await;
+    let unknown = uuid::Uuid::now_v7();
+    let list = Endpoint {
+        method: Method::GET,
+        path: "/admin-api/dead-letters".into(),
+        body: None,
+    };
+    let replay = Endpoint {
+        method: Method::POST,
+        path: format!("/admin-api/dead-letters/{unknown}/replay"),
+        body: None,
+    };
+    let admin = app.admin().await;
+    let operator = app.user_with_roles(&["OPERATOR"]).await;
+    let auditor = app.user_with_roles(&["AUDITOR"]).await;
+    let user = app.user_with_roles(&["USER"]).await;
+
+    for reader in [&admin, &operator, &auditor] {
+        let page: Value = call(&app, &list, Some(reader))
+            .await
+            .json()
+            .await
+            .expect("a page");
+        assert_eq!(page["items"], json!([]));
+    }
+    expect_problem(call(&app, &list, Some(&user)).await, 403, "FORBIDDEN").await;
+    expect_problem(call(&app, &list, None).await, 401, "UNAUTHORIZED").await;
+
+    // Staff get past the guard to the lookup: no such dead letter.
+    for staff in [&admin, &operator] {
+        expect_problem(call(&app, &replay, Some(staff)).await, 404, "NOT_FOUND").await;
+    }
+    for refused in [&auditor, &user] {
+        expect_problem(call(&app, &replay, Some(refused)).await, 403, "FORBIDDEN").await;
+    }
+    expect_problem(call(&app, &replay, None).await, 401, "UNAUTHORIZED").await;
+}
+
+#[tokio::test]
 async fn an_admin_without_the_user_role_is_still_an_admin() {
     let app = TestApp::spawn().await;
     let only_admin = app.user_with_roles(&["ADMIN"]).await;

@@ -224,6 +224,8 @@ async fn the_openapi_document_describes_every_endpoint() {
         ("/healthz", "get"),
         ("/readyz", "get"),
         ("/metrics", "get"),
+        ("/admin-api/dead-letters", "get"),
+        ("/admin-api/dead-letters/{id}/replay", "post"),
     ];
     for (path, method) in expected {
         assert!(

@@ -1,0 +1,205 @@
+//! The stock gate: who gets each unit of limited stock under a rush. Coupon
+//! issuance, limited event-reward quantities and ticket holds all claim
+//! through one [`StockGate`], whose invariants are the heart of the product:
+//!
+//! 1. never more units taken than a pool's stock, and never more per user
+//!    than the per-user limit;
+//! 2. units given back come back exactly once: the gate adds back exactly
+//!    what it is given, and never drives a count below zero (the caller
+//!    guarantees it gives each unit back at most once).
+//!
+//! The gate is a fast, in-front copy of counters whose source of truth is the
+//! database. A caller takes from the gate first, then makes the claim durable
+//! (through the group-commit writer, which answers only after the fsync), and
+//! gives the units back if that write fails or the request is rejected; a
+//! released hold is written to the database first, then given back. The
+//! database keeps unique constraints as the last guard.
+//!
+//! Counters are loaded from the database through a [`StockLoader`] the first
+//! time a process sees a pool, and replaced with [`StockGate::reset`] at
+//! start-up or by the reconciliation command.
+//!
+//! [`MemoryStockGate`] keeps the counters in process memory.
+
+mod memory;
+
+use std::collections::HashMap;
+use std::fmt;
+
+use async_trait::async_trait;
+
+pub use memory::MemoryStockGate;
+
+/// The name of a pool of limited stock, such as `coupon:<uuid>`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PoolId(String);
+
+impl PoolId {
+    /// Names a pool.
+    #[must_use]
+    pub fn new(id: impl Into<String>) -> Self {
+        Self(id.into())
+    }
+
+    /// The pool's name.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for PoolId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<String> for PoolId {
+    fn from(id: String) -> Self {
+        Self(id)
+    }
+}
+
+impl From<&str> for PoolId {
+    fn from(id: &str) -> Self {
+        Self(id.to_owned())
+    }
+}
+
+impl AsRef<str> for PoolId {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+/// How much a pool may give out. The default is unlimited on both counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Limits {
+    /// Units in the pool; `None` is unlimited.
+    pub stock: Option<u64>,
+    /// Units one user may hold from the pool; `None` is no per-user limit.
+    pub per_user: Option<u32>,
+}
+
+/// What has been taken from a pool, as the database records it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Snapshot {
+    /// Units taken from the pool in all.
+    pub taken: u64,
+    /// Units each user holds; users holding none may be left out.
+    pub by_user: HashMap<String, u32>,
+}
+
+/// Why a take was refused. Nothing was taken.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// The pool has fewer units left than asked for.
+    SoldOut,
+    /// The user would hold more than the per-user limit.
+    LimitReached,
+    /// The gate cannot answer: its counters could not be loaded, its backend
+    /// is unreachable, or it was asked to take zero units (a bug in the
+    /// caller). Answer with a server error, not a sold-out page.
+    Unavailable(String),
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::SoldOut => f.write_str("sold out"),
+            Self::LimitReached => f.write_str("per-user limit reached"),
+            Self::Unavailable(why) => write!(f, "stock gate unavailable: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for Refusal {}
+
+/// The gate cannot answer now: its counters could not be loaded or its
+/// backend is unreachable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unavailable(pub String);
+
+impl fmt::Display for Unavailable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "stock gate unavailable: {}", self.0)
+    }
+}
+
+impl std::error::Error for Unavailable {}
+
+impl From<Unavailable> for Refusal {
+    fn from(e: Unavailable) -> Self {
+        Self::Unavailable(e.0)
+    }
+}
+
+/// A give-back that was not applied as asked. Worth logging: it means the
+/// caller and the gate disagree about what was taken.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GiveBackError {
+    /// More was given back than the gate counted as taken (by this user, or
+    /// from the pool). Only `returned` units went back; the rest was ignored
+    /// so that no stock is created beyond the limits.
+    Excess { requested: u32, returned: u32 },
+    /// The backend is unreachable; nothing was given back.
+    Unavailable(String),
+}
+
+impl fmt::Display for GiveBackError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Excess {
+                requested,
+                returned,
+            } => write!(
+                f,
+                "gave back {requested} units but only {returned} were counted as taken"
+            ),
+            Self::Unavailable(why) => write!(f, "stock gate unavailable: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for GiveBackError {}
+
+/// Claims limited stock. One implementation per place the counters live.
+#[async_trait]
+pub trait StockGate: Send + Sync {
+    /// Takes `quantity` units of `pool` for `user`, all or none: refused if
+    /// the pool has fewer left, or if the user would then hold more than the
+    /// per-user limit. Loads the pool's counters the first time it is seen.
+    /// A `quantity` of zero is a bug in the caller and is refused with
+    /// [`Refusal::Unavailable`].
+    async fn take(&self, pool: &PoolId, user: &str, quantity: u32) -> Result<(), Refusal>;
+
+    /// Returns `quantity` units that `user` took from `pool` (a released
+    /// hold, a rejected request, a failed durable write). Never more than the
+    /// gate counted as taken goes back: the excess is reported as
+    /// [`GiveBackError::Excess`]. Zero is a no-op.
+    async fn give_back(
+        &self,
+        pool: &PoolId,
+        user: &str,
+        quantity: u32,
+    ) -> Result<(), GiveBackError>;
+
+    /// Units left in `pool`; `None` when its stock is unlimited.
+    async fn remaining(&self, pool: &PoolId) -> Result<Option<u64>, Unavailable>;
+
+    /// Replaces `pool`'s limits and counters with the database's truth.
+    async fn reset(
+        &self,
+        pool: &PoolId,
+        limits: Limits,
+        snapshot: Snapshot,
+    ) -> Result<(), Unavailable>;
+}
+
+/// Reads a pool's limits and what has been taken from it, from the database.
+#[async_trait]
+pub trait StockLoader: Send + Sync {
+    /// The pool's limits and counters; the error says why they could not be
+    /// read (an unknown pool is an error too).
+    async fn load(&self, pool: &PoolId) -> Result<(Limits, Snapshot), String>;
+}

@@ -1,0 +1,751 @@
+//! The stock gate's invariants under concurrency: never more taken than the
+//! stock, never more per user than the limit, units given back come back
+//! exactly once and never beyond the limits, counters load once per pool from
+//! the database (a failed load is retried later), `reset` replaces them, and
+//! pools do not affect each other.
+//!
+//! Every test talks to the gate as an `Arc<dyn StockGate>` built by
+//! [`gate_over`], so another implementation can run the same suite.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use gate::{
+    GiveBackError, Limits, MemoryStockGate, PoolId, Refusal, Snapshot, StockGate, StockLoader,
+};
+use tokio::sync::{Barrier, Semaphore};
+
+/// How long a test waits for something that should happen at once.
+const PATIENCE: Duration = Duration::from_secs(10);
+
+// ---------------------------------------------------------------------------
+// A stand-in database and the gate under test
+// ---------------------------------------------------------------------------
+
+/// Pools as the database knows them; counts loads and can be down or held.
+struct Database {
+    pools: Mutex<HashMap<PoolId, (Limits, Snapshot)>>,
+    loads: Mutex<HashMap<PoolId, usize>>,
+    down: AtomicBool,
+    /// Each load waits for a permit here before answering.
+    open: Semaphore,
+}
+
+impl Database {
+    fn new() -> Arc<Self> {
+        Self::with_permits(Semaphore::MAX_PERMITS)
+    }
+
+    /// A database whose loads wait until [`Database::answer`] is called.
+    fn holding_loads() -> Arc<Self> {
+        Self::with_permits(0)
+    }
+
+    fn with_permits(permits: usize) -> Arc<Self> {
+        Arc::new(Self {
+            pools: Mutex::new(HashMap::new()),
+            loads: Mutex::new(HashMap::new()),
+            down: AtomicBool::new(false),
+            open: Semaphore::new(permits),
+        })
+    }
+
+    fn add(&self, pool: &PoolId, limits: Limits) -> &Self {
+        self.add_with(pool, limits, Snapshot::default())
+    }
+
+    fn add_with(&self, pool: &PoolId, limits: Limits, snapshot: Snapshot) -> &Self {
+        self.pools
+            .lock()
+            .expect("pools lock")
+            .insert(pool.clone(), (limits, snapshot));
+        self
+    }
+
+    fn answer(&self) {
+        self.open.add_permits(Semaphore::MAX_PERMITS);
+    }
+
+    fn loads_of(&self, pool: &PoolId) -> usize {
+        self.loads
+            .lock()
+            .expect("loads lock")
+            .get(pool)
+            .copied()
+            .unwrap_or(0)
+    }
+}
+
+#[async_trait]
+impl StockLoader for Database {
+    async fn load(&self, pool: &PoolId) -> Result<(Limits, Snapshot), String> {
+        *self
+            .loads
+            .lock()
+            .expect("loads lock")
+            .entry(pool.clone())
+            .or_default() += 1;
+        let _permit = self.open.acquire().await.map_err(|e| e.to_string())?;
+        if self.down.load(Ordering::SeqCst) {
+            return Err("connection refused".to_owned());
+        }
+        self.pools
+            .lock()
+            .expect("pools lock")
+            .get(pool)
+            .cloned()
+            .ok_or_else(|| format!("no pool {pool}"))
+    }
+}
+
+fn gate_over(db: &Arc<Database>) -> Arc<dyn StockGate> {
+    Arc::new(MemoryStockGate::new(Arc::clone(db) as Arc<dyn StockLoader>))
+}
+
+fn limits(stock: Option<u64>, per_user: Option<u32>) -> Limits {
+    Limits { stock, per_user }
+}
+
+/// A gate over one pool with these limits and nothing taken.
+fn one_pool(stock: Option<u64>, per_user: Option<u32>) -> (Arc<dyn StockGate>, PoolId) {
+    let pool = PoolId::new("coupon:one");
+    let db = Database::new();
+    db.add(&pool, limits(stock, per_user));
+    (gate_over(&db), pool)
+}
+
+/// What a rush came to.
+#[derive(Debug, Default)]
+struct Outcome {
+    taken_by: HashMap<String, u32>,
+    sold_out: usize,
+    limit_reached: usize,
+}
+
+impl Outcome {
+    fn successes(&self) -> u32 {
+        self.taken_by.values().sum()
+    }
+}
+
+/// Every attempt (a user) as its own task, all released at once; each takes
+/// one unit.
+async fn rush(gate: &Arc<dyn StockGate>, pool: &PoolId, attempts: Vec<String>) -> Outcome {
+    let start = Arc::new(Barrier::new(attempts.len()));
+    let tasks: Vec<_> = attempts
+        .into_iter()
+        .map(|user| {
+            let (gate, pool, start) = (Arc::clone(gate), pool.clone(), Arc::clone(&start));
+            tokio::spawn(async move {
+                start.wait().await;
+                let taken = gate.take(&pool, &user, 1).await;
+                (user, taken)
+            })
+        })
+        .collect();
+    let mut outcome = Outcome::default();
+    for task in tasks {
+        let (user, taken) = task.await.expect("rush task ran to the end");
+        match taken {
+            Ok(()) => *outcome.taken_by.entry(user).or_default() += 1,
+            Err(Refusal::SoldOut) => outcome.sold_out += 1,
+            Err(Refusal::LimitReached) => outcome.limit_reached += 1,
+            Err(Refusal::Unavailable(why)) => panic!("gate unavailable in a rush: {why}"),
+        }
+    }
+    outcome
+}
+
+/// `users` users making `each` attempts, interleaved.
+fn attempts(users: usize, each: usize) -> Vec<String> {
+    (0..each)
+        .flat_map(|_| (0..users).map(|u| format!("user-{u}")))
+        .collect()
+}
+
+async fn remaining(gate: &Arc<dyn StockGate>, pool: &PoolId) -> Option<u64> {
+    gate.remaining(pool).await.expect("gate is available")
+}
+
+async fn wait_until(what: &str, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + PATIENCE;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 1. Rushes: never more than the stock, never more per user than the limit
+// ---------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rush_of_500_users_on_50_units_sells_exactly_50() {
+    let (gate, pool) = one_pool(Some(50), Some(1));
+
+    let outcome = rush(&gate, &pool, attempts(500, 1)).await;
+
+    assert_eq!(outcome.successes(), 50);
+    assert_eq!(outcome.sold_out, 450);
+    assert!(outcome.taken_by.values().all(|n| *n == 1));
+    assert_eq!(remaining(&gate, &pool).await, Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rush_of_100_users_taking_20_times_each_gets_exactly_the_limit_of_5() {
+    let (gate, pool) = one_pool(Some(1_000), Some(5));
+
+    let outcome = rush(&gate, &pool, attempts(100, 20)).await;
+
+    assert_eq!(outcome.successes(), 500, "min(1000, 100 users × 5)");
+    assert_eq!(outcome.taken_by.len(), 100);
+    assert!(outcome.taken_by.values().all(|n| *n == 5), "{outcome:?}");
+    assert_eq!(outcome.limit_reached, 1_500);
+    assert_eq!(remaining(&gate, &pool).await, Some(500));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn when_stock_is_scarcer_than_the_limits_it_sells_out_and_nobody_passes_the_limit() {
+    let (gate, pool) = one_pool(Some(300), Some(5));
+
+    let outcome = rush(&gate, &pool, attempts(100, 20)).await;
+
+    assert_eq!(outcome.successes(), 300, "min(300, 100 users × 5)");
+    assert!(outcome.taken_by.values().all(|n| *n <= 5), "{outcome:?}");
+    assert_eq!(outcome.sold_out + outcome.limit_reached, 1_700);
+    assert_eq!(remaining(&gate, &pool).await, Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_user_firing_200_takes_at_once_gets_exactly_one() {
+    let (gate, pool) = one_pool(Some(100), Some(1));
+
+    let outcome = rush(&gate, &pool, attempts(1, 200)).await;
+
+    assert_eq!(outcome.successes(), 1);
+    assert_eq!(outcome.limit_reached, 199);
+    assert_eq!(remaining(&gate, &pool).await, Some(99));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_takes_at_the_sell_out_boundary_never_oversell_and_losers_keep_nothing() {
+    // Many small rushes, so that many takes pass the sold-out shortcut
+    // together and only the compare-and-swap stands between them and an
+    // oversell, and the losers' reserved user slots must be freed again.
+    let db = Database::new();
+    let pools: Vec<PoolId> = (0..2_000)
+        .map(|r| PoolId::new(format!("coupon:round-{r}")))
+        .collect();
+    for pool in &pools {
+        db.add(pool, limits(Some(4), Some(1)));
+    }
+    let gate = gate_over(&db);
+
+    for pool in &pools {
+        let outcome = rush(&gate, pool, attempts(16, 1)).await;
+        assert_eq!(outcome.successes(), 4, "{pool}: {outcome:?}");
+        assert_eq!(outcome.sold_out, 12, "{pool}: {outcome:?}");
+        for u in 0..16 {
+            let user = format!("user-{u}");
+            let held = match gate.give_back(pool, &user, 1).await {
+                Ok(()) => 1,
+                Err(GiveBackError::Excess { returned, .. }) => returned,
+                Err(e) => panic!("give-back failed: {e}"),
+            };
+            let won = u32::from(outcome.taken_by.contains_key(&user));
+            assert_eq!(held, won, "{pool}: what {user} holds");
+        }
+        assert_eq!(remaining(&gate, pool).await, Some(4));
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 2. Unlimited stock, quantities above one
+// ---------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn unlimited_stock_still_holds_each_user_to_the_limit() {
+    let (gate, pool) = one_pool(None, Some(3));
+
+    let outcome = rush(&gate, &pool, attempts(50, 4)).await;
+
+    assert_eq!(outcome.successes(), 150);
+    assert!(outcome.taken_by.values().all(|n| *n == 3), "{outcome:?}");
+    assert_eq!(outcome.limit_reached, 50);
+    assert_eq!(outcome.sold_out, 0);
+    assert_eq!(remaining(&gate, &pool).await, None, "unlimited");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_take_of_several_units_is_refused_whole_when_the_user_has_fewer_left() {
+    let (gate, pool) = one_pool(Some(100), Some(5));
+
+    gate.take(&pool, "ann", 3).await.expect("3 of 5");
+    assert_eq!(
+        gate.take(&pool, "ann", 3).await,
+        Err(Refusal::LimitReached),
+        "3 more would make 6"
+    );
+    assert_eq!(
+        remaining(&gate, &pool).await,
+        Some(97),
+        "nothing partly taken"
+    );
+    gate.take(&pool, "ann", 2)
+        .await
+        .expect("the 2 left for ann");
+    assert_eq!(gate.take(&pool, "ann", 1).await, Err(Refusal::LimitReached));
+    assert_eq!(
+        gate.take(&pool, "bob", 6).await,
+        Err(Refusal::LimitReached),
+        "more than the limit at once"
+    );
+    assert_eq!(
+        gate.take(&pool, "bob", u32::MAX).await,
+        Err(Refusal::SoldOut),
+        "more than the pool holds: sold out wins over the limit"
+    );
+    assert_eq!(remaining(&gate, &pool).await, Some(95));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_take_of_several_units_is_refused_whole_when_the_pool_has_fewer_left() {
+    let (gate, pool) = one_pool(Some(4), Some(5));
+
+    gate.take(&pool, "ann", 3).await.expect("3 of 4");
+    assert_eq!(gate.take(&pool, "bob", 2).await, Err(Refusal::SoldOut));
+    assert_eq!(
+        remaining(&gate, &pool).await,
+        Some(1),
+        "nothing partly taken"
+    );
+    gate.take(&pool, "bob", 1)
+        .await
+        .expect("bob's refused take did not use up his limit");
+    gate.give_back(&pool, "bob", 1)
+        .await
+        .expect("bob holds exactly the 1 he took");
+    gate.take(&pool, "bob", 1)
+        .await
+        .expect("and can take it again");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn taking_zero_units_is_refused_as_unavailable_and_takes_nothing() {
+    let (gate, pool) = one_pool(Some(1), Some(1));
+
+    let refused = gate.take(&pool, "ann", 0).await;
+
+    assert!(
+        matches!(&refused, Err(Refusal::Unavailable(why)) if why.contains("at least 1")),
+        "{refused:?}"
+    );
+    assert_eq!(remaining(&gate, &pool).await, Some(1));
+    gate.take(&pool, "ann", 1)
+        .await
+        .expect("ann's limit untouched");
+    gate.give_back(&pool, "ann", 0)
+        .await
+        .expect("giving back nothing is a no-op");
+    assert_eq!(remaining(&gate, &pool).await, Some(0));
+}
+
+// ---------------------------------------------------------------------------
+// 3. Giving back
+// ---------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn units_given_back_can_be_taken_by_the_next_user() {
+    let (gate, pool) = one_pool(Some(1), Some(1));
+
+    gate.take(&pool, "ann", 1).await.expect("the only unit");
+    assert_eq!(gate.take(&pool, "bob", 1).await, Err(Refusal::SoldOut));
+    gate.give_back(&pool, "ann", 1)
+        .await
+        .expect("ann's hold released");
+    assert_eq!(remaining(&gate, &pool).await, Some(1));
+    gate.take(&pool, "bob", 1)
+        .await
+        .expect("bob gets ann's unit");
+    assert_eq!(gate.take(&pool, "cat", 1).await, Err(Refusal::SoldOut));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn giving_back_more_than_the_user_took_returns_only_what_they_took() {
+    let (gate, pool) = one_pool(Some(4), Some(2));
+    gate.take(&pool, "ann", 1).await.expect("ann takes 1");
+    gate.take(&pool, "bob", 2).await.expect("bob takes 2");
+
+    assert_eq!(
+        gate.give_back(&pool, "ann", 3).await,
+        Err(GiveBackError::Excess {
+            requested: 3,
+            returned: 1
+        })
+    );
+    assert_eq!(
+        remaining(&gate, &pool).await,
+        Some(2),
+        "bob's 2 are still taken, not given back on ann's behalf"
+    );
+    assert_eq!(
+        gate.give_back(&pool, "cat", 1).await,
+        Err(GiveBackError::Excess {
+            requested: 1,
+            returned: 0
+        }),
+        "cat took nothing"
+    );
+    assert_eq!(remaining(&gate, &pool).await, Some(2));
+    gate.take(&pool, "ann", 2).await.expect("ann holds 0 again");
+    assert_eq!(gate.take(&pool, "cat", 1).await, Err(Refusal::SoldOut));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn giving_back_more_than_was_taken_never_creates_stock_beyond_the_limit() {
+    let (gate, pool) = one_pool(Some(2), None);
+    gate.take(&pool, "ann", 1).await.expect("ann takes 1");
+
+    assert_eq!(
+        gate.give_back(&pool, "ann", 5).await,
+        Err(GiveBackError::Excess {
+            requested: 5,
+            returned: 1
+        })
+    );
+    assert_eq!(remaining(&gate, &pool).await, Some(2), "not 6");
+    gate.take(&pool, "bob", 2).await.expect("the whole stock");
+    assert_eq!(gate.take(&pool, "cat", 1).await, Err(Refusal::SoldOut));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn giving_back_to_a_pool_not_loaded_yet_is_left_to_the_database() {
+    let pool = PoolId::new("hold:after-restart");
+    let db = Database::new();
+    db.add_with(
+        &pool,
+        limits(Some(10), Some(2)),
+        Snapshot {
+            taken: 3,
+            by_user: HashMap::from([("ann".to_owned(), 2)]),
+        },
+    );
+    let gate = gate_over(&db);
+
+    gate.give_back(&pool, "ann", 2)
+        .await
+        .expect("nothing to give back to");
+
+    assert_eq!(db.loads_of(&pool), 0, "a give-back does not load");
+    assert_eq!(
+        remaining(&gate, &pool).await,
+        Some(7),
+        "the database's truth"
+    );
+    assert_eq!(gate.take(&pool, "ann", 1).await, Err(Refusal::LimitReached));
+}
+
+// ---------------------------------------------------------------------------
+// 4. Takes and give-backs interleaved
+// ---------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn takes_and_give_backs_interleaved_end_with_counts_matching_what_was_kept() {
+    const STOCK: u64 = 200;
+    const LIMIT: u32 = 4;
+    const USERS: usize = 100;
+    let (gate, pool) = one_pool(Some(STOCK), Some(LIMIT));
+    let kept: Arc<Vec<AtomicU32>> = Arc::new((0..USERS).map(|_| AtomicU32::new(0)).collect());
+    let start = Arc::new(Barrier::new(1_000));
+
+    let tasks: Vec<_> = (0..1_000)
+        .map(|i| {
+            let (gate, pool) = (Arc::clone(&gate), pool.clone());
+            let (kept, start) = (Arc::clone(&kept), Arc::clone(&start));
+            tokio::spawn(async move {
+                let u = i % USERS;
+                let user = format!("user-{u}");
+                start.wait().await;
+                if gate.take(&pool, &user, 1).await.is_err() {
+                    return;
+                }
+                // Counted after the take and uncounted before the give-back,
+                // so `kept` never runs ahead of the gate.
+                let now = kept[u].fetch_add(1, Ordering::SeqCst) + 1;
+                assert!(now <= LIMIT, "{user} holds {now}");
+                if i % 2 == 0 {
+                    tokio::task::yield_now().await;
+                    kept[u].fetch_sub(1, Ordering::SeqCst);
+                    gate.give_back(&pool, &user, 1)
+                        .await
+                        .expect("the gate counted this take");
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("task ran to the end");
+    }
+
+    let kept: Vec<u32> = kept.iter().map(|k| k.load(Ordering::SeqCst)).collect();
+    let total: u64 = kept.iter().map(|k| u64::from(*k)).sum();
+    assert!(total > 0 && total <= STOCK);
+    assert_eq!(remaining(&gate, &pool).await, Some(STOCK - total));
+    // Giving back a full limit's worth shows what the gate counted per user.
+    for (u, kept) in kept.iter().enumerate() {
+        let counted = match gate.give_back(&pool, &format!("user-{u}"), LIMIT).await {
+            Ok(()) => LIMIT,
+            Err(GiveBackError::Excess { returned, .. }) => returned,
+            Err(e) => panic!("give-back failed: {e}"),
+        };
+        assert_eq!(counted, *kept, "user-{u}");
+    }
+    assert_eq!(remaining(&gate, &pool).await, Some(STOCK));
+}
+
+// ---------------------------------------------------------------------------
+// 5. Loading from the database
+// ---------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_loader_runs_once_per_pool_under_a_concurrent_first_burst() {
+    let (coupons, tickets) = (PoolId::new("coupon:a"), PoolId::new("ticket:b"));
+    let db = Database::holding_loads();
+    db.add(&coupons, limits(Some(10_000), Some(1)))
+        .add(&tickets, limits(Some(10_000), Some(1)));
+    let gate = gate_over(&db);
+
+    let tasks: Vec<_> = (0..1_000)
+        .map(|i| {
+            let gate = Arc::clone(&gate);
+            let pool = if i % 2 == 0 { &coupons } else { &tickets }.clone();
+            tokio::spawn(async move { gate.take(&pool, &format!("user-{i}"), 1).await })
+        })
+        .collect();
+    wait_until("both pools are loading", || {
+        db.loads_of(&coupons) == 1 && db.loads_of(&tickets) == 1
+    })
+    .await;
+    // Let the rest of the burst pile up behind the loads.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    db.answer();
+    for task in tasks {
+        task.await
+            .expect("task ran to the end")
+            .expect("every take succeeds");
+    }
+
+    assert_eq!(db.loads_of(&coupons), 1);
+    assert_eq!(db.loads_of(&tickets), 1);
+    assert_eq!(remaining(&gate, &coupons).await, Some(9_500));
+    assert_eq!(db.loads_of(&coupons), 1, "remaining does not load again");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failed_load_refuses_as_unavailable_and_the_next_call_loads_again() {
+    let pool = PoolId::new("coupon:flaky");
+    let db = Database::new();
+    db.add(&pool, limits(Some(1), Some(1)));
+    db.down.store(true, Ordering::SeqCst);
+    let gate = gate_over(&db);
+
+    let refused = gate.take(&pool, "ann", 1).await;
+    assert!(
+        matches!(&refused, Err(Refusal::Unavailable(why)) if why.contains("connection refused") && why.contains("coupon:flaky")),
+        "{refused:?}"
+    );
+    assert!(gate.remaining(&pool).await.is_err());
+    assert_eq!(db.loads_of(&pool), 2, "the failure was not kept");
+
+    db.down.store(false, Ordering::SeqCst);
+    gate.take(&pool, "ann", 1).await.expect("loaded this time");
+    assert_eq!(gate.take(&pool, "bob", 1).await, Err(Refusal::SoldOut));
+    assert_eq!(db.loads_of(&pool), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn callers_waiting_on_a_load_that_fails_share_its_failure() {
+    let pool = PoolId::new("coupon:down");
+    let db = Database::holding_loads();
+    db.add(&pool, limits(Some(10), Some(1)));
+    db.down.store(true, Ordering::SeqCst);
+    let gate = gate_over(&db);
+    let arrived = Arc::new(AtomicUsize::new(0));
+
+    let tasks: Vec<_> = (0..100)
+        .map(|i| {
+            let (gate, pool, arrived) = (Arc::clone(&gate), pool.clone(), Arc::clone(&arrived));
+            tokio::spawn(async move {
+                arrived.fetch_add(1, Ordering::SeqCst);
+                gate.take(&pool, &format!("user-{i}"), 1).await
+            })
+        })
+        .collect();
+    wait_until("every caller has arrived and one is loading", || {
+        arrived.load(Ordering::SeqCst) == 100 && db.loads_of(&pool) == 1
+    })
+    .await;
+    // Each caller is queued behind the load within microseconds of arriving.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    db.answer();
+    for task in tasks {
+        let refused = task.await.expect("task ran to the end");
+        assert!(
+            matches!(refused, Err(Refusal::Unavailable(_))),
+            "{refused:?}"
+        );
+    }
+
+    assert_eq!(db.loads_of(&pool), 1, "one failed load, not one per caller");
+    db.down.store(false, Ordering::SeqCst);
+    gate.take(&pool, "ann", 1)
+        .await
+        .expect("a later call loads again");
+    assert_eq!(db.loads_of(&pool), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn counters_start_from_the_loaded_snapshot() {
+    let pool = PoolId::new("reward:limited");
+    let db = Database::new();
+    db.add_with(
+        &pool,
+        limits(Some(5), Some(2)),
+        Snapshot {
+            taken: 3,
+            by_user: HashMap::from([("ann".to_owned(), 2), ("bob".to_owned(), 1)]),
+        },
+    );
+    let gate = gate_over(&db);
+
+    assert_eq!(remaining(&gate, &pool).await, Some(2));
+    assert_eq!(gate.take(&pool, "ann", 1).await, Err(Refusal::LimitReached));
+    gate.take(&pool, "bob", 1).await.expect("bob's second");
+    gate.take(&pool, "cat", 1).await.expect("the last unit");
+    assert_eq!(gate.take(&pool, "dan", 1).await, Err(Refusal::SoldOut));
+}
+
+// ---------------------------------------------------------------------------
+// 6. Reset
+// ---------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn after_a_reset_to_a_sold_out_snapshot_every_take_is_sold_out() {
+    let (gate, pool) = one_pool(Some(50), Some(1));
+    gate.take(&pool, "ann", 1).await.expect("one of 50");
+
+    gate.reset(
+        &pool,
+        limits(Some(50), Some(1)),
+        Snapshot {
+            taken: 50,
+            by_user: HashMap::new(),
+        },
+    )
+    .await
+    .expect("reset");
+
+    assert_eq!(remaining(&gate, &pool).await, Some(0));
+    let outcome = rush(&gate, &pool, attempts(200, 1)).await;
+    assert_eq!(outcome.successes(), 0);
+    assert_eq!(outcome.sold_out, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reset_replaces_the_limits_and_the_per_user_counts() {
+    let (gate, pool) = one_pool(Some(5), Some(1));
+    gate.take(&pool, "ann", 1).await.expect("ann's one");
+    gate.take(&pool, "bob", 1).await.expect("bob's one");
+
+    gate.reset(
+        &pool,
+        limits(Some(8), Some(2)),
+        Snapshot {
+            taken: 6,
+            by_user: HashMap::from([("bob".to_owned(), 2), ("cat".to_owned(), 1)]),
+        },
+    )
+    .await
+    .expect("reset");
+
+    assert_eq!(remaining(&gate, &pool).await, Some(2));
+    assert_eq!(gate.take(&pool, "bob", 1).await, Err(Refusal::LimitReached));
+    gate.take(&pool, "ann", 2)
+        .await
+        .expect("ann holds nothing in the snapshot");
+    assert_eq!(gate.take(&pool, "cat", 1).await, Err(Refusal::SoldOut));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_reset_pool_needs_no_load() {
+    let pool = PoolId::new("coupon:unknown-to-the-loader");
+    let db = Database::new();
+    let gate = gate_over(&db);
+
+    gate.reset(&pool, limits(Some(3), None), Snapshot::default())
+        .await
+        .expect("reset");
+
+    gate.take(&pool, "ann", 3).await.expect("all three");
+    assert_eq!(gate.take(&pool, "bob", 1).await, Err(Refusal::SoldOut));
+    assert_eq!(db.loads_of(&pool), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_reset_during_a_load_wins_over_what_the_load_read() {
+    let pool = PoolId::new("coupon:reconciled");
+    let db = Database::holding_loads();
+    db.add(&pool, limits(Some(100), Some(1)));
+    let gate = gate_over(&db);
+
+    let first = {
+        let (gate, pool) = (Arc::clone(&gate), pool.clone());
+        tokio::spawn(async move { gate.take(&pool, "ann", 1).await })
+    };
+    wait_until("the pool is loading", || db.loads_of(&pool) == 1).await;
+    gate.reset(&pool, limits(Some(1), Some(1)), Snapshot::default())
+        .await
+        .expect("reset");
+    db.answer();
+
+    first
+        .await
+        .expect("task ran to the end")
+        .expect("the only unit after the reset");
+    assert_eq!(remaining(&gate, &pool).await, Some(0));
+    assert_eq!(gate.take(&pool, "bob", 1).await, Err(Refusal::SoldOut));
+}
+
+// ---------------------------------------------------------------------------
+// 7. Pools are independent
+// ---------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pools_are_independent() {
+    let (coupons, rewards) = (PoolId::new("coupon:x"), PoolId::new("reward:y"));
+    let db = Database::new();
+    db.add(&coupons, limits(Some(10), Some(1)))
+        .add(&rewards, limits(Some(10), Some(1)));
+    let gate = gate_over(&db);
+
+    let (sold, fresh) = tokio::join!(
+        rush(&gate, &coupons, attempts(100, 1)),
+        rush(&gate, &rewards, attempts(5, 1)),
+    );
+    assert_eq!(sold.successes(), 10);
+    assert_eq!(fresh.successes(), 5, "the same users, counted per pool");
+    assert_eq!(remaining(&gate, &coupons).await, Some(0));
+    assert_eq!(remaining(&gate, &rewards).await, Some(5));
+
+    gate.reset(&coupons, limits(Some(0), None), Snapshot::default())
+        .await
+        .expect("reset");
+    gate.give_back(&rewards, "user-0", 1)
+        .await
+        .expect("user-0 took one reward");
+    assert_eq!(remaining(&gate, &coupons).await, Some(0));
+    assert_eq!(remaining(&gate, &rewards).await, Some(6));
+}

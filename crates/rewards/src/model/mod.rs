@@ -1,0 +1,20 @@
+//! The rewards module's types and rules. No I/O here: a service fetches the
+//! facts, these types decide.
+
+pub mod condition;
+pub mod event;
+pub mod ids;
+pub mod request;
+pub mod reward;
+pub mod status;
+pub mod text;
+
+pub use condition::{
+    Clause, ClauseType, Comparison, Condition, EvalContext, Evaluation, Facts, Needs,
+};
+pub use event::{Event, EventPeriod, EventStatus, InvalidPeriod, is_live};
+pub use ids::{EventId, EventRewardId, RewardId, RewardRequestId};
+pub use request::{ReasonCode, RequestStatus};
+pub use reward::{CatalogueKey, InvalidCatalogueKey, NewReward, Reward, RewardKind};
+pub use status::{InvalidTransition, UnknownValue};
+pub use text::{Description, InvalidDescription, InvalidName, Name};
