@@ -35,6 +35,38 @@ pub fn migrations() -> kernel::db::Migrations {
     }
 }
 
+/// Runs `work` until `stop` resolves: again at once while it finds work,
+/// else when woken or after `poll`. A failure is logged and retried.
+async fn work_loop<F, Fut>(
+    name: &'static str,
+    poll: std::time::Duration,
+    wake: &tokio::sync::Notify,
+    stop: impl std::future::Future<Output = ()>,
+    work: F,
+) where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<usize, BusError>>,
+{
+    tokio::pin!(stop);
+    loop {
+        let found_work = match work().await {
+            Ok(n) => n > 0,
+            Err(e) => {
+                tracing::warn!(error = %e, "{name} failed; retrying");
+                false
+            }
+        };
+        // Stop wins even while work keeps coming.
+        tokio::select! {
+            biased;
+            () = &mut stop => return,
+            () = std::future::ready(()), if found_work => {}
+            () = wake.notified(), if !found_work => {}
+            () = tokio::time::sleep(poll), if !found_work => {}
+        }
+    }
+}
+
 /// Why the bus could not do something.
 #[derive(Debug, thiserror::Error)]
 pub enum BusError {

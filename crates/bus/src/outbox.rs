@@ -111,18 +111,6 @@ impl Relay {
 
     /// Relays until `stop` resolves: at once when woken, else every `poll`.
     pub async fn run(&self, poll: Duration, stop: impl std::future::Future<Output = ()>) {
-        tokio::pin!(stop);
-        loop {
-            match self.run_once().await {
-                Ok(n) if n > 0 => continue,
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "outbox relay failed; retrying"),
-            }
-            tokio::select! {
-                () = &mut stop => return,
-                () = self.wake.notified() => {}
-                () = tokio::time::sleep(poll) => {}
-            }
-        }
+        crate::work_loop("outbox relay", poll, &self.wake, stop, || self.run_once()).await;
     }
 }
