@@ -52,6 +52,10 @@ impl Default for IdentitySettings {
     }
 }
 
+/// Most verified access tokens remembered, and for how long.
+const VERIFIED_TOKENS: u64 = 100_000;
+const VERIFIED_TOKEN_TTL: StdDuration = StdDuration::from_secs(60);
+
 pub struct IdentityService {
     store: Arc<dyn IdentityStore>,
     keys: KeyRing,
@@ -60,6 +64,10 @@ pub struct IdentityService {
     settings: IdentitySettings,
     /// user → current token version; written through on every change here.
     versions: moka::sync::Cache<UserId, i64>,
+    /// Access tokens whose signature was already checked (expiry and version
+    /// are still checked on every use): Ed25519 verification is the dearest
+    /// step of a signed-in request.
+    verified: moka::sync::Cache<String, Claims>,
     /// Argon2 takes ~19 MiB and tens of milliseconds; this bounds how many run at once.
     hashing: Semaphore,
     /// Verified against when the email is unknown, so both failures take as long.
@@ -106,6 +114,10 @@ impl IdentityService {
             keys,
             clock,
             limiter,
+            verified: moka::sync::Cache::builder()
+                .max_capacity(VERIFIED_TOKENS)
+                .time_to_live(VERIFIED_TOKEN_TTL)
+                .build(),
             versions: moka::sync::Cache::builder()
                 .max_capacity(1_000_000)
                 .time_to_live(settings.token_version_cache_ttl)
@@ -453,7 +465,15 @@ fn hash(password: &[u8]) -> Result<String, IdentityError> {
 #[async_trait]
 impl TokenVerifier for IdentityService {
     async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
-        let claims = self.keys.verify(token, self.clock.now())?;
+        let claims = match self.verified.get(token) {
+            Some(claims) => claims,
+            None => {
+                let claims = self.keys.verify_signature(token)?;
+                self.verified.insert(token.to_owned(), claims.clone());
+                claims
+            }
+        };
+        claims.check_expiry(self.clock.now())?;
         match self.current_version(claims.sub).await? {
             Some(version) if version == claims.ver => Ok(Principal {
                 user_id: claims.sub,

@@ -111,16 +111,21 @@ impl KeyRing {
 
     /// Checks signature, algorithm, key id, issuer and expiry.
     pub fn verify(&self, token: &str, now: Timestamp) -> Result<Claims, AuthError> {
+        let claims = self.verify_signature(token)?;
+        claims.check_expiry(now)?;
+        Ok(claims)
+    }
+
+    /// Checks signature, algorithm, key id and issuer — everything that does
+    /// not change with time, so the result can be cached.
+    pub fn verify_signature(&self, token: &str) -> Result<Claims, AuthError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::Malformed)?;
         if header.alg != Algorithm::EdDSA || header.kid.as_deref() != Some(self.kid.as_str()) {
             return Err(AuthError::Invalid);
         }
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
-            .map_err(|_| AuthError::Invalid)?;
-        if data.claims.exp <= now.unix_timestamp() {
-            return Err(AuthError::Expired);
-        }
-        Ok(data.claims)
+        jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map(|data| data.claims)
+            .map_err(|_| AuthError::Invalid)
     }
 
     /// The public key set, for `/.well-known/jwks.json`.
@@ -167,6 +172,14 @@ impl Claims {
     #[must_use]
     pub fn roles(&self) -> Roles {
         Roles::of(&self.roles)
+    }
+
+    pub fn check_expiry(&self, now: Timestamp) -> Result<(), AuthError> {
+        if self.exp <= now.unix_timestamp() {
+            Err(AuthError::Expired)
+        } else {
+            Ok(())
+        }
     }
 }
 

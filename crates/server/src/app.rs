@@ -24,6 +24,8 @@ use platform::Idempotency;
 use platform::authn::SharedVerifier;
 use platform::client::TrustForwardedFor;
 use platform::rate_limit::RequestLimits;
+use rewards::RewardsService;
+use rewards::store::SqlRewardsStore;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -84,6 +86,7 @@ pub struct Modules {
     pub db: Db,
     pub clock: SharedClock,
     pub identity: Arc<IdentityService>,
+    pub rewards: Arc<RewardsService>,
     pub idempotency: Idempotency,
     /// Hands committed outbox messages to the transport.
     pub relay: Arc<Relay>,
@@ -111,6 +114,7 @@ impl Modules {
         db.migrate(bus::migrations()).await?;
         db.migrate(platform::idempotency::migrations()).await?;
         db.migrate(identity::migrations()).await?;
+        db.migrate(rewards::migrations()).await?;
 
         let clock: SharedClock = Arc::new(SystemClock);
         // Login throttling uses it even when request limits are off.
@@ -130,6 +134,10 @@ impl Modules {
             )
             .await?,
         );
+        let rewards = Arc::new(RewardsService::new(
+            Arc::new(SqlRewardsStore::new(db.clone())),
+            clock.clone(),
+        ));
         let idempotency = Idempotency::new(db.clone(), clock.clone(), settings.body_limit_bytes);
         // Subscribers join here as the modules that consume messages arrive.
         let dispatcher = Arc::new(Dispatcher::new(
@@ -149,6 +157,7 @@ impl Modules {
             db,
             clock,
             identity,
+            rewards,
             idempotency,
             relay,
             dispatcher,
@@ -302,7 +311,11 @@ pub fn router(settings: &Settings, modules: &Modules) -> Router {
         secure_cookie: settings.secure_cookie,
     };
     let (routes, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .nest("/api/v1", identity::http::router(identity_http.clone()))
+        .nest(
+            "/api/v1",
+            identity::http::router(identity_http.clone())
+                .merge(rewards::http::router(modules.rewards.clone())),
+        )
         .merge(identity::http::well_known_router(identity_http))
         .merge(bus::http::router(modules.dispatcher.clone()))
         .merge(

@@ -14,6 +14,7 @@ use utoipa::{Modify, OpenApi};
     modifiers(&BearerAuth),
     tags(
         (name = "identity", description = "Sign-up, login, tokens, users and roles"),
+        (name = "rewards", description = "Events, the reward catalogue and event rewards"),
         (name = "operations", description = "Health and readiness"),
         (name = "bus", description = "Dead letters: deliveries that exhausted their retries"),
     )

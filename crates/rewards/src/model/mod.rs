@@ -3,6 +3,7 @@
 
 pub mod condition;
 pub mod event;
+pub mod event_reward;
 pub mod ids;
 pub mod request;
 pub mod reward;
@@ -13,6 +14,7 @@ pub use condition::{
     Clause, ClauseType, Comparison, Condition, EvalContext, Evaluation, Facts, Needs,
 };
 pub use event::{Event, EventPeriod, EventStatus, InvalidPeriod, is_live};
+pub use event_reward::EventReward;
 pub use ids::{EventId, EventRewardId, RewardId, RewardRequestId};
 pub use request::{ReasonCode, RequestStatus};
 pub use reward::{CatalogueKey, InvalidCatalogueKey, NewReward, Reward, RewardKind};

@@ -5,4 +5,5 @@ mod access;
 mod helpers;
 mod identity;
 mod platform;
+mod rewards;
 mod tokens;

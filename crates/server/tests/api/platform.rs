@@ -226,6 +226,18 @@ async fn the_openapi_document_describes_every_endpoint() {
         ("/metrics", "get"),
         ("/admin-api/dead-letters", "get"),
         ("/admin-api/dead-letters/{id}/replay", "post"),
+        ("/api/v1/events", "post"),
+        ("/api/v1/events", "get"),
+        ("/api/v1/events/{id}", "get"),
+        ("/api/v1/events/{id}", "patch"),
+        ("/api/v1/events/{id}", "delete"),
+        ("/api/v1/rewards", "post"),
+        ("/api/v1/rewards", "get"),
+        ("/api/v1/rewards/{id}", "get"),
+        ("/api/v1/events/{id}/rewards", "post"),
+        ("/api/v1/events/{id}/rewards", "get"),
+        ("/api/v1/events/{id}/rewards/{event_reward_id}", "patch"),
+        ("/api/v1/events/{id}/rewards/{event_reward_id}", "delete"),
     ];
     for (path, method) in expected {
         assert!(
@@ -239,6 +251,8 @@ async fn the_openapi_document_describes_every_endpoint() {
     );
     assert!(doc["components"]["schemas"]["ProblemDetails"].is_object());
     assert!(doc["components"]["schemas"]["User"].is_object());
+    assert!(doc["components"]["schemas"]["Event"].is_object());
+    assert!(doc["components"]["schemas"]["EventReward"].is_object());
 }
 
 #[tokio::test]

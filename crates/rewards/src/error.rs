@@ -1,0 +1,93 @@
+//! The rewards module's errors, mapped to problem+json in one place.
+
+use kernel::{FieldError, Problem};
+
+use crate::model::InvalidTransition;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RewardsError {
+    #[error("invalid input")]
+    Invalid(Vec<FieldError>),
+    #[error("event not found")]
+    EventNotFound,
+    #[error("reward not found")]
+    RewardNotFound,
+    #[error("event reward not found")]
+    EventRewardNotFound,
+    #[error(transparent)]
+    InvalidTransition(#[from] InvalidTransition),
+    #[error("the event changed meanwhile; read it again")]
+    EventChanged,
+    #[error("only a DRAFT event can be deleted")]
+    EventNotDraft,
+    #[error("{taken} units are already taken; the quantity cannot go below that")]
+    QuantityBelowTaken { taken: u32 },
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+impl RewardsError {
+    pub fn invalid(field: &str, message: impl Into<String>) -> Self {
+        Self::Invalid(vec![FieldError {
+            field: field.to_owned(),
+            message: message.into(),
+        }])
+    }
+}
+
+impl From<RewardsError> for Problem {
+    fn from(e: RewardsError) -> Self {
+        use RewardsError as E;
+        match e {
+            E::Invalid(errors) => Self::validation(errors),
+            E::EventNotFound => Self::not_found("event"),
+            E::RewardNotFound => Self::not_found("reward"),
+            E::EventRewardNotFound => Self::not_found("event reward"),
+            E::InvalidTransition(_) => Self::conflict("INVALID_TRANSITION", e.to_string()),
+            E::EventChanged => Self::conflict("EVENT_CHANGED", e.to_string()),
+            E::EventNotDraft => Self::conflict("EVENT_NOT_DRAFT", e.to_string()),
+            E::QuantityBelowTaken { taken } => {
+                Self::conflict("QUANTITY_BELOW_TAKEN", e.to_string()).with("taken", taken)
+            }
+            E::Database(ref cause) => Self::internal(cause),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conflicts_carry_their_stable_codes() {
+        let cases = [
+            (
+                RewardsError::InvalidTransition(InvalidTransition {
+                    from: "DRAFT",
+                    to: "COMPLETED",
+                }),
+                "INVALID_TRANSITION",
+            ),
+            (RewardsError::EventNotDraft, "EVENT_NOT_DRAFT"),
+            (
+                RewardsError::QuantityBelowTaken { taken: 3 },
+                "QUANTITY_BELOW_TAKEN",
+            ),
+        ];
+        for (error, code) in cases {
+            let problem = Problem::from(error);
+            assert_eq!(problem.status, 409);
+            assert_eq!(problem.code, code);
+        }
+    }
+
+    #[test]
+    fn unknown_ids_are_not_found_and_database_errors_say_nothing() {
+        let problem = Problem::from(RewardsError::EventNotFound);
+        assert_eq!((problem.status, problem.code.as_str()), (404, "NOT_FOUND"));
+
+        let problem = Problem::from(RewardsError::Database(sqlx::Error::PoolTimedOut));
+        assert_eq!(problem.status, 500);
+        assert!(!problem.detail.contains("pool"), "{}", problem.detail);
+    }
+}
