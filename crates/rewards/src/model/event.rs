@@ -1,15 +1,12 @@
 //! Events: their lifecycle (the legal status moves, in one place), their
 //! period, and when one is live.
 
-use std::fmt;
-use std::str::FromStr;
-
 use kernel::Timestamp;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::ids::EventId;
-use super::status::{InvalidTransition, UnknownValue};
+use super::status::{InvalidTransition, text_form};
 use super::text::{Description, Name};
 
 /// Where an event is in its lifecycle.
@@ -64,23 +61,7 @@ impl EventStatus {
     }
 }
 
-impl fmt::Display for EventStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for EventStatus {
-    type Err = UnknownValue;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|status| status.as_str() == s)
-            .ok_or(UnknownValue {
-                expected: "DRAFT, ACTIVE, INACTIVE, COMPLETED",
-            })
-    }
-}
+text_form!(EventStatus, "DRAFT, ACTIVE, INACTIVE, COMPLETED");
 
 /// When an event runs: `[starts_at, ends_at)`, never empty.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, ToSchema)]

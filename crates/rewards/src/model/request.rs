@@ -1,13 +1,10 @@
 //! Reward requests: their status with its one legal decision, and the codes
 //! that say why a request was refused.
 
-use std::fmt;
-use std::str::FromStr;
-
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::status::{InvalidTransition, UnknownValue};
+use super::status::{InvalidTransition, text_form};
 
 /// Where a reward request stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
@@ -61,23 +58,7 @@ impl RequestStatus {
     }
 }
 
-impl fmt::Display for RequestStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for RequestStatus {
-    type Err = UnknownValue;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|status| status.as_str() == s)
-            .ok_or(UnknownValue {
-                expected: "PENDING, APPROVED, REJECTED",
-            })
-    }
-}
+text_form!(RequestStatus, "PENDING, APPROVED, REJECTED");
 
 /// Why a request was rejected when it was made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
@@ -108,23 +89,10 @@ impl ReasonCode {
     }
 }
 
-impl fmt::Display for ReasonCode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for ReasonCode {
-    type Err = UnknownValue;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|code| code.as_str() == s)
-            .ok_or(UnknownValue {
-                expected: "EVENT_NOT_ACTIVE, CONDITION_NOT_MET, OUT_OF_STOCK",
-            })
-    }
-}
+text_form!(
+    ReasonCode,
+    "EVENT_NOT_ACTIVE, CONDITION_NOT_MET, OUT_OF_STOCK"
+);
 
 #[cfg(test)]
 mod tests {
