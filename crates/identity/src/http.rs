@@ -99,8 +99,7 @@ async fn refresh(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, Problem> {
-    let token = presented_refresh_token(&headers, &body)?
-        .ok_or_else(|| Problem::from(crate::IdentityError::MissingRefreshToken))?;
+    let token = required_refresh_token(&headers, &body)?;
     let tokens = s.service.refresh(&token).await?;
     Ok(with_refresh_cookie(&s, tokens))
 }
@@ -122,8 +121,7 @@ async fn log_out(
     if let Some(principal) = principal {
         s.service.log_out_session(principal.session_id).await?;
     } else {
-        let token = presented_refresh_token(&headers, &body)?
-            .ok_or_else(|| Problem::from(crate::IdentityError::MissingRefreshToken))?;
+        let token = required_refresh_token(&headers, &body)?;
         s.service.log_out_refresh_token(&token).await?;
     }
     let mut response = StatusCode::NO_CONTENT.into_response();
@@ -230,6 +228,12 @@ fn presented_refresh_token(headers: &HeaderMap, body: &[u8]) -> Result<Option<St
             .refresh_token
     };
     Ok(from_body.or_else(|| refresh_cookie(headers)))
+}
+
+/// The refresh token the caller presented; 401 when there is none.
+fn required_refresh_token(headers: &HeaderMap, body: &[u8]) -> Result<String, Problem> {
+    presented_refresh_token(headers, body)?
+        .ok_or_else(|| crate::IdentityError::MissingRefreshToken.into())
 }
 
 fn refresh_cookie(headers: &HeaderMap) -> Option<String> {

@@ -63,6 +63,8 @@ pub enum StartError {
     KeyFile { path: String, reason: String },
     #[error("identity: {0}")]
     Identity(String),
+    #[error("serving: {0}")]
+    Serve(#[source] std::io::Error),
 }
 
 impl From<identity::IdentityError> for StartError {

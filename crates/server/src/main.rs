@@ -103,13 +103,11 @@ async fn run(cli: Cli) -> Result<(), StartError> {
         Command::Serve(_) => {
             telemetry::init(settings.log_format, &settings.log_level);
             let app = Application::build(settings).await?;
-            let addr = app
-                .local_addr()
-                .map_err(|e| StartError::Identity(e.to_string()))?;
+            let addr = app.local_addr().map_err(StartError::Serve)?;
             tracing::info!(%addr, "listening");
             app.run_until(shutdown_signal())
                 .await
-                .map_err(|e| StartError::Identity(e.to_string()))
+                .map_err(StartError::Serve)
         }
         Command::Migrate => {
             let modules = Modules::start(&settings).await?;
