@@ -2,7 +2,7 @@
 
 use kernel::{FieldError, Problem};
 
-use crate::model::InvalidTransition;
+use crate::model::{InvalidTransition, RewardRequestId};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RewardsError {
@@ -22,11 +22,25 @@ pub enum RewardsError {
     EventNotDraft,
     #[error("{taken} units are already taken; the quantity cannot go below that")]
     QuantityBelowTaken { taken: u32 },
+    #[error("reward request not found")]
+    RequestNotFound,
+    /// The user already holds `per_user_limit` requests; one of them, when
+    /// known (it may still be being recorded).
+    #[error("you already hold the allowed number of requests for this reward")]
+    AlreadyRequested(Option<RewardRequestId>),
+    #[error("stock gate: {0}")]
+    StockUnavailable(String),
+    #[error("encoding a message: {0}")]
+    Encode(String),
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
 }
 
 impl RewardsError {
+    pub fn encode(e: impl std::fmt::Display) -> Self {
+        Self::Encode(e.to_string())
+    }
+
     pub fn invalid(field: &str, message: impl Into<String>) -> Self {
         Self::Invalid(vec![FieldError {
             field: field.to_owned(),
@@ -49,6 +63,11 @@ impl From<RewardsError> for Problem {
             E::QuantityBelowTaken { taken } => {
                 Self::conflict("QUANTITY_BELOW_TAKEN", e.to_string()).with("taken", taken)
             }
+            E::RequestNotFound => Self::not_found("reward request"),
+            E::AlreadyRequested(held) => Self::conflict("ALREADY_REQUESTED", e.to_string())
+                .with("request_id", held.map(|id| id.0)),
+            E::StockUnavailable(ref cause) => Self::unavailable(cause),
+            E::Encode(ref cause) => Self::internal(cause),
             E::Database(ref cause) => Self::internal(cause),
         }
     }
@@ -69,6 +88,7 @@ mod tests {
                 "INVALID_TRANSITION",
             ),
             (RewardsError::EventNotDraft, "EVENT_NOT_DRAFT"),
+            (RewardsError::AlreadyRequested(None), "ALREADY_REQUESTED"),
             (
                 RewardsError::QuantityBelowTaken { taken: 3 },
                 "QUANTITY_BELOW_TAKEN",

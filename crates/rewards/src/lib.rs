@@ -1,15 +1,19 @@
 //! Rewards: events with a lifecycle and a period, a reward catalogue,
-//! rewards attached to events behind a condition, and reward requests.
+//! rewards attached to events behind a condition, reward requests with
+//! approval, grants into a wallet, and the facts conditions read.
 //!
 //! `model` holds the types and rules, with no I/O; `store` the tables
-//! (SQLite and PostgreSQL), `service` the use cases and `http` the routes.
+//! (SQLite and PostgreSQL), `service` the use cases and `http` the routes;
+//! `messages` what rewards announces and `subscribers` what it hears.
 #![forbid(unsafe_code)]
 
 pub mod error;
 pub mod http;
+pub mod messages;
 pub mod model;
 pub mod service;
 pub mod store;
+pub mod subscribers;
 
 pub use error::RewardsError;
 pub use service::RewardsService;

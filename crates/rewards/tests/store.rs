@@ -12,7 +12,7 @@ use rewards::model::{
     Name, Reward, RewardId, RewardKind,
 };
 use rewards::store::{
-    AddEventReward, DeleteEvent, EventFilter, EventRewardChange, NewEventReward, RewardsStore,
+    AddEventReward, CatalogueStore, DeleteEvent, EventFilter, EventRewardChange, NewEventReward,
     SqlRewardsStore, UpdateEventReward,
 };
 use serde_json::json;

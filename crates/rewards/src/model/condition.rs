@@ -306,14 +306,10 @@ impl Parser {
         let field = format!("{path}.metric");
         let message = match object.get("metric") {
             None => "is required".to_owned(),
-            Some(Value::String(s)) if s.is_empty() => "must not be empty".to_owned(),
-            Some(Value::String(s)) if s.chars().count() > MAX_METRIC_CHARS => {
-                format!("must be at most {MAX_METRIC_CHARS} characters")
-            }
-            Some(Value::String(s)) if s.chars().all(is_metric_char) => return Some(s.clone()),
-            Some(Value::String(_)) => {
-                "may contain only lower-case letters, digits and _ . : -".to_owned()
-            }
+            Some(Value::String(s)) => match check_metric(s) {
+                Ok(()) => return Some(s.clone()),
+                Err(message) => message,
+            },
             Some(_) => "must be a string".to_owned(),
         };
         self.error(&field, message);
@@ -383,6 +379,20 @@ fn is_type_name(s: &str) -> bool {
         s,
         "CONTINUOUS_LOGIN" | "FRIEND_INVITE" | "CUSTOM" | "ALL" | "ANY"
     )
+}
+
+/// Whether `name` may name a metric (in a `CUSTOM` condition or an activity);
+/// the error says why not.
+pub fn check_metric(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        Err("must not be empty".to_owned())
+    } else if name.chars().count() > MAX_METRIC_CHARS {
+        Err(format!("must be at most {MAX_METRIC_CHARS} characters"))
+    } else if name.chars().all(is_metric_char) {
+        Ok(())
+    } else {
+        Err("may contain only lower-case letters, digits and _ . : -".to_owned())
+    }
 }
 
 fn is_metric_char(c: char) -> bool {

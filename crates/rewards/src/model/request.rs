@@ -1,10 +1,77 @@
-//! Reward requests: their status with its one legal decision, and the codes
-//! that say why a request was refused.
+//! Reward requests: their status with its one legal decision, the codes that
+//! say why a request was refused, and the rule that turns the facts into an
+//! outcome.
 
+use kernel::{Timestamp, UserId};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::condition::Evaluation;
+use super::ids::{EventId, EventRewardId, RewardId, RewardRequestId};
 use super::status::{InvalidTransition, text_form};
+
+/// One attempt to claim an event reward, as the API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct RewardRequest {
+    pub id: RewardRequestId,
+    pub user_id: UserId,
+    pub event_id: EventId,
+    pub event_reward_id: EventRewardId,
+    /// The catalogue reward asked for (what a grant gives).
+    pub reward_id: RewardId,
+    pub status: RequestStatus,
+    /// Why it was rejected when made; null otherwise (and for a staff rejection).
+    #[schema(required = true)]
+    pub reason_code: Option<ReasonCode>,
+    /// A human explanation, e.g. "logged in 2 of 7 days", or the staff's note.
+    #[schema(required = true)]
+    pub reason: Option<String>,
+    pub created_at: Timestamp,
+    #[schema(required = true)]
+    pub decided_at: Option<Timestamp>,
+    /// The staff member who decided a PENDING request.
+    #[schema(required = true)]
+    pub decided_by: Option<UserId>,
+}
+
+/// What a request gets before stock is considered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Recorded as REJECTED with this code and reason.
+    Reject(ReasonCode, String),
+    /// Claim a unit (when limited), then record in this status: APPROVED when
+    /// the reward resolves itself, else PENDING until staff decide.
+    Claim(RequestStatus),
+}
+
+impl Verdict {
+    /// The one rule for a request: a live event first, then the condition,
+    /// then `auto_resolve` picks the status. Running out of stock is decided
+    /// by the stock gate afterwards (then [`OUT_OF_STOCK`]).
+    #[must_use]
+    pub fn of(live: bool, evaluation: &Evaluation, auto_resolve: bool) -> Self {
+        if !live {
+            return Self::Reject(
+                ReasonCode::EventNotActive,
+                "the event is not running now".to_owned(),
+            );
+        }
+        if !evaluation.met() {
+            let reason = evaluation
+                .reason()
+                .unwrap_or_else(|| "the condition is not met".to_owned());
+            return Self::Reject(ReasonCode::ConditionNotMet, reason);
+        }
+        Self::Claim(if auto_resolve {
+            RequestStatus::Approved
+        } else {
+            RequestStatus::Pending
+        })
+    }
+}
+
+/// The reason of an `OUT_OF_STOCK` rejection.
+pub const OUT_OF_STOCK: &str = "no units are left";
 
 /// Where a reward request stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
@@ -97,8 +164,61 @@ text_form!(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{Condition, EvalContext, Facts};
+    use time::macros::datetime;
 
     use RequestStatus::{Approved, Pending, Rejected};
+
+    fn evaluation(days_logged_in: u32) -> Evaluation {
+        let condition =
+            Condition::parse(&serde_json::json!({"type": "CONTINUOUS_LOGIN", "days": 3}))
+                .expect("valid");
+        let now = Timestamp::from(datetime!(2026-11-22 12:00 UTC));
+        let ctx = EvalContext {
+            now,
+            event_starts_at: Timestamp::from(datetime!(2026-11-01 00:00 UTC)),
+        };
+        let facts = Facts {
+            login_days: (0..days_logged_in)
+                .map(|back| ctx.today() - time::Duration::days(i64::from(back)))
+                .collect(),
+            ..Facts::default()
+        };
+        condition.evaluate(&facts, &ctx)
+    }
+
+    #[test]
+    fn a_request_outside_a_live_event_is_rejected_before_its_condition() {
+        let verdict = Verdict::of(false, &evaluation(3), true);
+        assert!(matches!(
+            verdict,
+            Verdict::Reject(ReasonCode::EventNotActive, _)
+        ));
+    }
+
+    #[test]
+    fn an_unmet_condition_is_rejected_with_the_evaluator_s_reason() {
+        let verdict = Verdict::of(true, &evaluation(2), true);
+        assert_eq!(
+            verdict,
+            Verdict::Reject(
+                ReasonCode::ConditionNotMet,
+                "logged in 2 of 3 days".to_owned()
+            )
+        );
+    }
+
+    #[test]
+    fn a_met_condition_is_approved_or_held_by_auto_resolve() {
+        assert_eq!(
+            Verdict::of(true, &evaluation(3), true),
+            Verdict::Claim(Approved)
+        );
+        assert_eq!(
+            Verdict::of(true, &evaluation(3), false),
+            Verdict::Claim(Pending)
+        );
+    }
 
     #[test]
     fn only_a_pending_request_can_be_decided() {

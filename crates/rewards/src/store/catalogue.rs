@@ -1,13 +1,11 @@
-//! The rewards tables, behind a trait shaped like the use cases. One SQL
-//! implementation serves SQLite and PostgreSQL through `kernel::write_tx!`
-//! and `kernel::read!`; the conformance suite in `tests/store.rs` runs it on
-//! each.
+//! Events, the reward catalogue and event rewards.
 
 use async_trait::async_trait;
-use kernel::db::{Backend, Db};
+use kernel::db::Backend;
 use kernel::{PageRequest, Timestamp};
 use serde_json::{Map, Value};
 
+use super::{SqlRewardsStore, bad, count, encode};
 use crate::model::{
     Condition, Description, Event, EventId, EventPeriod, EventReward, EventRewardId, EventStatus,
     Name, Reward, RewardId, RewardKind,
@@ -72,7 +70,7 @@ pub enum UpdateEventReward {
 }
 
 #[async_trait]
-pub trait RewardsStore: Send + Sync {
+pub trait CatalogueStore: Send + Sync {
     async fn create_event(&self, event: Event) -> Result<(), sqlx::Error>;
     async fn event(&self, id: EventId) -> Result<Option<Event>, sqlx::Error>;
     /// Events in id order.
@@ -119,34 +117,6 @@ pub trait RewardsStore: Send + Sync {
     ) -> Result<bool, sqlx::Error>;
 }
 
-/// The SQL implementation for both backends.
-#[derive(Debug, Clone)]
-pub struct SqlRewardsStore {
-    db: Db,
-}
-
-impl SqlRewardsStore {
-    #[must_use]
-    pub const fn new(db: Db) -> Self {
-        Self { db }
-    }
-}
-
-/// A stored value the model refuses; a decode error, never a panic.
-#[derive(Debug, thiserror::Error)]
-#[error("stored {what} is not valid: {reason}")]
-struct BadRow {
-    what: &'static str,
-    reason: String,
-}
-
-fn bad(what: &'static str, reason: impl ToString) -> sqlx::Error {
-    sqlx::Error::Decode(Box::new(BadRow {
-        what,
-        reason: reason.to_string(),
-    }))
-}
-
 /// The columns an [`EventRow`] reads, for `concat!` (sqlx takes only static SQL).
 macro_rules! event_columns {
     () => {
@@ -183,7 +153,7 @@ impl TryFrom<EventRow> for Event {
     }
 }
 
-fn reward_from(id: RewardId, name: &str, spec: &str) -> Result<Reward, sqlx::Error> {
+pub(super) fn reward_from(id: RewardId, name: &str, spec: &str) -> Result<Reward, sqlx::Error> {
     let object: Map<String, Value> =
         serde_json::from_str(spec).map_err(|e| bad("reward spec", e))?;
     let kind = RewardKind::parse(&object).map_err(|errors| {
@@ -201,14 +171,14 @@ fn reward_from(id: RewardId, name: &str, spec: &str) -> Result<Reward, sqlx::Err
 }
 
 fn spec_of(kind: &RewardKind) -> Result<String, sqlx::Error> {
-    serde_json::to_string(kind).map_err(|e| sqlx::Error::Encode(Box::new(e)))
+    serde_json::to_string(kind).map_err(encode)
 }
 
 fn condition_column(condition: Option<&Condition>) -> Result<Option<String>, sqlx::Error> {
     condition
         .map(serde_json::to_string)
         .transpose()
-        .map_err(|e| sqlx::Error::Encode(Box::new(e)))
+        .map_err(encode)
 }
 
 #[derive(sqlx::FromRow)]
@@ -240,10 +210,6 @@ struct EventRewardRow {
     reward_id: RewardId,
     reward_name: String,
     reward_spec: String,
-}
-
-fn count(what: &'static str, n: i64) -> Result<u32, sqlx::Error> {
-    u32::try_from(n).map_err(|e| bad(what, e))
 }
 
 impl TryFrom<EventRewardRow> for EventReward {
@@ -280,7 +246,7 @@ const EVENT_REWARD_BY_ID_FOR_UPDATE: &str = concat!(
 );
 
 #[async_trait]
-impl RewardsStore for SqlRewardsStore {
+impl CatalogueStore for SqlRewardsStore {
     async fn create_event(&self, event: Event) -> Result<(), sqlx::Error> {
         kernel::write_tx!(&self.db, |conn| {
             sqlx::query(

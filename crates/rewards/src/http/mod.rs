@@ -1,5 +1,9 @@
 //! The rewards module's routes. Handlers parse, authorise (by extractor
-//! type), call the service and map the result; nothing else.
+//! type), call the service and map the result; nothing else. This file holds
+//! the catalogue's routes; `requests` and `analytics` the rest.
+
+mod analytics;
+mod requests;
 
 use std::sync::Arc;
 
@@ -8,6 +12,7 @@ use http::StatusCode;
 use kernel::auth::{Admin, Reader, Staff};
 use kernel::http::{Created, Json, Path, Query};
 use kernel::{Page, PageQuery, Principal, Problem, ProblemDetails};
+use platform::Idempotency;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use utoipa::IntoParams;
@@ -19,9 +24,17 @@ use crate::service::{
     EventPatch, EventRewardPatch, NewEventRequest, NewEventRewardRequest, RewardsService,
 };
 
-/// The `/api/v1` routes of rewards.
-pub fn router(service: Arc<RewardsService>) -> OpenApiRouter {
+/// The `/api/v1` routes of rewards; `idempotency` guards the routes that
+/// create something for a user.
+pub fn router(service: Arc<RewardsService>, idempotency: Idempotency) -> OpenApiRouter {
+    let creating = requests::creating().route_layer(axum::middleware::from_fn_with_state(
+        idempotency,
+        platform::idempotency::layer,
+    ));
     OpenApiRouter::new()
+        .merge(creating)
+        .merge(requests::routes())
+        .merge(analytics::routes())
         .routes(routes!(create_event, list_events))
         .routes(routes!(get_event, update_event, delete_event))
         .routes(routes!(create_reward, list_rewards))

@@ -1,8 +1,22 @@
-//! The rewards module's use cases: events, the reward catalogue and event
-//! rewards. Methods that need a role take the proof (`&Staff`, `&Admin`,
-//! `&Reader`); visibility of drafts depends on an optional `&Reader`.
+//! The rewards module's use cases. This file holds the service and the
+//! catalogue (events, rewards, event rewards); `requests` the reward
+//! requests, decisions, grants and wallet; `facts` what conditions read;
+//! `analytics` the readers' aggregates. Methods that need a role take the
+//! proof (`&Staff`, `&Admin`, `&Reader`); visibility of drafts depends on an
+//! optional `&Reader`.
+
+mod analytics;
+mod facts;
+mod requests;
+
+pub use analytics::{EventAnalytics, RewardAnalytics, UserAnalytics};
+pub use facts::{ActivityReceipt, NewActivityRequest};
+pub(crate) use requests::status_filter;
+pub use requests::{DecisionRequest, Eligibility, RewardStockLoader};
 
 use std::sync::Arc;
+
+use gate::{PoolId, StockGate};
 
 use kernel::auth::{Admin, Reader, Staff};
 use kernel::{FieldError, Page, PageRequest, SharedClock, Timestamp};
@@ -110,6 +124,13 @@ impl Errors {
     }
 }
 
+/// The stock-gate pool of an event reward.
+fn pool_of(id: EventRewardId) -> PoolId {
+    PoolId::new(format!("{POOL_PREFIX}{}", id.0))
+}
+
+const POOL_PREFIX: &str = "reward:";
+
 /// A count of at least 1 that fits a `u32`.
 fn positive(raw: i64) -> Result<u32, &'static str> {
     u32::try_from(raw)
@@ -126,6 +147,9 @@ fn status(raw: &str) -> Result<EventStatus, RewardsError> {
 pub struct RewardsService {
     store: Arc<dyn RewardsStore>,
     clock: SharedClock,
+    /// Limited quantities and per-user limits under concurrency (pools
+    /// `reward:<event reward id>`); the database keeps the last guard.
+    gate: Arc<dyn StockGate>,
 }
 
 impl std::fmt::Debug for RewardsService {
@@ -135,9 +159,10 @@ impl std::fmt::Debug for RewardsService {
 }
 
 impl RewardsService {
+    /// `gate` should load its pools through a [`RewardStockLoader`] over the same store.
     #[must_use]
-    pub fn new(store: Arc<dyn RewardsStore>, clock: SharedClock) -> Self {
-        Self { store, clock }
+    pub fn new(store: Arc<dyn RewardsStore>, clock: SharedClock, gate: Arc<dyn StockGate>) -> Self {
+        Self { store, clock, gate }
     }
 
     /// Creates an event, `DRAFT` unless `ACTIVE` is asked for.
@@ -414,7 +439,10 @@ impl RewardsService {
             .update_event_reward(event_id, id, change, self.clock.now())
             .await?
         {
-            UpdateEventReward::Updated(er) => Ok(er),
+            UpdateEventReward::Updated(er) => {
+                self.reload_pool(er.id).await;
+                Ok(er)
+            }
             UpdateEventReward::NotFound => Err(RewardsError::EventRewardNotFound),
             UpdateEventReward::QuantityBelowTaken { taken } => {
                 Err(RewardsError::QuantityBelowTaken { taken })

@@ -1,0 +1,516 @@
+//! Reward requests: the decision at request time, the staff decision on a
+//! PENDING one, grants, the wallet, and the stock-gate pools of limited
+//! event rewards.
+//!
+//! A request takes a unit from the stock gate before its durable write and
+//! gives it back if the write does not record a claim, so the gate never
+//! drifts from the database for long; the claim's transaction re-checks the
+//! per-user limit and `remaining` as the last guard.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bus::Envelope;
+use commerce::messages::IssueCouponGrant;
+use commerce::model::{CouponCampaignId, GrantId};
+use gate::{GiveBackError, Limits, PoolId, Refusal, Snapshot, StockLoader};
+use kernel::auth::{Reader, Staff};
+use kernel::{Page, PageRequest, Principal, Timestamp, UserId};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::{POOL_PREFIX, RewardsService, pool_of};
+use crate::error::RewardsError;
+use crate::messages::RewardGranted;
+use crate::model::{
+    Clause, Condition, EvalContext, Evaluation, Event, EventId, EventReward, EventRewardId, Grant,
+    OUT_OF_STOCK, ReasonCode, RequestStatus, RewardRequest, RewardRequestId, Verdict, Wallet,
+};
+use crate::store::{Claim, ClaimOutcome, Decide, Decision, FactQuery, RequestFilter, RewardsStore};
+
+pub const MAX_DECISION_REASON_CHARS: usize = 500;
+
+/// The body of `PATCH /requests/{id}`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+pub struct DecisionRequest {
+    /// `APPROVED` or `REJECTED`.
+    #[schema(example = "APPROVED")]
+    pub status: String,
+    /// A note kept with the decision (at most 500 characters).
+    pub reason: Option<String>,
+}
+
+/// Whether the caller would get an event reward now, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Eligibility {
+    /// A request now would be APPROVED or PENDING.
+    pub eligible: bool,
+    /// The condition's leaves, evaluated on the caller's facts.
+    pub clauses: Vec<Clause>,
+    /// Whether the event is live (ACTIVE and inside its period).
+    pub event_live: bool,
+    /// The caller already holds `per_user_limit` requests (PENDING or APPROVED).
+    pub already_requested: bool,
+    /// Units left; null when unlimited.
+    #[schema(required = true)]
+    pub remaining: Option<u32>,
+    /// Why a request now would be refused; null when eligible.
+    #[schema(required = true)]
+    pub reason_code: Option<String>,
+    #[schema(required = true)]
+    pub reason: Option<String>,
+}
+
+/// Loads the gate's counters of `reward:<event reward id>` pools from the
+/// database: the quantity, what is taken, and each holder's requests.
+pub struct RewardStockLoader {
+    store: Arc<dyn RewardsStore>,
+}
+
+impl RewardStockLoader {
+    #[must_use]
+    pub fn new(store: Arc<dyn RewardsStore>) -> Self {
+        Self { store }
+    }
+
+    /// Reads a pool's limits and counters (also what reconciliation compares).
+    pub async fn snapshot(&self, id: EventRewardId) -> Result<(Limits, Snapshot), String> {
+        let snapshot = self
+            .store
+            .pool_snapshot(id)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("no event reward {}", id.0))?;
+        let taken = match (snapshot.quantity, snapshot.remaining) {
+            (Some(q), Some(r)) => q.saturating_sub(r),
+            _ => 0,
+        };
+        Ok((
+            Limits {
+                stock: snapshot.quantity.map(u64::from),
+                per_user: Some(snapshot.per_user_limit),
+            },
+            Snapshot {
+                taken: u64::from(taken),
+                by_user: snapshot
+                    .holders
+                    .into_iter()
+                    .map(|(user, n)| (user.0.to_string(), n))
+                    .collect(),
+            },
+        ))
+    }
+}
+
+#[async_trait]
+impl StockLoader for RewardStockLoader {
+    async fn load(&self, pool: &PoolId) -> Result<(Limits, Snapshot), String> {
+        let id = pool
+            .as_str()
+            .strip_prefix(POOL_PREFIX)
+            .and_then(|raw| uuid::Uuid::parse_str(raw).ok())
+            .ok_or_else(|| format!("{pool} is not an event reward pool"))?;
+        self.snapshot(EventRewardId(id)).await
+    }
+}
+
+impl RewardsService {
+    /// Requests an event reward for the caller. Every attempt on a visible
+    /// event reward is recorded, rejections included; only
+    /// [`RewardsError::AlreadyRequested`] records nothing.
+    pub async fn request_reward(
+        &self,
+        caller: &Principal,
+        event_id: EventId,
+        event_reward_id: EventRewardId,
+    ) -> Result<RewardRequest, RewardsError> {
+        let (event, reward) = self
+            .visible_reward(caller, event_id, event_reward_id)
+            .await?;
+        let user = caller.user_id;
+        if let Some(held) = self.at_limit(&reward, user).await? {
+            return Err(RewardsError::AlreadyRequested(Some(held)));
+        }
+        let now = self.clock.now();
+        let evaluation = self.evaluate(user, &event, &reward, now).await?;
+        let mut request = RewardRequest {
+            id: RewardRequestId::new(),
+            user_id: user,
+            event_id,
+            event_reward_id,
+            reward_id: reward.reward.id,
+            status: RequestStatus::Rejected,
+            reason_code: None,
+            reason: None,
+            created_at: now,
+            decided_at: None,
+            decided_by: None,
+        };
+        let status = match Verdict::of(event.is_live(now), &evaluation, reward.auto_resolve) {
+            Verdict::Claim(status) => status,
+            Verdict::Reject(code, reason) => return self.reject(request, code, reason).await,
+        };
+        let pool = pool_of(event_reward_id);
+        let holder = user.0.to_string();
+        match self.gate.take(&pool, &holder, 1).await {
+            Ok(()) => {}
+            Err(Refusal::SoldOut) => return self.out_of_stock(request).await,
+            Err(Refusal::LimitReached) => {
+                // Another request of this user is being recorded right now.
+                let held = self.store.holdings(event_reward_id, user).await?;
+                return Err(RewardsError::AlreadyRequested(held.first().copied()));
+            }
+            Err(Refusal::Unavailable(why)) => return Err(RewardsError::StockUnavailable(why)),
+        }
+        request.status = status;
+        let (grant, messages) = if status == RequestStatus::Approved {
+            request.decided_at = Some(now);
+            let grant = Grant::of(&reward.reward.kind);
+            let messages = grant_messages(&request, &reward.reward.kind, &grant, now)?;
+            (Some(grant), messages)
+        } else {
+            (None, Vec::new())
+        };
+        let outcome = self
+            .store
+            .claim(Claim {
+                request: request.clone(),
+                grant,
+                messages,
+            })
+            .await;
+        if !matches!(outcome, Ok(ClaimOutcome::Claimed)) {
+            self.give_back(&pool, user).await;
+        }
+        match outcome? {
+            ClaimOutcome::Claimed => Ok(request),
+            ClaimOutcome::AlreadyRequested(held) => Err(RewardsError::AlreadyRequested(Some(held))),
+            ClaimOutcome::OutOfStock => {
+                request.status = RequestStatus::Rejected;
+                request.decided_at = None;
+                self.out_of_stock(request).await
+            }
+            ClaimOutcome::EventRewardGone => Err(RewardsError::EventRewardNotFound),
+        }
+    }
+
+    /// Explains, without recording anything, what a request now would get.
+    pub async fn eligibility(
+        &self,
+        caller: &Principal,
+        event_id: EventId,
+        event_reward_id: EventRewardId,
+    ) -> Result<Eligibility, RewardsError> {
+        let (event, reward) = self
+            .visible_reward(caller, event_id, event_reward_id)
+            .await?;
+        let now = self.clock.now();
+        let evaluation = self.evaluate(caller.user_id, &event, &reward, now).await?;
+        let already_requested = self.at_limit(&reward, caller.user_id).await?.is_some();
+        let event_live = event.is_live(now);
+        let verdict = match Verdict::of(event_live, &evaluation, reward.auto_resolve) {
+            Verdict::Claim(_) if reward.remaining == Some(0) => {
+                Verdict::Reject(ReasonCode::OutOfStock, OUT_OF_STOCK.to_owned())
+            }
+            verdict => verdict,
+        };
+        let (eligible, reason_code, reason) = match verdict {
+            Verdict::Claim(_) if already_requested => (
+                false,
+                Some("ALREADY_REQUESTED".to_owned()),
+                Some(format!(
+                    "already holds {} request(s) for this reward",
+                    reward.per_user_limit
+                )),
+            ),
+            Verdict::Claim(_) => (true, None, None),
+            Verdict::Reject(code, reason) => (false, Some(code.as_str().to_owned()), Some(reason)),
+        };
+        Ok(Eligibility {
+            eligible,
+            clauses: evaluation.into_clauses(),
+            event_live,
+            already_requested,
+            remaining: reward.remaining,
+            reason_code,
+            reason,
+        })
+    }
+
+    /// Decides a PENDING request: approval grants the reward, rejection gives
+    /// the held unit back. Each happens once; a second decision is 409.
+    pub async fn decide(
+        &self,
+        staff: &Staff,
+        id: RewardRequestId,
+        body: DecisionRequest,
+    ) -> Result<RewardRequest, RewardsError> {
+        let to = match body.status.parse::<RequestStatus>() {
+            Ok(s @ (RequestStatus::Approved | RequestStatus::Rejected)) => s,
+            _ => {
+                return Err(RewardsError::invalid(
+                    "status",
+                    "must be APPROVED or REJECTED",
+                ));
+            }
+        };
+        let reason = body
+            .reason
+            .map(|r| r.trim().to_owned())
+            .filter(|r| !r.is_empty());
+        if reason
+            .as_ref()
+            .is_some_and(|r| r.chars().count() > MAX_DECISION_REASON_CHARS)
+        {
+            return Err(RewardsError::invalid(
+                "reason",
+                format!("must be at most {MAX_DECISION_REASON_CHARS} characters"),
+            ));
+        }
+        let current = self
+            .store
+            .request(id)
+            .await?
+            .ok_or(RewardsError::RequestNotFound)?;
+        current.status.move_to(to)?;
+        let now = self.clock.now();
+        let (grant, messages) = if to == RequestStatus::Approved {
+            let reward = self
+                .store
+                .reward(current.reward_id)
+                .await?
+                .ok_or(RewardsError::RewardNotFound)?;
+            let grant = Grant::of(&reward.kind);
+            let mut approved = current.clone();
+            approved.status = to;
+            approved.decided_at = Some(now);
+            approved.decided_by = Some(staff.principal().user_id);
+            let messages = grant_messages(&approved, &reward.kind, &grant, now)?;
+            (Some(grant), messages)
+        } else {
+            (None, Vec::new())
+        };
+        let decided = self
+            .store
+            .decide(Decision {
+                id,
+                to,
+                reason,
+                by: staff.principal().user_id,
+                at: now,
+                grant,
+                messages,
+            })
+            .await?;
+        match decided {
+            Decide::Decided { request, .. } => {
+                if request.status == RequestStatus::Rejected {
+                    // Every PENDING request took from the gate (the unit when
+                    // limited, and the user's count always).
+                    self.give_back(&pool_of(request.event_reward_id), request.user_id)
+                        .await;
+                }
+                Ok(request)
+            }
+            Decide::NotFound => Err(RewardsError::RequestNotFound),
+            Decide::InvalidTransition(e) => Err(e.into()),
+        }
+    }
+
+    /// The caller's own requests.
+    pub async fn my_requests(
+        &self,
+        caller: &Principal,
+        status: Option<&str>,
+        page: PageRequest,
+    ) -> Result<Page<RewardRequest>, RewardsError> {
+        let filter = RequestFilter {
+            user: Some(caller.user_id),
+            status: status.map(request_status).transpose()?,
+            ..RequestFilter::default()
+        };
+        let rows = self.store.list_requests(filter, page).await?;
+        Ok(Page::from_rows(rows, page, "my-requests", |r| r.id.0))
+    }
+
+    /// Every request, filtered (readers).
+    pub async fn list_requests(
+        &self,
+        _: &Reader,
+        filter: RequestFilter,
+        page: PageRequest,
+    ) -> Result<Page<RewardRequest>, RewardsError> {
+        let rows = self.store.list_requests(filter, page).await?;
+        Ok(Page::from_rows(rows, page, "requests", |r| r.id.0))
+    }
+
+    /// One request, for its owner or a reader; anyone else gets not found.
+    pub async fn request(
+        &self,
+        caller: &Principal,
+        id: RewardRequestId,
+    ) -> Result<RewardRequest, RewardsError> {
+        match self.store.request(id).await? {
+            Some(r) if r.user_id == caller.user_id || Reader::check(caller.clone()).is_some() => {
+                Ok(r)
+            }
+            _ => Err(RewardsError::RequestNotFound),
+        }
+    }
+
+    /// The caller's wallet, summed from the ledger.
+    pub async fn wallet(&self, caller: &Principal) -> Result<Wallet, RewardsError> {
+        Ok(self.store.wallet(caller.user_id).await?)
+    }
+
+    /// Replaces a pool's gate counters with the database's, after its limits
+    /// changed. A failure is logged: the gate then reloads on its next start.
+    pub(super) async fn reload_pool(&self, id: EventRewardId) {
+        let loader = RewardStockLoader::new(self.store.clone());
+        let reset = match loader.snapshot(id).await {
+            Ok((limits, snapshot)) => self
+                .gate
+                .reset(&pool_of(id), limits, snapshot)
+                .await
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e),
+        };
+        if let Err(error) = reset {
+            tracing::warn!(event_reward_id = %id.0, %error, "stock gate not reset");
+        }
+    }
+
+    /// The event and its reward as the caller may see them (drafts only for readers).
+    async fn visible_reward(
+        &self,
+        caller: &Principal,
+        event_id: EventId,
+        id: EventRewardId,
+    ) -> Result<(Event, EventReward), RewardsError> {
+        let reader = Reader::check(caller.clone());
+        let event = self.event(reader.as_ref(), event_id).await?;
+        let reward = self
+            .store
+            .event_reward(event_id, id)
+            .await?
+            .ok_or(RewardsError::EventRewardNotFound)?;
+        Ok((event, reward))
+    }
+
+    /// One of the user's requests when they already hold the limit.
+    async fn at_limit(
+        &self,
+        reward: &EventReward,
+        user: UserId,
+    ) -> Result<Option<RewardRequestId>, RewardsError> {
+        let held = self.store.holdings(reward.id, user).await?;
+        let limit = usize::try_from(reward.per_user_limit).unwrap_or(usize::MAX);
+        Ok((held.len() >= limit)
+            .then(|| held.first().copied())
+            .flatten())
+    }
+
+    /// Fetches what the condition reads and evaluates it.
+    async fn evaluate(
+        &self,
+        user: UserId,
+        event: &Event,
+        reward: &EventReward,
+        now: Timestamp,
+    ) -> Result<Evaluation, RewardsError> {
+        let ctx = EvalContext {
+            now,
+            event_starts_at: event.period.starts_at(),
+        };
+        let needs = Condition::needs_optional(reward.condition.as_ref());
+        if needs.is_empty() {
+            return Ok(Condition::evaluate_optional(
+                reward.condition.as_ref(),
+                &Default::default(),
+                &ctx,
+            ));
+        }
+        let query = FactQuery {
+            user,
+            login_window: needs.login_window(&ctx),
+            invites_between: needs.invites.then(|| (event.period.starts_at(), now)),
+            metrics: needs.metrics.iter().cloned().collect(),
+            metric_period: (event.period.starts_at(), event.period.ends_at()),
+        };
+        let facts = self.store.facts(&query).await?;
+        Ok(Condition::evaluate_optional(
+            reward.condition.as_ref(),
+            &facts,
+            &ctx,
+        ))
+    }
+
+    async fn reject(
+        &self,
+        mut request: RewardRequest,
+        code: ReasonCode,
+        reason: String,
+    ) -> Result<RewardRequest, RewardsError> {
+        request.status = RequestStatus::Rejected;
+        request.reason_code = Some(code);
+        request.reason = Some(reason);
+        self.store.record_rejection(&request).await?;
+        Ok(request)
+    }
+
+    async fn out_of_stock(&self, request: RewardRequest) -> Result<RewardRequest, RewardsError> {
+        self.reject(request, ReasonCode::OutOfStock, OUT_OF_STOCK.to_owned())
+            .await
+    }
+
+    async fn give_back(&self, pool: &PoolId, user: UserId) {
+        match self.gate.give_back(pool, &user.0.to_string(), 1).await {
+            Ok(()) => {}
+            Err(GiveBackError::Excess { .. }) => {
+                tracing::warn!(%pool, "gave back a unit the stock gate did not count");
+            }
+            Err(GiveBackError::Unavailable(error)) => {
+                tracing::warn!(%pool, %error, "stock gate unreachable; unit not given back until reconciled");
+            }
+        }
+    }
+}
+
+fn request_status(raw: &str) -> Result<RequestStatus, RewardsError> {
+    raw.parse()
+        .map_err(|e: crate::model::UnknownValue| RewardsError::invalid("status", e.to_string()))
+}
+
+/// Parses the optional `status` filter of request lists.
+pub(crate) fn status_filter(raw: Option<&str>) -> Result<Option<RequestStatus>, RewardsError> {
+    raw.map(request_status).transpose()
+}
+
+/// The messages an approval commits with its grant.
+fn grant_messages(
+    request: &RewardRequest,
+    kind: &crate::model::RewardKind,
+    grant: &Grant,
+    at: Timestamp,
+) -> Result<Vec<Envelope>, RewardsError> {
+    let granted = RewardGranted {
+        request_id: request.id,
+        user_id: request.user_id,
+        event_id: request.event_id,
+        event_reward_id: request.event_reward_id,
+        reward_id: request.reward_id,
+        reward: RewardGranted::reward_json(kind),
+        granted_at: at,
+    };
+    let mut messages = vec![Envelope::new(&granted, at).map_err(RewardsError::encode)?];
+    if let Grant::Coupon { campaign_id } = grant {
+        let command = IssueCouponGrant {
+            grant_id: GrantId(request.id.0),
+            user_id: request.user_id,
+            campaign_id: CouponCampaignId(*campaign_id),
+            requested_at: at,
+        };
+        messages.push(Envelope::new(&command, at).map_err(RewardsError::encode)?);
+    }
+    Ok(messages)
+}
