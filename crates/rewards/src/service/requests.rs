@@ -363,6 +363,12 @@ impl RewardsService {
         Ok(self.store.wallet(caller.user_id).await?)
     }
 
+    /// Every stock-gate pool of rewards, for reconciliation.
+    pub async fn stock_pools(&self) -> Result<Vec<PoolId>, RewardsError> {
+        let ids = self.store.event_reward_ids().await?;
+        Ok(ids.into_iter().map(pool_of).collect())
+    }
+
     /// Replaces a pool's gate counters with the database's, after its limits
     /// changed. A failure is logged: the gate then reloads on its next start.
     pub(super) async fn reload_pool(&self, id: EventRewardId) {

@@ -107,6 +107,8 @@ pub trait RequestStore: Send + Sync {
         &self,
         event_reward: EventRewardId,
     ) -> Result<Option<PoolSnapshot>, sqlx::Error>;
+    /// Every event reward, each one a stock-gate pool (for reconciliation).
+    async fn event_reward_ids(&self) -> Result<Vec<EventRewardId>, sqlx::Error>;
     /// The wallet summed from the ledger.
     async fn wallet(&self, user: UserId) -> Result<Wallet, sqlx::Error>;
 }
@@ -445,6 +447,14 @@ impl RequestStore for SqlRewardsStore {
                     .map(|(user, n)| count("holdings", n).map(|n| (user, n)))
                     .collect::<Result<_, _>>()?,
             }))
+        })
+    }
+
+    async fn event_reward_ids(&self) -> Result<Vec<EventRewardId>, sqlx::Error> {
+        kernel::read!(&self.db, |pool| {
+            sqlx::query_scalar("select id from event_rewards order by id")
+                .fetch_all(pool)
+                .await
         })
     }
 
