@@ -1,12 +1,15 @@
 //! Coordination on the hot path, behind traits so one process can keep it in
-//! memory and several instances can share it through Redis.
+//! memory and several instances can share it through Redis (or, for stock,
+//! through PostgreSQL alone).
 #![forbid(unsafe_code)]
 
 pub mod rate;
+mod redis_connection;
 pub mod stock;
 
-pub use rate::{Limited, MemoryRateLimiter, Quota, RateLimiter};
+pub use rate::{Limited, MemoryRateLimiter, Quota, RateLimiter, RedisRateLimiter};
+pub use redis_connection::RedisConnection;
 pub use stock::{
-    GiveBackError, Limits, MemoryStockGate, PoolId, Refusal, Snapshot, StockGate, StockLoader,
-    Unavailable,
+    GiveBackError, Limits, MemoryStockGate, PgStockGate, PoolId, RedisStockGate, Refusal, Snapshot,
+    StockGate, StockLoader, Unavailable, stock_migrations,
 };

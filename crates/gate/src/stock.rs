@@ -16,19 +16,32 @@
 //! database keeps unique constraints as the last guard.
 //!
 //! Counters are loaded from the database through a [`StockLoader`] the first
-//! time a process sees a pool, and replaced with [`StockGate::reset`] at
-//! start-up or by the reconciliation command.
+//! time a gate sees a pool, read back with [`StockGate::counters`] and
+//! replaced with [`StockGate::reset`] by the reconciliation command.
 //!
-//! [`MemoryStockGate`] keeps the counters in process memory.
+//! Three implementations, chosen by configuration:
+//!
+//! - [`MemoryStockGate`] keeps the counters in process memory (one instance);
+//! - [`RedisStockGate`] keeps them in Redis, where a Lua script checks and
+//!   takes atomically for every instance sharing it;
+//! - [`PgStockGate`] keeps them in PostgreSQL tables of its own, spread over
+//!   several rows per pool, for deployments without Redis.
+//!
+//! See `docs/adr/0009-stock-gate-backends.md`.
 
+mod loading;
 mod memory;
+mod postgres;
+mod redis;
 
 use std::collections::HashMap;
 use std::fmt;
 
 use async_trait::async_trait;
 
-pub use memory::MemoryStockGate;
+pub use self::memory::MemoryStockGate;
+pub use self::postgres::{PgStockGate, stock_migrations};
+pub use self::redis::RedisStockGate;
 
 /// The name of a pool of limited stock, such as `coupon:<uuid>`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -115,8 +128,8 @@ impl fmt::Display for Refusal {
 
 impl std::error::Error for Refusal {}
 
-/// The gate cannot answer now: its counters could not be loaded or its
-/// backend is unreachable.
+/// The gate (or rate limiter) cannot answer now: its counters could not be
+/// loaded, its backend is unreachable, or it was set up on the wrong one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unavailable(pub String);
 
@@ -194,6 +207,19 @@ pub trait StockGate: Send + Sync {
         limits: Limits,
         snapshot: Snapshot,
     ) -> Result<(), Unavailable>;
+
+    /// The limits and counters the gate holds for `pool`, for the
+    /// reconciliation command to compare with the database's; `None` when
+    /// the gate has not loaded the pool (it will read the database's truth
+    /// on first use). Per-user counts are kept, and so reported, only for
+    /// pools with a per-user limit. Takes in flight while it reads may or
+    /// may not be counted yet.
+    async fn counters(&self, pool: &PoolId) -> Result<Option<(Limits, Snapshot)>, Unavailable>;
+
+    /// Drops what the gate holds for `pool`, for a pool the database no
+    /// longer has (a deleted campaign): shared gates would otherwise keep its
+    /// counters for ever. A later call on the pool loads it again.
+    async fn forget(&self, pool: &PoolId) -> Result<(), Unavailable>;
 }
 
 /// Reads a pool's limits and what has been taken from it, from the database.
@@ -202,4 +228,11 @@ pub trait StockLoader: Send + Sync {
     /// The pool's limits and counters; the error says why they could not be
     /// read (an unknown pool is an error too).
     async fn load(&self, pool: &PoolId) -> Result<(Limits, Snapshot), String>;
+}
+
+/// The refusal of a take of zero units, which is a bug in the caller.
+fn zero_quantity(pool: &PoolId) -> Refusal {
+    Refusal::Unavailable(format!(
+        "asked to take 0 units of {pool}: quantity must be at least 1"
+    ))
 }

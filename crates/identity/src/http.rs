@@ -15,7 +15,10 @@ use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::model::{LoginRequest, RefreshTokenBody, RolesRequest, SignupRequest, Tokens, User};
+use crate::model::{
+    LoginRequest, RefreshTokenBody, RolesRequest, SignupRequest, TestUsers, TestUsersRequest,
+    Tokens, User,
+};
 use crate::service::IdentityService;
 use crate::tokens::Jwks;
 
@@ -216,6 +219,39 @@ async fn set_roles(
     responses((status = 200, description = "JSON Web Key Set", body = Jwks)))]
 async fn jwks(axum::extract::State(s): State) -> Json<Jwks> {
     Json(s.service.jwks())
+}
+
+/// The bulk test-user route, outside `/api/v1`. Mounted only when the
+/// server's `test_users` setting is on; otherwise the path is unknown (404)
+/// and absent from the OpenAPI document.
+pub fn test_users_router(state: IdentityHttp, enabled: bool) -> OpenApiRouter {
+    if enabled {
+        OpenApiRouter::new()
+            .routes(routes!(create_test_users))
+            .with_state(state)
+    } else {
+        OpenApiRouter::new()
+    }
+}
+
+/// Create signed-in USER accounts in bulk, for load tests (ADMIN; only when
+/// the server runs with the `test_users` setting on).
+#[utoipa::path(post, path = "/admin-api/test-users", tag = "identity", security(("bearer" = [])),
+    request_body = TestUsersRequest,
+    responses(
+        (status = 201, description = "The users, each with an access token", body = TestUsers),
+        (status = 401, description = "Not signed in", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 403, description = "Not an ADMIN", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 404, description = "The `test_users` setting is off", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 422, description = "`count` outside 1..=10000 or a bad `prefix`", body = ProblemDetails, content_type = "application/problem+json"),
+    ))]
+async fn create_test_users(
+    axum::extract::State(s): State,
+    admin: Admin,
+    Json(body): Json<TestUsersRequest>,
+) -> Result<Created<TestUsers>, Problem> {
+    let users = s.service.create_test_users(&admin, &body).await?;
+    Ok(Created(TestUsers { users }))
 }
 
 /// The refresh token from a JSON body, else from the cookie.

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use kernel::{Roles, Secret, Timestamp, UserId};
+use kernel::{Problem, Roles, Secret, Timestamp, UserId, Violations};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -199,6 +199,84 @@ pub enum Rotation {
     Invalid,
 }
 
+/// Most test users one call creates.
+pub const MAX_TEST_USERS: usize = 10_000;
+const DEFAULT_TEST_USER_PREFIX: &str = "test";
+const MAX_TEST_USER_PREFIX_CHARS: usize = 32;
+
+/// Body of a bulk test-user request (load tests only).
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct TestUsersRequest {
+    /// How many USER accounts to create: 1 to 10000.
+    pub count: i64,
+    /// Starts every email: 1 to 32 lower-case letters, digits or `-` (default `test`).
+    pub prefix: Option<String>,
+}
+
+/// A checked test-user request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TestUserBatch {
+    pub count: usize,
+    prefix: String,
+}
+
+impl TestUserBatch {
+    pub fn parse(request: &TestUsersRequest) -> Result<Self, Problem> {
+        let mut v = Violations::default();
+        let count = usize::try_from(request.count)
+            .ok()
+            .filter(|n| (1..=MAX_TEST_USERS).contains(n));
+        if count.is_none() {
+            v.add("count", format!("must be 1 to {MAX_TEST_USERS}"));
+        }
+        let prefix = request
+            .prefix
+            .as_deref()
+            .unwrap_or(DEFAULT_TEST_USER_PREFIX);
+        let prefix_ok = (1..=MAX_TEST_USER_PREFIX_CHARS).contains(&prefix.len())
+            && prefix
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if !prefix_ok {
+            v.add(
+                "prefix",
+                format!(
+                    "must be 1 to {MAX_TEST_USER_PREFIX_CHARS} lower-case letters, digits or '-'"
+                ),
+            );
+        }
+        v.finish()?;
+        let Some(count) = count else {
+            return Err(Problem::internal(&"validated count missing"));
+        };
+        Ok(Self {
+            count,
+            prefix: prefix.to_owned(),
+        })
+    }
+
+    /// The email of the `n`th user of the call tagged `run`. The `.invalid`
+    /// top-level domain can never receive mail.
+    pub fn email(&self, run: &str, n: usize) -> Result<Email, InvalidEmail> {
+        Email::parse(&format!("{}-{run}-{n}@test-users.invalid", self.prefix))
+    }
+}
+
+/// One test user, signed in.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TestUser {
+    pub user_id: UserId,
+    pub email: Email,
+    /// An ordinary access token (EdDSA JWT) of a login of this user.
+    pub access_token: String,
+}
+
+/// The answer to a bulk test-user request.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TestUsers {
+    pub users: Vec<TestUser>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -272,5 +350,44 @@ mod tests {
         assert_eq!(v["roles"], serde_json::json!(["USER"]));
         assert_eq!(v["created_at"], "2026-11-22T10:00:00Z");
         assert!(v.get("password_hash").is_none());
+    }
+    fn batch(count: i64, prefix: Option<&str>) -> Result<TestUserBatch, Problem> {
+        TestUserBatch::parse(&TestUsersRequest {
+            count,
+            prefix: prefix.map(str::to_owned),
+        })
+    }
+
+    #[test]
+    fn a_test_user_batch_holds_1_to_10000_users_with_a_plain_prefix() {
+        assert_eq!(batch(1, None).map(|b| b.count).ok(), Some(1));
+        assert_eq!(
+            batch(10_000, Some("lt-2")).map(|b| b.count).ok(),
+            Some(10_000)
+        );
+        for count in [0, -1, 10_001] {
+            let problem = batch(count, None).expect_err("out of range");
+            assert_eq!(problem.status, 422);
+            assert_eq!(problem.errors[0].field, "count");
+        }
+        for prefix in ["", "Upper", "a b", "a@b", &"x".repeat(33)] {
+            let problem = batch(5, Some(prefix)).expect_err("bad prefix");
+            assert_eq!(problem.errors[0].field, "prefix", "{prefix:?}");
+        }
+    }
+
+    #[test]
+    fn test_user_emails_carry_the_prefix_the_run_and_the_number() {
+        let b = batch(3, Some("lt")).expect("valid");
+        let email = b.email("abcd2345", 7).expect("an email");
+        assert_eq!(email.as_str(), "lt-abcd2345-7@test-users.invalid");
+        let default = batch(3, None).expect("valid");
+        assert!(
+            default
+                .email("x", 0)
+                .expect("an email")
+                .as_str()
+                .starts_with("test-x-0@")
+        );
     }
 }

@@ -9,6 +9,8 @@ use argon2::Argon2;
 use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use async_trait::async_trait;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use gate::{Quota, RateLimiter};
 use kernel::auth::{Admin, AuthError, TokenVerifier};
 use kernel::{Page, PageRequest, Principal, Role, Roles, SharedClock, UserId, Violations};
@@ -19,9 +21,10 @@ use uuid::Uuid;
 use crate::error::IdentityError;
 use crate::model::{
     Credentials, Email, LoginRequest, NewUser, Password, REFERRAL_CODE_LEN, Rotation,
-    SignupRequest, Tokens, User, normalise_referral_code, referral_code_from,
+    SignupRequest, TestUser, TestUserBatch, TestUsersRequest, Tokens, User,
+    normalise_referral_code, referral_code_from,
 };
-use crate::store::{CreateUserError, IdentityStore, NewSession, RoleChange};
+use crate::store::{CreateUserError, IdentityStore, NewSession, NewTestUser, RoleChange};
 use crate::tokens::{
     Claims, ISSUER, Jwks, KeyRing, new_refresh_token, random_bytes, refresh_token_hash,
 };
@@ -55,6 +58,8 @@ impl Default for IdentitySettings {
 /// Most verified access tokens remembered, and for how long.
 const VERIFIED_TOKENS: u64 = 100_000;
 const VERIFIED_TOKEN_TTL: StdDuration = StdDuration::from_secs(60);
+/// Test users written per transaction, so the SQLite writer is never held long.
+const TEST_USERS_PER_WRITE: usize = 1000;
 
 pub struct IdentityService {
     store: Arc<dyn IdentityStore>,
@@ -396,8 +401,22 @@ impl IdentityService {
         session_id: Uuid,
         refresh_token: String,
     ) -> Result<Tokens, IdentityError> {
+        Ok(Tokens {
+            access_token: self.sign_access_token(&credentials, session_id)?,
+            token_type: "Bearer",
+            expires_in: self.settings.access_token_ttl.whole_seconds(),
+            refresh_token,
+            user: credentials.user,
+        })
+    }
+
+    /// An access token for a login of this user; remembers the user's token version.
+    fn sign_access_token(
+        &self,
+        credentials: &Credentials,
+        session_id: Uuid,
+    ) -> Result<String, IdentityError> {
         let now = self.clock.now();
-        let ttl = self.settings.access_token_ttl;
         let claims = Claims {
             iss: ISSUER.to_owned(),
             sub: credentials.user.id,
@@ -405,17 +424,11 @@ impl IdentityService {
             roles: credentials.user.roles.iter().collect(),
             ver: credentials.token_version,
             iat: now.unix_timestamp(),
-            exp: (now + ttl).unix_timestamp(),
+            exp: (now + self.settings.access_token_ttl).unix_timestamp(),
         };
         self.versions
             .insert(credentials.user.id, credentials.token_version);
-        Ok(Tokens {
-            access_token: self.keys.sign(&claims).map_err(internal)?,
-            token_type: "Bearer",
-            expires_in: ttl.whole_seconds(),
-            refresh_token,
-            user: credentials.user,
-        })
+        self.keys.sign(&claims).map_err(internal)
     }
 
     async fn hash_password(&self, password: &Password) -> Result<String, IdentityError> {
@@ -451,6 +464,80 @@ impl IdentityService {
             self.versions.insert(user, v);
         }
         Ok(version)
+    }
+
+    /// Creates signed-in USER accounts for load tests, a few write
+    /// transactions for the lot. They share one Argon2id hash of a random
+    /// password nobody knows, so the hash is computed once per call; each
+    /// gets a login and an ordinary access token.
+    pub async fn create_test_users(
+        &self,
+        _: &Admin,
+        request: &TestUsersRequest,
+    ) -> Result<Vec<TestUser>, IdentityError> {
+        let batch = TestUserBatch::parse(request)
+            .map_err(|p| IdentityError::Invalid(p.into_details().errors))?;
+        let secret = URL_SAFE_NO_PAD.encode(random_bytes::<32>().map_err(internal)?);
+        let password_hash = self
+            .hash_password(&Password::parse(&secret).map_err(internal)?)
+            .await?;
+        let run = referral_code_from(random_bytes::<REFERRAL_CODE_LEN>().map_err(internal)?)
+            .to_ascii_lowercase();
+        let mut users = Vec::with_capacity(batch.count);
+        for first in (0..batch.count).step_by(TEST_USERS_PER_WRITE) {
+            let numbers = first..batch.count.min(first + TEST_USERS_PER_WRITE);
+            for (credentials, session_id) in self
+                .store_test_users(&batch, &run, numbers, &password_hash)
+                .await?
+            {
+                users.push(TestUser {
+                    access_token: self.sign_access_token(&credentials, session_id)?,
+                    user_id: credentials.user.id,
+                    email: credentials.user.email,
+                });
+            }
+        }
+        tracing::info!(count = users.len(), "test users created");
+        Ok(users)
+    }
+
+    /// Stores the test users numbered `numbers` in one transaction, with
+    /// their logins; retried with fresh referral codes if one collides.
+    async fn store_test_users(
+        &self,
+        batch: &TestUserBatch,
+        run: &str,
+        numbers: std::ops::Range<usize>,
+        password_hash: &str,
+    ) -> Result<Vec<(Credentials, Uuid)>, IdentityError> {
+        for _ in 0..5 {
+            let now = self.clock.now();
+            let mut new_users = Vec::with_capacity(numbers.len());
+            for n in numbers.clone() {
+                new_users.push(NewTestUser {
+                    user: NewUser {
+                        id: UserId::new(),
+                        email: batch.email(run, n).map_err(internal)?,
+                        password_hash: password_hash.to_owned(),
+                        roles: Roles::of(&[Role::User]),
+                        referral_code: referral_code_from(
+                            random_bytes::<REFERRAL_CODE_LEN>().map_err(internal)?,
+                        ),
+                        referred_by: None,
+                        created_at: now,
+                    },
+                    session_id: Uuid::now_v7(),
+                });
+            }
+            let session_ids: Vec<Uuid> = new_users.iter().map(|u| u.session_id).collect();
+            match self.store.create_test_users(new_users).await {
+                Ok(created) => return Ok(created.into_iter().zip(session_ids).collect()),
+                Err(CreateUserError::EmailTaken) => return Err(IdentityError::EmailTaken),
+                Err(CreateUserError::ReferralCodeTaken) => {}
+                Err(CreateUserError::Database(e)) => return Err(e.into()),
+            }
+        }
+        Err(internal("could not find free referral codes"))
     }
 }
 

@@ -42,6 +42,13 @@ pub struct NewSession {
     pub now: Timestamp,
 }
 
+/// A test user and the login its access token will name.
+#[derive(Debug, Clone)]
+pub struct NewTestUser {
+    pub user: NewUser,
+    pub session_id: Uuid,
+}
+
 #[async_trait]
 pub trait IdentityStore: Send + Sync {
     /// Creates the user (and records the referral). Unique email and code.
@@ -91,6 +98,12 @@ pub trait IdentityStore: Send + Sync {
         candidate: (String, Vec<u8>),
         now: Timestamp,
     ) -> Result<(String, Vec<u8>), sqlx::Error>;
+    /// Creates test users, each with one login (no refresh token), in one
+    /// transaction: all of them or none. Each sign-up is announced.
+    async fn create_test_users(
+        &self,
+        users: Vec<NewTestUser>,
+    ) -> Result<Vec<Credentials>, CreateUserError>;
 }
 
 /// Marks a login revoked and bumps its user's token version, so access
@@ -182,6 +195,23 @@ impl TryFrom<UserRow> for Credentials {
     }
 }
 
+/// Inserts one user ($1 id … $6 created_at) and reads it back as a [`UserRow`].
+const INSERT_USER: &str = concat!(
+    "insert into users (id, email, password_hash, roles, referral_code, created_at, updated_at) \
+     values ($1, $2, $3, $4, $5, $6, $6) returning ",
+    user_columns!()
+);
+
+fn create_user_error(e: sqlx::Error) -> CreateUserError {
+    if is_unique_violation(&e, "email") {
+        CreateUserError::EmailTaken
+    } else if is_unique_violation(&e, "referral_code") {
+        CreateUserError::ReferralCodeTaken
+    } else {
+        CreateUserError::Database(e)
+    }
+}
+
 fn into_user(row: UserRow) -> Result<User, sqlx::Error> {
     Credentials::try_from(row).map(|c| c.user)
 }
@@ -216,19 +246,15 @@ impl IdentityStore for SqlIdentityStore {
             new.created_at,
         )?;
         let result: Result<User, sqlx::Error> = kernel::write_tx!(&self.db, |conn| {
-            let row: UserRow = sqlx::query_as(concat!(
-                "insert into users (id, email, password_hash, roles, referral_code, created_at, updated_at) \
-                 values ($1, $2, $3, $4, $5, $6, $6) returning ",
-                user_columns!()
-            ))
-            .bind(new.id)
-            .bind(new.email.as_str())
-            .bind(&new.password_hash)
-            .bind(new.roles.to_column())
-            .bind(&new.referral_code)
-            .bind(new.created_at)
-            .fetch_one(&mut *conn)
-            .await?;
+            let row: UserRow = sqlx::query_as(INSERT_USER)
+                .bind(new.id)
+                .bind(new.email.as_str())
+                .bind(&new.password_hash)
+                .bind(new.roles.to_column())
+                .bind(&new.referral_code)
+                .bind(new.created_at)
+                .fetch_one(&mut *conn)
+                .await?;
             if let Some(referrer) = new.referred_by {
                 sqlx::query(
                     "insert into referrals (referred_id, referrer_id, created_at) values ($1, $2, $3)",
@@ -242,15 +268,7 @@ impl IdentityStore for SqlIdentityStore {
             bus::enqueue!(conn, &signed_up)?;
             into_user(row)
         });
-        result.map_err(|e| {
-            if is_unique_violation(&e, "email") {
-                CreateUserError::EmailTaken
-            } else if is_unique_violation(&e, "referral_code") {
-                CreateUserError::ReferralCodeTaken
-            } else {
-                CreateUserError::Database(e)
-            }
-        })
+        result.map_err(create_user_error)
     }
 
     async fn user_by_referral_code(&self, code: &str) -> Result<Option<UserId>, sqlx::Error> {
@@ -498,5 +516,50 @@ impl IdentityStore for SqlIdentityStore {
             .fetch_one(&mut *conn)
             .await
         })
+    }
+
+    async fn create_test_users(
+        &self,
+        users: Vec<NewTestUser>,
+    ) -> Result<Vec<Credentials>, CreateUserError> {
+        let signed_up = users
+            .iter()
+            .map(|new| {
+                envelope(
+                    &UserSignedUp {
+                        user_id: new.user.id,
+                        referred_by: None,
+                        signed_up_at: new.user.created_at,
+                    },
+                    new.user.created_at,
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let result: Result<Vec<Credentials>, sqlx::Error> = kernel::write_tx!(&self.db, |conn| {
+            let mut created = Vec::with_capacity(users.len());
+            for (new, announcement) in users.iter().zip(&signed_up) {
+                let row: UserRow = sqlx::query_as(INSERT_USER)
+                    .bind(new.user.id)
+                    .bind(new.user.email.as_str())
+                    .bind(&new.user.password_hash)
+                    .bind(new.user.roles.to_column())
+                    .bind(&new.user.referral_code)
+                    .bind(new.user.created_at)
+                    .fetch_one(&mut *conn)
+                    .await?;
+                sqlx::query(
+                    "insert into login_sessions (id, user_id, created_at) values ($1, $2, $3)",
+                )
+                .bind(new.session_id)
+                .bind(new.user.id)
+                .bind(new.user.created_at)
+                .execute(&mut *conn)
+                .await?;
+                bus::enqueue!(conn, announcement)?;
+                created.push(Credentials::try_from(row)?);
+            }
+            Ok(created)
+        });
+        result.map_err(create_user_error)
     }
 }

@@ -143,6 +143,7 @@ impl Db {
         Ok(Self::Sqlite(SqliteDb { read, writer }))
     }
 
+    /// Which backend this is, for the rare statement that differs.
     #[must_use]
     pub const fn backend(&self) -> Backend {
         match self {

@@ -12,8 +12,12 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::middleware::{from_fn, from_fn_with_state, map_response};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
-use bus::{Dispatcher, InProcessTransport, Relay, RetryPolicy};
-use gate::{MemoryRateLimiter, Quota, RateLimiter};
+use bus::{Dispatcher, Handler, InProcessTransport, Relay, RetryPolicy};
+use commerce::store::{CouponStore, SqlCouponStore};
+use commerce::{CampaignStockLoader, CouponGrantHandler, CouponService};
+use gate::{
+    MemoryRateLimiter, Quota, RateLimiter, RedisConnection, RedisRateLimiter, StockLoader,
+};
 use http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use identity::http::IdentityHttp;
 use identity::store::SqlIdentityStore;
@@ -25,7 +29,9 @@ use platform::authn::SharedVerifier;
 use platform::client::TrustForwardedFor;
 use platform::rate_limit::RequestLimits;
 use rewards::RewardsService;
-use rewards::store::SqlRewardsStore;
+use rewards::service::RewardStockLoader;
+use rewards::store::{RewardsStore, SqlRewardsStore};
+use rewards::subscribers::IdentityFacts;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -39,7 +45,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::config::{Settings, Switch};
+use crate::config::{RateLimiterKind, Settings, Switch};
+use crate::stock::{GateFactory, PoolSet, StockGates, StockPools};
 use crate::openapi::ApiDoc;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -65,6 +72,10 @@ pub enum StartError {
     Identity(String),
     #[error("serving: {0}")]
     Serve(#[source] std::io::Error),
+    #[error("stock gate: {0}")]
+    StockGate(String),
+    #[error("redis: {0}")]
+    Redis(String),
 }
 
 impl From<identity::IdentityError> for StartError {
@@ -89,11 +100,15 @@ pub struct Modules {
     pub clock: SharedClock,
     pub identity: Arc<IdentityService>,
     pub rewards: Arc<RewardsService>,
+    pub commerce: Arc<CouponService>,
     pub idempotency: Idempotency,
     /// Hands committed outbox messages to the transport.
     pub relay: Arc<Relay>,
     /// Runs inbox deliveries through the subscribers.
     pub dispatcher: Arc<Dispatcher>,
+    /// Request limits and login throttling (memory or Redis).
+    pub limiter: Arc<dyn RateLimiter>,
+    pub stock: Arc<StockGates>,
 }
 
 impl Modules {
@@ -117,10 +132,26 @@ impl Modules {
         db.migrate(platform::idempotency::migrations()).await?;
         db.migrate(identity::migrations()).await?;
         db.migrate(rewards::migrations()).await?;
+        db.migrate(commerce::migrations()).await?;
 
         let clock: SharedClock = Arc::new(SystemClock);
+        let redis = match &settings.redis_url {
+            Some(url) if settings.needs_redis() => Some(
+                RedisConnection::connect(url)
+                    .await
+                    .map_err(|e| StartError::Redis(e.to_string()))?,
+            ),
+            _ => None,
+        };
         // Login throttling uses it even when request limits are off.
-        let limiter: Arc<dyn RateLimiter> = Arc::new(MemoryRateLimiter::default());
+        let limiter: Arc<dyn RateLimiter> = match (settings.rate_limiter, &redis) {
+            (RateLimiterKind::Redis, Some(connection)) => Arc::new(RedisRateLimiter::new(
+                connection.clone(),
+                format!("{}:rate", settings.redis_prefix),
+            )),
+            _ => Arc::new(MemoryRateLimiter::default()),
+        };
+        let gates = GateFactory::new(settings, &db, redis).await?;
         let identity_settings = IdentitySettings {
             access_token_ttl: time::Duration::seconds(settings.access_token_ttl_seconds),
             refresh_token_ttl: time::Duration::seconds(settings.refresh_token_ttl_seconds),
@@ -130,22 +161,39 @@ impl Modules {
             IdentityService::start(
                 Arc::new(SqlIdentityStore::new(db.clone())),
                 clock.clone(),
-                limiter,
+                limiter.clone(),
                 identity_settings,
                 key,
             )
             .await?,
         );
+        let rewards_store: Arc<dyn RewardsStore> = Arc::new(SqlRewardsStore::new(db.clone()));
+        let rewards_loader: Arc<dyn StockLoader> =
+            Arc::new(RewardStockLoader::new(rewards_store.clone()));
+        let rewards_gate = gates.gate("rewards", rewards_loader.clone())?;
         let rewards = Arc::new(RewardsService::new(
-            Arc::new(SqlRewardsStore::new(db.clone())),
+            rewards_store,
             clock.clone(),
+            rewards_gate.clone(),
+        ));
+        let coupon_store: Arc<dyn CouponStore> = Arc::new(SqlCouponStore::new(db.clone()));
+        let coupon_loader: Arc<dyn StockLoader> =
+            Arc::new(CampaignStockLoader::new(coupon_store.clone()));
+        let coupon_gate = gates.gate("coupons", coupon_loader.clone())?;
+        let commerce = Arc::new(CouponService::new(
+            coupon_store,
+            clock.clone(),
+            coupon_gate.clone(),
         ));
         let idempotency = Idempotency::new(db.clone(), clock.clone(), settings.body_limit_bytes);
-        // Subscribers join here as the modules that consume messages arrive.
+        let handlers: Vec<Arc<dyn Handler>> = vec![
+            Arc::new(IdentityFacts::new(rewards.clone())),
+            Arc::new(CouponGrantHandler::new(commerce.clone())),
+        ];
         let dispatcher = Arc::new(Dispatcher::new(
             db.clone(),
             clock.clone(),
-            Vec::new(),
+            handlers,
             RetryPolicy::default(),
         ));
         let transport = Arc::new(InProcessTransport::new(
@@ -160,10 +208,31 @@ impl Modules {
             clock,
             identity,
             rewards,
+            commerce,
             idempotency,
             relay,
             dispatcher,
+            limiter,
+            stock: Arc::new(StockGates {
+                rewards: (rewards_gate, rewards_loader),
+                coupons: (coupon_gate, coupon_loader),
+            }),
         })
+    }
+
+    /// Every module's stock pools with their gate and loader, for reconciliation.
+    pub async fn pool_sets(&self) -> Result<Vec<PoolSet>, String> {
+        self.stock_pools().pool_sets().await
+    }
+
+    /// What reconciliation needs, to hand to a route.
+    #[must_use]
+    pub fn stock_pools(&self) -> StockPools {
+        StockPools {
+            rewards: self.rewards.clone(),
+            commerce: self.commerce.clone(),
+            gates: self.stock.clone(),
+        }
     }
 }
 
@@ -316,10 +385,22 @@ pub fn router(settings: &Settings, modules: &Modules) -> Router {
         .nest(
             "/api/v1",
             identity::http::router(identity_http.clone())
-                .merge(rewards::http::router(modules.rewards.clone())),
+                .merge(rewards::http::router(
+                    modules.rewards.clone(),
+                    modules.idempotency.clone(),
+                ))
+                .merge(commerce::http::router(
+                    modules.commerce.clone(),
+                    modules.idempotency.clone(),
+                )),
         )
+        .merge(identity::http::test_users_router(
+            identity_http.clone(),
+            settings.test_users == Switch::On,
+        ))
         .merge(identity::http::well_known_router(identity_http))
         .merge(bus::http::router(modules.dispatcher.clone()))
+        .merge(crate::stock::router(modules.stock_pools()))
         .merge(
             OpenApiRouter::new()
                 .routes(routes!(healthz))
@@ -333,7 +414,7 @@ pub fn router(settings: &Settings, modules: &Modules) -> Router {
     let _ = platform::metrics::handle();
     let verifier: SharedVerifier = modules.identity.clone();
     let limits = (settings.rate_limit == Switch::On).then(|| RequestLimits {
-        limiter: Arc::new(MemoryRateLimiter::default()),
+        limiter: modules.limiter.clone(),
         per_address: Quota::per_second(settings.rate_limit_per_address),
         per_user: Quota::per_second(settings.rate_limit_per_user),
     });

@@ -50,6 +50,23 @@ pub struct Settings {
     pub log_level: String,
     /// How long in-flight requests get to finish at shutdown.
     pub shutdown_grace_seconds: u64,
+    /// `on` mounts `POST /admin-api/test-users` (bulk signed-in users for
+    /// load tests); `off`, the default, leaves that path unknown.
+    pub test_users: Switch,
+    /// Where stock counters live: `memory` (this process; the default),
+    /// `redis` (shared by every instance; needs `redis_url`) or `postgres`
+    /// (counter rows in the PostgreSQL database, spread over
+    /// `stock_gate_shards` rows; needs a PostgreSQL `database_url`).
+    pub stock_gate: StockGateKind,
+    /// Counter rows per pool for the PostgreSQL stock gate.
+    pub stock_gate_shards: u16,
+    /// Where request limits are counted: `memory` (the default) or `redis`
+    /// (shared by every instance; needs `redis_url`).
+    pub rate_limiter: RateLimiterKind,
+    /// `redis://HOST:PORT[/DB]`, for the Redis stock gate and rate limiter.
+    pub redis_url: Option<String>,
+    /// Prefix of every Redis key this deployment uses.
+    pub redis_prefix: String,
 }
 
 impl Default for Settings {
@@ -73,6 +90,12 @@ impl Default for Settings {
             log_format: LogFormat::Json,
             log_level: "info,sqlx=warn".into(),
             shutdown_grace_seconds: 30,
+            test_users: Switch::Off,
+            stock_gate: StockGateKind::Memory,
+            stock_gate_shards: 16,
+            rate_limiter: RateLimiterKind::Memory,
+            redis_url: None,
+            redis_prefix: "stampede".into(),
         }
     }
 }
@@ -98,7 +121,30 @@ const KEYS: &[&str] = &[
     "log_format",
     "log_level",
     "shutdown_grace_seconds",
+    "test_users",
+    "stock_gate",
+    "stock_gate_shards",
+    "rate_limiter",
+    "redis_url",
+    "redis_prefix",
 ];
+
+/// Where the stock gate keeps its counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StockGateKind {
+    Memory,
+    Redis,
+    Postgres,
+}
+
+/// Where request limits are counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RateLimiterKind {
+    Memory,
+    Redis,
+}
 
 /// An on/off setting that also accepts `true`/`false`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -172,6 +218,12 @@ impl Settings {
         Ok(settings)
     }
 
+    /// Whether anything is configured to live in Redis.
+    #[must_use]
+    pub fn needs_redis(&self) -> bool {
+        self.stock_gate == StockGateKind::Redis || self.rate_limiter == RateLimiterKind::Redis
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
         self.listen_addr()?;
         if self.body_limit_bytes == 0 || self.database_max_connections == 0 {
@@ -187,6 +239,21 @@ impl Settings {
         if self.admin_email.is_some() != self.admin_password.is_some() {
             return Err(ConfigError::Invalid(
                 "admin_email and admin_password go together".into(),
+            ));
+        }
+        if self.needs_redis() && self.redis_url.is_none() {
+            return Err(ConfigError::Invalid(
+                "stock_gate = redis and rate_limiter = redis need redis_url".into(),
+            ));
+        }
+        if self.stock_gate == StockGateKind::Postgres && !self.database_url.starts_with("postgres") {
+            return Err(ConfigError::Invalid(
+                "stock_gate = postgres needs a postgres:// database_url".into(),
+            ));
+        }
+        if self.redis_prefix.is_empty() || self.redis_prefix.contains(['{', '}']) {
+            return Err(ConfigError::Invalid(
+                "redis_prefix must be non-empty, without braces".into(),
             ));
         }
         Ok(())
@@ -213,6 +280,7 @@ mod tests {
         assert_eq!(s.database_url, "sqlite://./data/stampede.db");
         assert_eq!(s.body_limit_bytes, 1_048_576);
         assert_eq!(s.rate_limit, Switch::On);
+        assert_eq!(s.test_users, Switch::Off);
     }
 
     #[test]
@@ -221,13 +289,14 @@ mod tests {
         let path = dir.join("stampede.toml");
         std::fs::write(
             &path,
-            "listen = \"127.0.0.1:9000\"\nrate_limit = \"off\"\nlog_level = \"debug\"\n",
+            "listen = \"127.0.0.1:9000\"\nrate_limit = \"off\"\nlog_level = \"debug\"\ntest_users = true\n",
         )
         .expect("write");
         let s = Settings::load(Some(&path), &[("listen", "127.0.0.1:9100".into())]).expect("loads");
         assert_eq!(s.listen, "127.0.0.1:9100");
         assert_eq!(s.rate_limit, Switch::Off);
         assert_eq!(s.log_level, "debug");
+        assert_eq!(s.test_users, Switch::On);
         let _ = std::fs::remove_dir_all(dir);
     }
 
@@ -242,6 +311,28 @@ mod tests {
         let _ = std::fs::remove_dir_all(dir);
         let err = Settings::load(None, &[("listen", "nonsense".into())]).expect_err("bad listen");
         assert!(err.to_string().contains("HOST:PORT"), "{err}");
+    }
+
+    #[test]
+    fn shared_gates_need_their_backends() {
+        let redis_without_url = Settings::load(None, &[("stock_gate", "redis".into())]);
+        assert!(redis_without_url.expect_err("no url").to_string().contains("redis_url"));
+        let limiter_without_url = Settings::load(None, &[("rate_limiter", "redis".into())]);
+        assert!(limiter_without_url.is_err());
+        let pg_gate_on_sqlite = Settings::load(None, &[("stock_gate", "postgres".into())]);
+        assert!(pg_gate_on_sqlite.expect_err("sqlite").to_string().contains("postgres"));
+        assert!(Settings::load(None, &[("stock_gate", "etcd".into())]).is_err());
+        let shared = Settings::load(
+            None,
+            &[
+                ("stock_gate", "redis".into()),
+                ("rate_limiter", "redis".into()),
+                ("redis_url", "redis://127.0.0.1:6379".into()),
+            ],
+        )
+        .expect("loads");
+        assert_eq!(shared.stock_gate, StockGateKind::Redis);
+        assert_eq!(shared.rate_limiter, RateLimiterKind::Redis);
     }
 
     #[test]

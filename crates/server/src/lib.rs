@@ -5,6 +5,7 @@
 pub mod app;
 pub mod config;
 pub mod openapi;
+pub mod stock;
 pub mod telemetry;
 
 pub use app::{Application, Modules, StartError};

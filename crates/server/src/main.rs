@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use server::config::StockGateKind;
 use server::{Application, Modules, Settings, StartError, telemetry};
 
 #[derive(Debug, Parser)]
@@ -19,6 +20,12 @@ struct Cli {
     /// sqlite://PATH or postgres://… (also STAMPEDE_DATABASE_URL).
     #[arg(long, global = true)]
     database_url: Option<String>,
+    /// memory, redis or postgres: where stock counters live (also STAMPEDE_STOCK_GATE).
+    #[arg(long, global = true)]
+    stock_gate: Option<String>,
+    /// redis://HOST:PORT for the Redis stock gate and rate limiter (also STAMPEDE_REDIS_URL).
+    #[arg(long, global = true)]
+    redis_url: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -34,6 +41,14 @@ enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// Compare every stock counter of a shared (Redis or PostgreSQL) gate
+    /// with the database, report differences and repair them. Exit status 1
+    /// when differences remain (with --dry-run) or a pool could not be checked.
+    Reconcile {
+        /// Report only; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -47,6 +62,9 @@ struct ServeArgs {
     /// json or pretty (also STAMPEDE_LOG_FORMAT).
     #[arg(long)]
     log_format: Option<String>,
+    /// Mount POST /admin-api/test-users, bulk users for load tests (also STAMPEDE_TEST_USERS=on).
+    #[arg(long)]
+    test_users: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -83,8 +101,15 @@ fn fail(e: &dyn std::fmt::Display) -> ExitCode {
 
 async fn run(cli: Cli) -> Result<(), StartError> {
     let mut overrides: Vec<(&str, String)> = Vec::new();
-    if let Some(url) = cli.database_url {
-        overrides.push(("database_url", url));
+    let globals = [
+        ("database_url", cli.database_url.clone()),
+        ("stock_gate", cli.stock_gate.clone()),
+        ("redis_url", cli.redis_url.clone()),
+    ];
+    for (key, value) in globals {
+        if let Some(v) = value {
+            overrides.push((key, v));
+        }
     }
     if let Command::Serve(args) = &cli.command {
         let flags = [
@@ -96,6 +121,9 @@ async fn run(cli: Cli) -> Result<(), StartError> {
             if let Some(v) = value {
                 overrides.push((key, v.clone()));
             }
+        }
+        if args.test_users {
+            overrides.push(("test_users", "on".into()));
         }
     }
     let settings = Settings::load(cli.config.as_ref(), &overrides)?;
@@ -125,6 +153,55 @@ async fn run(cli: Cli) -> Result<(), StartError> {
             println!("created admin {} ({})", user.email, user.id);
             Ok(())
         }
+        Command::Reconcile { dry_run } => reconcile(&settings, dry_run).await,
+    }
+}
+
+/// `stampede reconcile`: only a shared gate can be checked from outside the
+/// serving process; the memory gate's counters live inside it.
+async fn reconcile(settings: &Settings, dry_run: bool) -> Result<(), StartError> {
+    if settings.stock_gate == StockGateKind::Memory {
+        println!(
+            "stock_gate = memory: the counters live inside the serving process and are \
+             rebuilt from the database at every start; reconcile them there with \
+             POST /admin-api/stock/reconcile"
+        );
+        return Ok(());
+    }
+    let modules = Modules::start(settings).await?;
+    let sets = modules.pool_sets().await.map_err(StartError::StockGate);
+    let report = match sets {
+        Ok(sets) => server::stock::reconcile(&sets, dry_run).await,
+        Err(e) => {
+            modules.db.close().await;
+            return Err(e);
+        }
+    };
+    modules.db.close().await;
+    for pool in &report.pools {
+        println!(
+            "{} {}: {:?}, gate {} taken, database {} taken, {} users differ{}",
+            pool.module,
+            pool.pool,
+            pool.verdict,
+            pool.gate_taken
+                .map_or_else(|| "nothing".to_owned(), |n| n.to_string()),
+            pool.database_taken,
+            pool.users_differing,
+            if pool.repaired { " -> reset from the database" } else { "" },
+        );
+    }
+    for error in &report.errors {
+        println!("error: {error}");
+    }
+    println!(
+        "{} pools checked, {} differed, {} repaired",
+        report.checked, report.differing, report.repaired
+    );
+    if report.errors.is_empty() && report.differing == report.repaired {
+        Ok(())
+    } else {
+        Err(StartError::StockGate("differences remain".into()))
     }
 }
 

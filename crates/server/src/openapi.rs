@@ -15,6 +15,7 @@ use utoipa::{Modify, OpenApi};
     tags(
         (name = "identity", description = "Sign-up, login, tokens, users and roles"),
         (name = "rewards", description = "Events, the reward catalogue and event rewards"),
+        (name = "coupons", description = "Coupon campaigns and first-come coupon issuance"),
         (name = "operations", description = "Health and readiness"),
         (name = "bus", description = "Dead letters: deliveries that exhausted their retries"),
     )

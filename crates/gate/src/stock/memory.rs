@@ -29,6 +29,7 @@ use async_trait::async_trait;
 
 use super::{
     GiveBackError, Limits, PoolId, Refusal, Snapshot, StockGate, StockLoader, Unavailable,
+    zero_quantity,
 };
 
 /// Shards of the pool map; a power of two.
@@ -83,7 +84,7 @@ impl MemoryStockGate {
     }
 
     /// The pool's counters, loading them if this is the first time.
-    async fn counters(&self, pool: &PoolId) -> Result<Arc<Counters>, Unavailable> {
+    async fn load(&self, pool: &PoolId) -> Result<Arc<Counters>, Unavailable> {
         let slot = self.slot(pool);
         if let Some(counters) = slot.counters.get() {
             return Ok(Arc::clone(counters));
@@ -146,14 +147,12 @@ impl fmt::Debug for MemoryStockGate {
 impl StockGate for MemoryStockGate {
     async fn take(&self, pool: &PoolId, user: &str, quantity: u32) -> Result<(), Refusal> {
         if quantity == 0 {
-            return Err(Refusal::Unavailable(format!(
-                "asked to take 0 units of {pool}: quantity must be at least 1"
-            )));
+            return Err(zero_quantity(pool));
         }
         if let Some(taken) = self.with_loaded(pool, |c| c.take(user, quantity)) {
             return taken;
         }
-        self.counters(pool).await?.take(user, quantity)
+        self.load(pool).await?.take(user, quantity)
     }
 
     async fn give_back(
@@ -173,7 +172,7 @@ impl StockGate for MemoryStockGate {
         if let Some(remaining) = self.with_loaded(pool, Counters::remaining) {
             return Ok(remaining);
         }
-        Ok(self.counters(pool).await?.remaining())
+        Ok(self.load(pool).await?.remaining())
     }
 
     async fn reset(
@@ -196,6 +195,18 @@ impl StockGate for MemoryStockGate {
         if let Some(counters) = unplaced {
             pools.insert(pool.clone(), Arc::new(Slot::loaded(counters)));
         }
+        Ok(())
+    }
+
+    async fn counters(&self, pool: &PoolId) -> Result<Option<(Limits, Snapshot)>, Unavailable> {
+        Ok(self.with_loaded(pool, Counters::read))
+    }
+
+    async fn forget(&self, pool: &PoolId) -> Result<(), Unavailable> {
+        self.shard(pool)
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(pool);
         Ok(())
     }
 }
@@ -350,6 +361,24 @@ impl Counters {
     fn remaining(&self) -> Option<u64> {
         let taken = self.taken.load(Ordering::Acquire);
         self.stock.map(|stock| stock.saturating_sub(taken))
+    }
+
+    /// The limits and counters, one user shard at a time.
+    fn read(&self) -> (Limits, Snapshot) {
+        let limits = Limits {
+            stock: self.stock,
+            per_user: self.per_user,
+        };
+        let by_user = self
+            .users
+            .iter()
+            .flat_map(|shard| {
+                let users = shard.lock().unwrap_or_else(PoisonError::into_inner);
+                users.clone()
+            })
+            .collect();
+        let taken = self.taken.load(Ordering::Acquire);
+        (limits, Snapshot { taken, by_user })
     }
 }
 

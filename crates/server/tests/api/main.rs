@@ -2,8 +2,12 @@
 //! when `STAMPEDE_TEST_DATABASE_URL` is set. One binary for the crate.
 
 mod access;
+mod coupons;
 mod helpers;
 mod identity;
 mod platform;
+mod reward_requests;
 mod rewards;
+mod stock;
+mod test_users;
 mod tokens;

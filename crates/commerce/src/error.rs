@@ -1,0 +1,107 @@
+//! The commerce module's errors, mapped to problem+json in one place.
+
+use kernel::{FieldError, Problem, Timestamp};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CommerceError {
+    #[error("invalid input")]
+    Invalid(Vec<FieldError>),
+    #[error("coupon campaign not found")]
+    CampaignNotFound,
+    #[error("coupons of this campaign are issued from {starts_at} until {ends_at}")]
+    NotOpen {
+        starts_at: Timestamp,
+        ends_at: Timestamp,
+    },
+    #[error("every coupon of this campaign has been issued")]
+    SoldOut,
+    #[error("you already hold as many coupons of this campaign as one user may")]
+    LimitReached,
+    #[error("the stock gate cannot answer: {0}")]
+    GateUnavailable(String),
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<gate::Refusal> for CommerceError {
+    fn from(refusal: gate::Refusal) -> Self {
+        match refusal {
+            gate::Refusal::SoldOut => Self::SoldOut,
+            gate::Refusal::LimitReached => Self::LimitReached,
+            gate::Refusal::Unavailable(why) => Self::GateUnavailable(why),
+        }
+    }
+}
+
+impl From<gate::Unavailable> for CommerceError {
+    fn from(e: gate::Unavailable) -> Self {
+        Self::GateUnavailable(e.0)
+    }
+}
+
+impl From<CommerceError> for Problem {
+    fn from(e: CommerceError) -> Self {
+        use CommerceError as E;
+        match e {
+            E::Invalid(errors) => Self::validation(errors),
+            E::CampaignNotFound => Self::not_found("coupon campaign"),
+            E::NotOpen { starts_at, ends_at } => Self::conflict("NOT_OPEN", e.to_string())
+                .with("issue_starts_at", starts_at)
+                .with("issue_ends_at", ends_at),
+            E::SoldOut => Self::conflict("SOLD_OUT", e.to_string()),
+            E::LimitReached => Self::conflict("LIMIT_REACHED", e.to_string()),
+            E::GateUnavailable(ref cause) => Self::unavailable(cause),
+            E::Database(ref cause) => Self::internal(cause),
+            E::Internal(ref cause) => Self::internal(cause),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn refusals_are_conflicts_with_their_stable_codes() {
+        let window = CommerceError::NotOpen {
+            starts_at: datetime!(2026-12-01 00:00 UTC).into(),
+            ends_at: datetime!(2026-12-02 00:00 UTC).into(),
+        };
+        let cases = [
+            (window, "NOT_OPEN"),
+            (CommerceError::SoldOut, "SOLD_OUT"),
+            (CommerceError::LimitReached, "LIMIT_REACHED"),
+        ];
+        for (error, code) in cases {
+            let problem = Problem::from(error);
+            assert_eq!((problem.status, problem.code.as_str()), (409, code));
+        }
+    }
+
+    #[test]
+    fn a_closed_window_says_when_it_opens() {
+        let problem = Problem::from(CommerceError::NotOpen {
+            starts_at: datetime!(2026-12-01 00:00 UTC).into(),
+            ends_at: datetime!(2026-12-02 00:00 UTC).into(),
+        });
+        assert_eq!(problem.extra["issue_starts_at"], "2026-12-01T00:00:00Z");
+        assert_eq!(problem.extra["issue_ends_at"], "2026-12-02T00:00:00Z");
+    }
+
+    #[test]
+    fn failures_inside_say_nothing_and_a_gate_outage_is_a_503() {
+        let problem = Problem::from(CommerceError::GateUnavailable("redis down".into()));
+        assert_eq!(
+            (problem.status, problem.code.as_str()),
+            (503, "UNAVAILABLE")
+        );
+        assert!(!problem.detail.contains("redis"), "{}", problem.detail);
+
+        let problem = Problem::from(CommerceError::Database(sqlx::Error::PoolTimedOut));
+        assert_eq!(problem.status, 500);
+        assert!(!problem.detail.contains("pool"), "{}", problem.detail);
+    }
+}

@@ -1,0 +1,31 @@
+//! Commerce: coupon campaigns and first-come coupon issuance (products,
+//! reservations and orders next).
+//!
+//! `model` holds the types and rules, with no I/O; `store` the tables
+//! (SQLite and PostgreSQL), `stock` the campaigns' pools in the stock gate,
+//! `service` the use cases, `http` the routes, `messages` and `grants` what
+//! commerce takes from the bus.
+#![forbid(unsafe_code)]
+
+pub mod error;
+pub mod grants;
+pub mod http;
+pub mod messages;
+pub mod model;
+pub mod service;
+pub mod stock;
+pub mod store;
+
+pub use error::CommerceError;
+pub use grants::CouponGrantHandler;
+pub use service::CouponService;
+pub use stock::CampaignStockLoader;
+
+/// The commerce tables.
+#[must_use]
+pub fn migrations() -> kernel::db::Migrations {
+    kernel::db::Migrations {
+        sqlite: sqlx::migrate!("./migrations/sqlite"),
+        postgres: sqlx::migrate!("./migrations/postgres"),
+    }
+}

@@ -1,0 +1,333 @@
+//! Coupons: unguessable codes, the status with its legal moves (in one
+//! place), and expiry.
+
+use std::fmt;
+
+use kernel::{Timestamp, UserId};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::campaign::Campaign;
+use super::ids::{CouponCampaignId, CouponId};
+
+/// The characters of a code: digits and upper-case letters without the
+/// look-alikes 0/O and 1/I/L.
+pub const CODE_ALPHABET: &[u8; 31] = b"23456789ABCDEFGHJKMNPQRSTUVWXYZ";
+/// Characters in a code: 20 × log2(31) ≈ 99 random bits.
+pub const CODE_CHARS: usize = 20;
+const GROUP_CHARS: usize = 5;
+/// Random bytes at or above this are dropped: 248 = 8 × 31, so every
+/// character is equally likely.
+const UNBIASED_BELOW: u8 = 248;
+
+/// A coupon code, shown grouped as `XXXXX-XXXXX-XXXXX-XXXXX`. Unguessable:
+/// about 99 random bits from the operating system; unique by a database
+/// constraint.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, ToSchema)]
+#[serde(transparent)]
+#[schema(value_type = String, example = "K7QW2-MZ9RT-4XHNB-PC8DV")]
+pub struct CouponCode(String);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "a coupon code is {CODE_CHARS} letters and digits (no 0, O, 1, I or L), such as K7QW2-MZ9RT-4XHNB-PC8DV"
+)]
+pub struct InvalidCode;
+
+impl CouponCode {
+    /// A fresh code from the operating system's random source.
+    pub fn generate() -> Result<Self, getrandom::Error> {
+        let mut chars = Vec::with_capacity(CODE_CHARS);
+        let mut random = [0u8; 32];
+        while chars.len() < CODE_CHARS {
+            getrandom::fill(&mut random)?;
+            let wanted = CODE_CHARS - chars.len();
+            chars.extend(random.iter().filter_map(|b| code_char(*b)).take(wanted));
+        }
+        Ok(Self::grouped(&chars))
+    }
+
+    /// Reads a code as a person may type it: any case, with or without the
+    /// hyphens, surrounding spaces ignored.
+    pub fn parse(raw: &str) -> Result<Self, InvalidCode> {
+        let chars: Vec<u8> = raw
+            .trim()
+            .bytes()
+            .filter(|b| *b != b'-')
+            .map(|b| b.to_ascii_uppercase())
+            .collect();
+        if chars.len() == CODE_CHARS && chars.iter().all(|c| CODE_ALPHABET.contains(c)) {
+            Ok(Self::grouped(&chars))
+        } else {
+            Err(InvalidCode)
+        }
+    }
+
+    fn grouped(chars: &[u8]) -> Self {
+        let groups: Vec<String> = chars
+            .chunks(GROUP_CHARS)
+            .map(|group| group.iter().copied().map(char::from).collect())
+            .collect();
+        Self(groups.join("-"))
+    }
+
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The code character for a random byte, or `None` for a byte to drop.
+fn code_char(byte: u8) -> Option<u8> {
+    (byte < UNBIASED_BELOW).then(|| CODE_ALPHABET[usize::from(byte % 31)])
+}
+
+impl fmt::Display for CouponCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Where a coupon stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum CouponStatus {
+    /// Can be used.
+    Issued,
+    /// Applied to an order.
+    Used,
+    /// Past its `expires_at` unused.
+    Expired,
+}
+
+/// A status change the rules do not allow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("a coupon cannot move from {from} to {to}")]
+pub struct InvalidTransition {
+    pub from: &'static str,
+    pub to: &'static str,
+}
+
+/// Text that names no coupon status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("must be one of ISSUED, USED, EXPIRED")]
+pub struct UnknownStatus;
+
+impl CouponStatus {
+    pub const ALL: [Self; 3] = [Self::Issued, Self::Used, Self::Expired];
+
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Issued => "ISSUED",
+            Self::Used => "USED",
+            Self::Expired => "EXPIRED",
+        }
+    }
+
+    /// The moves: ISSUED→USED (an order applies it), USED→ISSUED (that
+    /// order failed or was cancelled: the coupon comes back), ISSUED→EXPIRED.
+    /// EXPIRED is final. Staying put is not a move.
+    #[must_use]
+    pub const fn can_move_to(self, next: Self) -> bool {
+        matches!(
+            (self, next),
+            (Self::Issued, Self::Used | Self::Expired) | (Self::Used, Self::Issued)
+        )
+    }
+
+    pub fn move_to(self, next: Self) -> Result<Self, InvalidTransition> {
+        if self.can_move_to(next) {
+            Ok(next)
+        } else {
+            Err(InvalidTransition {
+                from: self.as_str(),
+                to: next.as_str(),
+            })
+        }
+    }
+
+    /// The status as of `now`: an ISSUED coupon at or past `expires_at`
+    /// reads as EXPIRED, whether or not that was written down yet.
+    #[must_use]
+    pub fn as_of(self, expires_at: Timestamp, now: Timestamp) -> Self {
+        if self == Self::Issued && now >= expires_at {
+            Self::Expired
+        } else {
+            self
+        }
+    }
+}
+
+impl fmt::Display for CouponStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for CouponStatus {
+    type Err = UnknownStatus;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|status| status.as_str() == s)
+            .ok_or(UnknownStatus)
+    }
+}
+
+/// A coupon as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Coupon {
+    pub id: CouponId,
+    pub code: CouponCode,
+    pub campaign_id: CouponCampaignId,
+    pub user_id: UserId,
+    pub status: CouponStatus,
+    pub issued_at: Timestamp,
+    /// The campaign's `valid_until`.
+    pub expires_at: Timestamp,
+}
+
+impl Coupon {
+    /// A new coupon of `campaign` for `user`, issued `now`; it expires when
+    /// the campaign's coupons stop being valid.
+    #[must_use]
+    pub fn new(campaign: &Campaign, user: UserId, code: CouponCode, now: Timestamp) -> Self {
+        Self {
+            id: CouponId::new(),
+            code,
+            campaign_id: campaign.id,
+            user_id: user,
+            status: CouponStatus::Issued,
+            issued_at: now,
+            expires_at: campaign.schedule.valid_until(),
+        }
+    }
+
+    /// The coupon as of `now` (see [`CouponStatus::as_of`]).
+    #[must_use]
+    pub fn as_of(mut self, now: Timestamp) -> Self {
+        self.status = self.status.as_of(self.expires_at, now);
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{HashMap, HashSet};
+
+    use super::*;
+    use time::Duration;
+    use time::macros::datetime;
+
+    use CouponStatus::{Expired, Issued, Used};
+
+    #[test]
+    fn the_alphabet_has_no_look_alikes_and_no_repeats() {
+        for look_alike in *b"0O1IL" {
+            assert!(
+                !CODE_ALPHABET.contains(&look_alike),
+                "{}",
+                char::from(look_alike)
+            );
+        }
+        let distinct: HashSet<u8> = CODE_ALPHABET.iter().copied().collect();
+        assert_eq!(distinct.len(), CODE_ALPHABET.len());
+        assert!(CODE_ALPHABET.iter().all(u8::is_ascii_alphanumeric));
+    }
+
+    #[test]
+    fn every_character_is_equally_likely_from_a_uniform_byte() {
+        let mut counts: HashMap<u8, usize> = HashMap::new();
+        for byte in 0..=u8::MAX {
+            if let Some(c) = code_char(byte) {
+                *counts.entry(c).or_default() += 1;
+            }
+        }
+        assert_eq!(counts.len(), CODE_ALPHABET.len());
+        assert!(counts.values().all(|n| *n == 8), "{counts:?}");
+    }
+
+    #[test]
+    fn a_code_carries_at_least_80_random_bits() {
+        let bits = CODE_CHARS as f64 * (CODE_ALPHABET.len() as f64).log2();
+        assert!(bits >= 99.0, "{bits}");
+    }
+
+    #[test]
+    fn generated_codes_are_grouped_in_fives_and_do_not_repeat() {
+        let codes: HashSet<String> = (0..10_000)
+            .map(|_| CouponCode::generate().expect("random").0)
+            .collect();
+
+        assert_eq!(codes.len(), 10_000);
+        for code in codes.iter().take(100) {
+            let groups: Vec<&str> = code.split('-').collect();
+            assert_eq!(groups.len(), 4, "{code}");
+            assert!(groups.iter().all(|g| g.len() == 5), "{code}");
+            assert!(
+                code.bytes()
+                    .all(|b| b == b'-' || CODE_ALPHABET.contains(&b)),
+                "{code}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_typed_code_is_read_in_any_case_with_or_without_hyphens() {
+        let code = CouponCode::generate().expect("random");
+        let bare = code.as_str().replace('-', "").to_ascii_lowercase();
+
+        assert_eq!(CouponCode::parse(&format!("  {bare} ")), Ok(code.clone()));
+        assert_eq!(CouponCode::parse(code.as_str()), Ok(code));
+        for bad in [
+            "",
+            "ABCDE",
+            "22222-22222-22222-2222O",
+            "22222-22222-22222-22222-2",
+        ] {
+            assert_eq!(CouponCode::parse(bad), Err(InvalidCode), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn only_the_legal_status_moves_are_allowed() {
+        let legal = [(Issued, Used), (Used, Issued), (Issued, Expired)];
+        for from in CouponStatus::ALL {
+            for to in CouponStatus::ALL {
+                assert_eq!(
+                    from.can_move_to(to),
+                    legal.contains(&(from, to)),
+                    "{from} -> {to}"
+                );
+            }
+        }
+        assert_eq!(Issued.move_to(Used), Ok(Used));
+        assert_eq!(
+            Expired.move_to(Issued).map_err(|e| e.to_string()),
+            Err("a coupon cannot move from EXPIRED to ISSUED".to_owned())
+        );
+    }
+
+    #[test]
+    fn an_issued_coupon_reads_as_expired_from_its_expiry_on() {
+        let expires: Timestamp = datetime!(2026-12-31 00:00 UTC).into();
+        let before = expires - Duration::microseconds(1);
+
+        assert_eq!(Issued.as_of(expires, before), Issued);
+        assert_eq!(Issued.as_of(expires, expires), Expired);
+        assert_eq!(Used.as_of(expires, expires + Duration::days(1)), Used);
+    }
+
+    #[test]
+    fn statuses_are_screaming_snake_case_both_ways() {
+        for status in CouponStatus::ALL {
+            assert_eq!(
+                serde_json::to_value(status).expect("serialises"),
+                status.as_str()
+            );
+            assert_eq!(status.as_str().parse::<CouponStatus>(), Ok(status));
+        }
+        assert_eq!("issued".parse::<CouponStatus>(), Err(UnknownStatus));
+    }
+}

@@ -1,0 +1,31 @@
+//! The commerce module's types and rules. No I/O here: a service fetches the
+//! facts, these types decide.
+
+pub mod campaign;
+pub mod coupon;
+pub mod discount;
+pub mod ids;
+
+use kernel::{FieldError, Violations};
+
+pub use campaign::{
+    Campaign, CampaignName, CouponCampaign, InvalidName, InvalidSchedule, NewCampaign, Schedule,
+};
+pub use coupon::{Coupon, CouponCode, CouponStatus, InvalidCode, InvalidTransition, UnknownStatus};
+pub use discount::{
+    Currency, Discount, DiscountSpec, InvalidCurrency, InvalidPercent, Money, Percent,
+};
+pub use ids::{CouponCampaignId, CouponId, GrantId};
+
+/// The checked value, or every field error the checks recorded.
+fn checked<T>(value: Option<T>, violations: Violations) -> Result<T, Vec<FieldError>> {
+    match (violations.finish(), value) {
+        (Ok(()), Some(value)) => Ok(value),
+        (Err(problem), _) => Err(problem.into_details().errors),
+        // Every check that leaves the value out records why; this is a bug.
+        (Ok(()), None) => Err(vec![FieldError {
+            field: "body".into(),
+            message: "is not valid".into(),
+        }]),
+    }
+}

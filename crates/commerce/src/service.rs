@@ -1,0 +1,226 @@
+//! The coupon use cases. Issuing is the hot path: the stock gate answers
+//! first, from memory or Redis; only a take it allows reaches the database,
+//! as one insert that is the durable claim; a failed write gives the unit
+//! back.
+
+use std::sync::Arc;
+
+use gate::{PoolId, StockGate};
+use kernel::auth::Staff;
+use kernel::{Page, PageRequest, SharedClock, Timestamp, UserId};
+
+use crate::error::CommerceError;
+use crate::model::{
+    Campaign, Coupon, CouponCampaign, CouponCampaignId, CouponCode, GrantId, NewCampaign,
+};
+use crate::stock::{CampaignStock, campaign_pool, holder};
+use crate::store::{CouponStore, IssueOutcome};
+
+/// Campaigns kept in memory. They never change once created, so a cached
+/// one is never stale; the cache only saves the issue path a read.
+const CACHED_CAMPAIGNS: u64 = 10_000;
+
+pub struct CouponService {
+    store: Arc<dyn CouponStore>,
+    clock: SharedClock,
+    gate: Arc<dyn StockGate>,
+    campaigns: moka::sync::Cache<CouponCampaignId, Arc<Campaign>>,
+}
+
+impl std::fmt::Debug for CouponService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CouponService").finish_non_exhaustive()
+    }
+}
+
+impl CouponService {
+    /// `gate` holds each campaign's public stock as the pool
+    /// [`campaign_pool`]; build it with a
+    /// [`CampaignStockLoader`](crate::CampaignStockLoader) over the same store.
+    #[must_use]
+    pub fn new(store: Arc<dyn CouponStore>, clock: SharedClock, gate: Arc<dyn StockGate>) -> Self {
+        Self {
+            store,
+            clock,
+            gate,
+            campaigns: moka::sync::Cache::new(CACHED_CAMPAIGNS),
+        }
+    }
+
+    /// Creates a campaign with its whole stock remaining.
+    pub async fn create_campaign(
+        &self,
+        _: &Staff,
+        request: &NewCampaign,
+    ) -> Result<CouponCampaign, CommerceError> {
+        let campaign = Campaign::new(CouponCampaignId::new(), request, self.clock.now())
+            .map_err(CommerceError::Invalid)?;
+        self.store.create_campaign(campaign.clone()).await?;
+        // Tell the gate now, so the first issue of the drop needs no load.
+        // Not fatal: a gate that missed this loads the pool on first use.
+        let untouched = CampaignStock::untouched(&campaign);
+        let pool = campaign_pool(campaign.id);
+        if let Err(e) = self
+            .gate
+            .reset(&pool, untouched.limits(), untouched.snapshot())
+            .await
+        {
+            tracing::warn!(pool = %pool, error = %e, "new campaign not announced to the stock gate");
+        }
+        Ok(CouponCampaign {
+            remaining: campaign.total_quantity,
+            campaign,
+        })
+    }
+
+    /// Campaigns in id order, each with its live `remaining`.
+    pub async fn list_campaigns(
+        &self,
+        page: PageRequest,
+    ) -> Result<Page<CouponCampaign>, CommerceError> {
+        let rows = self.store.list_campaigns(page).await?;
+        let page = Page::from_rows(rows, page, "coupon-campaigns", |c| c.id.0);
+        let mut items = Vec::with_capacity(page.items.len());
+        for campaign in page.items {
+            items.push(self.with_remaining(campaign).await?);
+        }
+        Ok(Page {
+            items,
+            next_cursor: page.next_cursor,
+        })
+    }
+
+    /// One campaign with its live `remaining`.
+    pub async fn campaign(&self, id: CouponCampaignId) -> Result<CouponCampaign, CommerceError> {
+        let campaign = self.cached_campaign(id).await?;
+        self.with_remaining(Campaign::clone(&campaign)).await
+    }
+
+    /// Issues one coupon of the campaign's public stock to `user`: refused
+    /// outside the issue window, when sold out, or when the user holds the
+    /// per-user limit.
+    pub async fn issue(
+        &self,
+        user: UserId,
+        campaign_id: CouponCampaignId,
+    ) -> Result<Coupon, CommerceError> {
+        let campaign = self.cached_campaign(campaign_id).await?;
+        let now = self.clock.now();
+        if !campaign.schedule.is_issuing(now) {
+            return Err(CommerceError::NotOpen {
+                starts_at: campaign.schedule.issue_starts_at(),
+                ends_at: campaign.schedule.issue_ends_at(),
+            });
+        }
+        // On a task of its own: a client hanging up drops this future, and
+        // that must not stop a claim between its take and its write, or
+        // between a failed write and its give-back.
+        let claim = claim(
+            Arc::clone(&self.store),
+            Arc::clone(&self.gate),
+            campaign,
+            user,
+            now,
+        );
+        tokio::spawn(claim)
+            .await
+            .map_err(|e| CommerceError::Internal(format!("a coupon claim failed: {e}")))?
+    }
+
+    /// The user's coupons in id order, as of now.
+    pub async fn mine(
+        &self,
+        user: UserId,
+        page: PageRequest,
+    ) -> Result<Page<Coupon>, CommerceError> {
+        let now = self.clock.now();
+        let rows = self.store.coupons_of(user, page).await?;
+        Ok(Page::from_rows(rows, page, "coupons", |c| c.id.0).map(|c| c.as_of(now)))
+    }
+
+    /// Issues the coupon a reward grant promised, once per `grant`: a
+    /// repeated grant returns the first coupon. Grants are outside the public
+    /// stock, the per-user limit and the issue window (docs/adr/0010).
+    pub async fn grant(
+        &self,
+        grant: GrantId,
+        user: UserId,
+        campaign_id: CouponCampaignId,
+    ) -> Result<Coupon, CommerceError> {
+        let campaign = self.cached_campaign(campaign_id).await?;
+        let now = self.clock.now();
+        let coupon = Coupon::new(&campaign, user, new_code()?, now);
+        let granted = self
+            .store
+            .grant(grant, coupon)
+            .await?
+            .ok_or(CommerceError::CampaignNotFound)?;
+        Ok(granted.as_of(now))
+    }
+
+    /// Every campaign's stock-gate pool, for reconciliation.
+    pub async fn stock_pools(&self) -> Result<Vec<PoolId>, CommerceError> {
+        let ids = self.store.campaign_ids().await?;
+        Ok(ids.into_iter().map(campaign_pool).collect())
+    }
+
+    async fn cached_campaign(&self, id: CouponCampaignId) -> Result<Arc<Campaign>, CommerceError> {
+        if let Some(campaign) = self.campaigns.get(&id) {
+            return Ok(campaign);
+        }
+        let campaign = Arc::new(
+            self.store
+                .campaign(id)
+                .await?
+                .ok_or(CommerceError::CampaignNotFound)?,
+        );
+        self.campaigns.insert(id, Arc::clone(&campaign));
+        Ok(campaign)
+    }
+
+    async fn with_remaining(&self, campaign: Campaign) -> Result<CouponCampaign, CommerceError> {
+        let left = self.gate.remaining(&campaign_pool(campaign.id)).await?;
+        let remaining = left.map_or(campaign.total_quantity, |left| {
+            u32::try_from(left)
+                .unwrap_or(u32::MAX)
+                .min(campaign.total_quantity)
+        });
+        Ok(CouponCampaign {
+            campaign,
+            remaining,
+        })
+    }
+}
+
+fn new_code() -> Result<CouponCode, CommerceError> {
+    CouponCode::generate()
+        .map_err(|e| CommerceError::Internal(format!("no randomness for a coupon code: {e}")))
+}
+
+/// Takes a unit from the gate, then writes the coupon; gives the unit back
+/// if the write fails or the database refuses it.
+async fn claim(
+    store: Arc<dyn CouponStore>,
+    gate: Arc<dyn StockGate>,
+    campaign: Arc<Campaign>,
+    user: UserId,
+    now: Timestamp,
+) -> Result<Coupon, CommerceError> {
+    let coupon = Coupon::new(&campaign, user, new_code()?, now);
+    let (pool, holder) = (campaign_pool(campaign.id), holder(user));
+    gate.take(&pool, &holder, 1).await?;
+    let refused = match store.issue(coupon.clone()).await {
+        Ok(IssueOutcome::Issued) => return Ok(coupon),
+        Ok(IssueOutcome::LimitReached) => {
+            tracing::warn!(pool = %pool, "the database refused an issue the gate allowed: \
+                its counters drifted from the coupons table; reconcile them");
+            CommerceError::LimitReached
+        }
+        Ok(IssueOutcome::CampaignNotFound) => CommerceError::CampaignNotFound,
+        Err(e) => CommerceError::Database(e),
+    };
+    if let Err(e) = gate.give_back(&pool, &holder, 1).await {
+        tracing::error!(pool = %pool, error = %e, "could not give back the unit of an unwritten coupon");
+    }
+    Err(refused)
+}

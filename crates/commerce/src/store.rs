@@ -1,0 +1,367 @@
+//! The coupon tables, behind a trait shaped like the use cases. One SQL
+//! implementation serves SQLite and PostgreSQL through `kernel::write_tx!`
+//! and `kernel::read!`; the conformance suite in `tests/store.rs` runs it on
+//! each.
+//!
+//! Issuing never updates a shared row: the coupon insert is the claim, and a
+//! campaign's issued count is the count of its public coupons.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use kernel::db::Db;
+use kernel::{PageRequest, Timestamp, UserId};
+
+use crate::model::{
+    Campaign, CampaignName, Coupon, CouponCampaignId, CouponCode, CouponId, Discount, DiscountSpec,
+    GrantId, Schedule,
+};
+use crate::stock::CampaignStock;
+
+/// The outcome of writing a public issue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IssueOutcome {
+    /// The coupon is written: the claim is durable.
+    Issued,
+    /// The user already holds `per_user_limit` public coupons of the
+    /// campaign; nothing was written.
+    LimitReached,
+    CampaignNotFound,
+}
+
+#[async_trait]
+pub trait CouponStore: Send + Sync {
+    async fn create_campaign(&self, campaign: Campaign) -> Result<(), sqlx::Error>;
+    async fn campaign(&self, id: CouponCampaignId) -> Result<Option<Campaign>, sqlx::Error>;
+    /// Campaigns in id order.
+    async fn list_campaigns(&self, page: PageRequest) -> Result<Vec<Campaign>, sqlx::Error>;
+    /// Every campaign's id, in id order.
+    async fn campaign_ids(&self) -> Result<Vec<CouponCampaignId>, sqlx::Error>;
+    /// Writes a coupon from the campaign's public stock as the user's next
+    /// one, unless the user already holds the campaign's `per_user_limit`.
+    async fn issue(&self, coupon: Coupon) -> Result<IssueOutcome, sqlx::Error>;
+    /// Writes a reward grant's coupon unless the grant already has one, and
+    /// returns the grant's coupon either way; `None` if the campaign does not
+    /// exist. Grants are outside the public stock and the per-user limit.
+    async fn grant(&self, grant: GrantId, coupon: Coupon) -> Result<Option<Coupon>, sqlx::Error>;
+    /// A user's coupons in id order, as stored (not yet read as of now).
+    async fn coupons_of(&self, user: UserId, page: PageRequest)
+    -> Result<Vec<Coupon>, sqlx::Error>;
+    /// A campaign's public stock as recorded; `None` if it does not exist.
+    async fn stock(&self, id: CouponCampaignId) -> Result<Option<CampaignStock>, sqlx::Error>;
+}
+
+/// The SQL implementation for both backends.
+#[derive(Debug, Clone)]
+pub struct SqlCouponStore {
+    db: Db,
+}
+
+impl SqlCouponStore {
+    #[must_use]
+    pub const fn new(db: Db) -> Self {
+        Self { db }
+    }
+}
+
+/// A stored value the model refuses; a decode error, never a panic.
+#[derive(Debug, thiserror::Error)]
+#[error("stored {what} is not valid: {reason}")]
+struct BadRow {
+    what: &'static str,
+    reason: String,
+}
+
+fn bad(what: &'static str, reason: impl ToString) -> sqlx::Error {
+    sqlx::Error::Decode(Box::new(BadRow {
+        what,
+        reason: reason.to_string(),
+    }))
+}
+
+fn count(what: &'static str, n: i64) -> Result<u32, sqlx::Error> {
+    u32::try_from(n).map_err(|e| bad(what, e))
+}
+
+/// The columns a [`CampaignRow`] reads, for `concat!` (sqlx takes only static SQL).
+macro_rules! campaign_columns {
+    () => {
+        "id, name, discount_kind, discount_value, discount_currency, total_quantity, \
+         per_user_limit, issue_starts_at, issue_ends_at, valid_until, created_at"
+    };
+}
+
+#[derive(sqlx::FromRow)]
+struct CampaignRow {
+    id: CouponCampaignId,
+    name: String,
+    discount_kind: String,
+    discount_value: i64,
+    discount_currency: Option<String>,
+    total_quantity: i64,
+    per_user_limit: i64,
+    issue_starts_at: Timestamp,
+    issue_ends_at: Timestamp,
+    valid_until: Timestamp,
+    created_at: Timestamp,
+}
+
+impl TryFrom<CampaignRow> for Campaign {
+    type Error = sqlx::Error;
+    fn try_from(row: CampaignRow) -> Result<Self, Self::Error> {
+        let discount = Discount::parse(&DiscountSpec {
+            kind: row.discount_kind,
+            value: row.discount_value,
+            currency: row.discount_currency,
+        })
+        .map_err(|errors| {
+            let reasons: Vec<String> = errors
+                .into_iter()
+                .map(|e| format!("{}: {}", e.field, e.message))
+                .collect();
+            bad("discount", reasons.join("; "))
+        })?;
+        Ok(Self {
+            id: row.id,
+            name: CampaignName::parse(&row.name).map_err(|e| bad("campaign name", e))?,
+            discount,
+            total_quantity: count("total_quantity", row.total_quantity)?,
+            per_user_limit: count("per_user_limit", row.per_user_limit)?,
+            schedule: Schedule::new(row.issue_starts_at, row.issue_ends_at, row.valid_until)
+                .map_err(|e| bad("campaign schedule", e))?,
+            created_at: row.created_at,
+        })
+    }
+}
+
+/// The columns a [`CouponRow`] reads.
+macro_rules! coupon_columns {
+    () => {
+        "id, code, campaign_id, user_id, status, issued_at, expires_at"
+    };
+}
+
+#[derive(sqlx::FromRow)]
+struct CouponRow {
+    id: CouponId,
+    code: String,
+    campaign_id: CouponCampaignId,
+    user_id: UserId,
+    status: String,
+    issued_at: Timestamp,
+    expires_at: Timestamp,
+}
+
+impl TryFrom<CouponRow> for Coupon {
+    type Error = sqlx::Error;
+    fn try_from(row: CouponRow) -> Result<Self, Self::Error> {
+        Ok(Self {
+            id: row.id,
+            code: CouponCode::parse(&row.code).map_err(|e| bad("coupon code", e))?,
+            campaign_id: row.campaign_id,
+            user_id: row.user_id,
+            status: row.status.parse().map_err(|e| bad("coupon status", e))?,
+            issued_at: row.issued_at,
+            expires_at: row.expires_at,
+        })
+    }
+}
+
+/// A public issue: the user's next ordinal, written only while it stays
+/// within the campaign's per-user limit. Two writers racing for the same
+/// ordinal meet at the unique (campaign_id, user_id, ordinal); the loser
+/// writes nothing and tries the next one.
+const ISSUE: &str = "insert into coupons (id, code, campaign_id, user_id, ordinal, status, \
+     issued_at, expires_at, updated_at) \
+     select $1, $2, c.id, $3, held.ordinal + 1, $4, $5, $6, $5 \
+     from coupon_campaigns c, \
+     (select coalesce(max(ordinal), 0) as ordinal from coupons \
+      where campaign_id = $7 and user_id = $3) held \
+     where c.id = $7 and held.ordinal < c.per_user_limit \
+     on conflict (campaign_id, user_id, ordinal) do nothing";
+
+/// The user's highest ordinal in a campaign, beside its per-user limit.
+const HELD: &str = "select cast(coalesce((select max(ordinal) from coupons \
+     where campaign_id = c.id and user_id = $2), 0) as bigint), c.per_user_limit \
+     from coupon_campaigns c where c.id = $1";
+
+const GRANT: &str = "insert into coupons (id, code, campaign_id, user_id, grant_id, status, \
+     issued_at, expires_at, updated_at) \
+     select $1, $2, c.id, $3, $4, $5, $6, $7, $6 from coupon_campaigns c where c.id = $8 \
+     on conflict (grant_id) do nothing";
+
+const COUPON_BY_GRANT: &str = concat!(
+    "select ",
+    coupon_columns!(),
+    " from coupons where grant_id = $1"
+);
+
+#[async_trait]
+impl CouponStore for SqlCouponStore {
+    async fn create_campaign(&self, campaign: Campaign) -> Result<(), sqlx::Error> {
+        let discount = DiscountSpec::from(campaign.discount);
+        kernel::write_tx!(&self.db, |conn| {
+            sqlx::query(concat!(
+                "insert into coupon_campaigns (",
+                campaign_columns!(),
+                ") values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+            ))
+            .bind(campaign.id)
+            .bind(campaign.name.as_str())
+            .bind(discount.kind)
+            .bind(discount.value)
+            .bind(discount.currency)
+            .bind(i64::from(campaign.total_quantity))
+            .bind(i64::from(campaign.per_user_limit))
+            .bind(campaign.schedule.issue_starts_at())
+            .bind(campaign.schedule.issue_ends_at())
+            .bind(campaign.schedule.valid_until())
+            .bind(campaign.created_at)
+            .execute(&mut *conn)
+            .await
+            .map(drop)
+        })
+    }
+
+    async fn campaign(&self, id: CouponCampaignId) -> Result<Option<Campaign>, sqlx::Error> {
+        let sql = concat!(
+            "select ",
+            campaign_columns!(),
+            " from coupon_campaigns where id = $1"
+        );
+        let row: Option<CampaignRow> = kernel::read!(&self.db, |pool| {
+            sqlx::query_as(sql).bind(id).fetch_optional(pool).await
+        })?;
+        row.map(Campaign::try_from).transpose()
+    }
+
+    async fn list_campaigns(&self, page: PageRequest) -> Result<Vec<Campaign>, sqlx::Error> {
+        let sql = concat!(
+            "select ",
+            campaign_columns!(),
+            " from coupon_campaigns where ($1 is null or id > $1) order by id limit $2"
+        );
+        let rows: Vec<CampaignRow> = kernel::read!(&self.db, |pool| {
+            sqlx::query_as(sql)
+                .bind(page.after.map(CouponCampaignId))
+                .bind(page.fetch_limit())
+                .fetch_all(pool)
+                .await
+        })?;
+        rows.into_iter().map(Campaign::try_from).collect()
+    }
+
+    async fn campaign_ids(&self) -> Result<Vec<CouponCampaignId>, sqlx::Error> {
+        kernel::read!(&self.db, |pool| {
+            sqlx::query_scalar("select id from coupon_campaigns order by id")
+                .fetch_all(pool)
+                .await
+        })
+    }
+
+    async fn issue(&self, coupon: Coupon) -> Result<IssueOutcome, sqlx::Error> {
+        kernel::write_tx!(&self.db, |conn| {
+            // Each lost race means another coupon of this user was committed,
+            // so the next try sees a higher ordinal: this ends by the limit.
+            loop {
+                let written = sqlx::query(ISSUE)
+                    .bind(coupon.id)
+                    .bind(coupon.code.as_str())
+                    .bind(coupon.user_id)
+                    .bind(coupon.status.as_str())
+                    .bind(coupon.issued_at)
+                    .bind(coupon.expires_at)
+                    .bind(coupon.campaign_id)
+                    .execute(&mut *conn)
+                    .await?;
+                if written.rows_affected() == 1 {
+                    return Ok(IssueOutcome::Issued);
+                }
+                let held: Option<(i64, i64)> = sqlx::query_as(HELD)
+                    .bind(coupon.campaign_id)
+                    .bind(coupon.user_id)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                match held {
+                    None => return Ok(IssueOutcome::CampaignNotFound),
+                    Some((held, limit)) if held >= limit => return Ok(IssueOutcome::LimitReached),
+                    Some(_) => {}
+                }
+            }
+        })
+    }
+
+    async fn grant(&self, grant: GrantId, coupon: Coupon) -> Result<Option<Coupon>, sqlx::Error> {
+        kernel::write_tx!(&self.db, |conn| {
+            sqlx::query(GRANT)
+                .bind(coupon.id)
+                .bind(coupon.code.as_str())
+                .bind(coupon.user_id)
+                .bind(grant)
+                .bind(coupon.status.as_str())
+                .bind(coupon.issued_at)
+                .bind(coupon.expires_at)
+                .bind(coupon.campaign_id)
+                .execute(&mut *conn)
+                .await?;
+            let row: Option<CouponRow> = sqlx::query_as(COUPON_BY_GRANT)
+                .bind(grant)
+                .fetch_optional(&mut *conn)
+                .await?;
+            row.map(Coupon::try_from).transpose()
+        })
+    }
+
+    async fn coupons_of(
+        &self,
+        user: UserId,
+        page: PageRequest,
+    ) -> Result<Vec<Coupon>, sqlx::Error> {
+        let sql = concat!(
+            "select ",
+            coupon_columns!(),
+            " from coupons where user_id = $1 and ($2 is null or id > $2) order by id limit $3"
+        );
+        let rows: Vec<CouponRow> = kernel::read!(&self.db, |pool| {
+            sqlx::query_as(sql)
+                .bind(user)
+                .bind(page.after.map(CouponId))
+                .bind(page.fetch_limit())
+                .fetch_all(pool)
+                .await
+        })?;
+        rows.into_iter().map(Coupon::try_from).collect()
+    }
+
+    async fn stock(&self, id: CouponCampaignId) -> Result<Option<CampaignStock>, sqlx::Error> {
+        let limits: Option<(i64, i64)> = kernel::read!(&self.db, |pool| {
+            sqlx::query_as(
+                "select total_quantity, per_user_limit from coupon_campaigns where id = $1",
+            )
+            .bind(id)
+            .fetch_optional(pool)
+            .await
+        })?;
+        let Some((total_quantity, per_user_limit)) = limits else {
+            return Ok(None);
+        };
+        let held: Vec<(UserId, i64)> = kernel::read!(&self.db, |pool| {
+            sqlx::query_as(
+                "select user_id, count(*) from coupons \
+                 where campaign_id = $1 and ordinal is not null group by user_id",
+            )
+            .bind(id)
+            .fetch_all(pool)
+            .await
+        })?;
+        let by_user = held
+            .into_iter()
+            .map(|(user, n)| Ok((user, count("coupons held", n)?)))
+            .collect::<Result<HashMap<_, _>, sqlx::Error>>()?;
+        Ok(Some(CampaignStock {
+            total_quantity: count("total_quantity", total_quantity)?,
+            per_user_limit: count("per_user_limit", per_user_limit)?,
+            by_user,
+        }))
+    }
+}

@@ -1,0 +1,492 @@
+//! Issuing coupons through the service, with a real database and the
+//! in-memory stock gate loaded from it: the invariants under a rush (never
+//! more than the stock, never more per user than the limit, every success a
+//! row, `remaining` = stock − rows), the give-back of a failed write, the
+//! database's own guard when the gate is wrong, the issue window, and
+//! counters rebuilt from the database after a restart.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+
+use async_trait::async_trait;
+use commerce::model::{
+    Campaign, Coupon, CouponCampaign, CouponCampaignId, CouponStatus, DiscountSpec, GrantId,
+    NewCampaign,
+};
+use commerce::stock::{CampaignStock, campaign_pool};
+use commerce::store::{CouponStore, IssueOutcome, SqlCouponStore};
+use commerce::{CampaignStockLoader, CommerceError, CouponService};
+use gate::{
+    GiveBackError, Limits, MemoryStockGate, PoolId, Refusal, Snapshot, StockGate, StockLoader,
+    Unavailable,
+};
+use kernel::auth::Staff;
+use kernel::clock::ManualClock;
+use kernel::db::{Db, DbOptions};
+use kernel::testing::TestDatabase;
+use kernel::{PageRequest, Principal, Role, Roles, SharedClock, Timestamp, UserId};
+use time::Duration;
+use time::macros::datetime;
+use tokio::sync::Barrier;
+
+/// When the issue windows of these stories open.
+fn opens() -> Timestamp {
+    datetime!(2026-12-01 10:00 UTC).into()
+}
+
+struct Harness {
+    _test: TestDatabase,
+    db: Db,
+    store: Arc<dyn CouponStore>,
+    clock: Arc<ManualClock>,
+    service: Arc<CouponService>,
+}
+
+impl Harness {
+    /// A service over a fresh database, its clock inside the issue window.
+    async fn start() -> Self {
+        let test = TestDatabase::create().await;
+        let db = Db::connect(test.url(), &DbOptions::default())
+            .await
+            .expect("connect");
+        db.migrate(commerce::migrations()).await.expect("migrate");
+        let store: Arc<dyn CouponStore> = Arc::new(SqlCouponStore::new(db.clone()));
+        let clock = Arc::new(ManualClock::new(opens() + Duration::minutes(1)));
+        let service = service(&store, &clock, memory_gate(&store));
+        Self {
+            _test: test,
+            db,
+            store,
+            clock,
+            service,
+        }
+    }
+
+    /// Public coupon rows of the campaign, per user.
+    async fn rows(&self, campaign: CouponCampaignId) -> HashMap<UserId, i64> {
+        let rows: Vec<(UserId, i64)> = kernel::read!(&self.db, |pool| {
+            sqlx::query_as(
+                "select user_id, count(*) from coupons \
+                 where campaign_id = $1 and ordinal is not null group by user_id",
+            )
+            .bind(campaign)
+            .fetch_all(pool)
+            .await
+        })
+        .expect("count rows");
+        rows.into_iter().collect()
+    }
+
+    async fn remaining(&self, campaign: CouponCampaignId) -> u32 {
+        self.service
+            .campaign(campaign)
+            .await
+            .expect("the campaign")
+            .remaining
+    }
+}
+
+fn memory_gate(store: &Arc<dyn CouponStore>) -> Arc<dyn StockGate> {
+    Arc::new(MemoryStockGate::new(Arc::new(CampaignStockLoader::new(
+        Arc::clone(store),
+    ))))
+}
+
+fn service(
+    store: &Arc<dyn CouponStore>,
+    clock: &Arc<ManualClock>,
+    gate: Arc<dyn StockGate>,
+) -> Arc<CouponService> {
+    let clock: SharedClock = Arc::clone(clock) as SharedClock;
+    Arc::new(CouponService::new(Arc::clone(store), clock, gate))
+}
+
+fn staff() -> Staff {
+    Staff::check(Principal {
+        user_id: UserId::new(),
+        session_id: uuid::Uuid::nil(),
+        roles: Roles::of(&[Role::Operator]),
+    })
+    .expect("an operator is staff")
+}
+
+fn new_campaign(total_quantity: i64, per_user_limit: i64) -> NewCampaign {
+    NewCampaign {
+        name: "Winter drop".into(),
+        discount: DiscountSpec {
+            kind: "PERCENT".into(),
+            value: 10,
+            currency: None,
+        },
+        total_quantity,
+        per_user_limit: Some(per_user_limit),
+        issue_starts_at: opens(),
+        issue_ends_at: opens() + Duration::hours(1),
+        valid_until: opens() + Duration::days(30),
+    }
+}
+
+async fn create(service: &CouponService, total: i64, per_user: i64) -> CouponCampaign {
+    service
+        .create_campaign(&staff(), &new_campaign(total, per_user))
+        .await
+        .expect("a campaign")
+}
+
+/// What a rush came to.
+#[derive(Debug, Default)]
+struct Outcome {
+    issued_to: HashMap<UserId, i64>,
+    sold_out: usize,
+    limit_reached: usize,
+}
+
+impl Outcome {
+    fn successes(&self) -> i64 {
+        self.issued_to.values().sum()
+    }
+}
+
+/// `users` users asking `each` times, every request its own task, all
+/// released at once.
+async fn rush(
+    service: &Arc<CouponService>,
+    campaign: CouponCampaignId,
+    users: usize,
+    each: usize,
+) -> Outcome {
+    let people: Vec<UserId> = (0..users).map(|_| UserId::new()).collect();
+    let requests: Vec<UserId> = (0..each).flat_map(|_| people.iter().copied()).collect();
+    let start = Arc::new(Barrier::new(requests.len()));
+    let tasks: Vec<_> = requests
+        .into_iter()
+        .map(|user| {
+            let (service, start) = (Arc::clone(service), Arc::clone(&start));
+            tokio::spawn(async move {
+                start.wait().await;
+                (user, service.issue(user, campaign).await)
+            })
+        })
+        .collect();
+    let mut outcome = Outcome::default();
+    for task in tasks {
+        let (user, issued) = task.await.expect("a request ran to the end");
+        match issued {
+            Ok(coupon) => {
+                assert_eq!((coupon.user_id, coupon.campaign_id), (user, campaign));
+                *outcome.issued_to.entry(user).or_default() += 1;
+            }
+            Err(CommerceError::SoldOut) => outcome.sold_out += 1,
+            Err(CommerceError::LimitReached) => outcome.limit_reached += 1,
+            Err(other) => panic!("a request failed: {other}"),
+        }
+    }
+    outcome
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rush_of_200_users_limited_to_2_on_a_stock_of_50_issues_exactly_50() {
+    let h = Harness::start().await;
+    let drop = create(&h.service, 50, 2).await.campaign;
+
+    let outcome = rush(&h.service, drop.id, 200, 3).await;
+
+    assert_eq!(outcome.successes(), 50);
+    assert_eq!(outcome.sold_out + outcome.limit_reached, 600 - 50);
+    assert!(outcome.issued_to.values().all(|n| *n <= 2), "nobody over 2");
+    let rows = h.rows(drop.id).await;
+    assert_eq!(
+        rows, outcome.issued_to,
+        "every success is a row, and only those"
+    );
+    assert_eq!(h.remaining(drop.id).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn when_the_stock_covers_the_demand_every_request_succeeds() {
+    let h = Harness::start().await;
+    let drop = create(&h.service, 500, 2).await.campaign;
+
+    let outcome = rush(&h.service, drop.id, 100, 2).await;
+
+    assert_eq!(outcome.successes(), 200);
+    assert_eq!((outcome.sold_out, outcome.limit_reached), (0, 0));
+    assert_eq!(h.rows(drop.id).await, outcome.issued_to);
+    assert_eq!(h.remaining(drop.id).await, 500 - 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn past_its_limit_a_user_is_refused_and_others_still_get_theirs() {
+    let h = Harness::start().await;
+    let drop = create(&h.service, 10, 2).await.campaign;
+    let (ann, bob) = (UserId::new(), UserId::new());
+
+    for _ in 0..2 {
+        h.service
+            .issue(ann, drop.id)
+            .await
+            .expect("within the limit");
+    }
+    let refused = h.service.issue(ann, drop.id).await;
+    let bobs = h.service.issue(bob, drop.id).await.expect("bob's first");
+
+    assert!(
+        matches!(refused, Err(CommerceError::LimitReached)),
+        "{refused:?}"
+    );
+    assert_eq!(bobs.status, CouponStatus::Issued);
+    assert_eq!(h.remaining(drop.id).await, 10 - 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn coupons_are_issued_only_inside_the_issue_window() {
+    let h = Harness::start().await;
+    let drop = create(&h.service, 10, 5).await.campaign;
+    let user = UserId::new();
+
+    for outside in [
+        opens() - Duration::microseconds(1),
+        opens() + Duration::hours(1),
+    ] {
+        h.clock.set(outside);
+        let refused = h.service.issue(user, drop.id).await;
+        assert!(
+            matches!(refused, Err(CommerceError::NotOpen { .. })),
+            "{outside}: {refused:?}"
+        );
+    }
+    h.clock.set(opens());
+    h.service
+        .issue(user, drop.id)
+        .await
+        .expect("open at its start");
+
+    assert_eq!(h.remaining(drop.id).await, 9, "refusals took nothing");
+    let unknown = h.service.issue(user, CouponCampaignId::new()).await;
+    assert!(matches!(unknown, Err(CommerceError::CampaignNotFound)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn after_a_restart_the_counters_come_back_from_the_database() {
+    let h = Harness::start().await;
+    let drop = create(&h.service, 5, 2).await.campaign;
+    let (ann, bob) = (UserId::new(), UserId::new());
+    for user in [ann, ann, bob] {
+        h.service.issue(user, drop.id).await.expect("issued");
+    }
+
+    let restarted = service(&h.store, &h.clock, memory_gate(&h.store));
+
+    let shown = restarted.campaign(drop.id).await.expect("the campaign");
+    assert_eq!(shown.remaining, 5 - 3);
+    let refused = restarted.issue(ann, drop.id).await;
+    assert!(
+        matches!(refused, Err(CommerceError::LimitReached)),
+        "{refused:?}"
+    );
+    restarted.issue(bob, drop.id).await.expect("bob's second");
+    restarted
+        .issue(UserId::new(), drop.id)
+        .await
+        .expect("the last one");
+    let sold_out = restarted.issue(UserId::new(), drop.id).await;
+    assert!(
+        matches!(sold_out, Err(CommerceError::SoldOut)),
+        "{sold_out:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_loader_reads_each_campaigns_pool_from_the_database_and_every_pool_is_listed() {
+    let h = Harness::start().await;
+    let drop = create(&h.service, 7, 3).await.campaign;
+    let other = create(&h.service, 1, 1).await.campaign;
+    let ann = UserId::new();
+    h.service.issue(ann, drop.id).await.expect("issued");
+    h.service
+        .grant(GrantId::new(), ann, drop.id)
+        .await
+        .expect("granted");
+    let loader = CampaignStockLoader::new(Arc::clone(&h.store));
+
+    let (limits, snapshot) = loader.load(&campaign_pool(drop.id)).await.expect("loads");
+
+    assert_eq!(
+        limits,
+        Limits {
+            stock: Some(7),
+            per_user: Some(3)
+        }
+    );
+    assert_eq!(snapshot.taken, 1, "the grant is not in the pool");
+    assert_eq!(snapshot.by_user.get(&ann.to_string()), Some(&1));
+    assert_eq!(
+        h.service.stock_pools().await.expect("pools"),
+        [campaign_pool(drop.id), campaign_pool(other.id)]
+    );
+    for foreign in [
+        campaign_pool(CouponCampaignId::new()),
+        PoolId::new(format!("reward:{}", drop.id)),
+    ] {
+        assert!(loader.load(&foreign).await.is_err(), "{foreign}");
+    }
+}
+
+#[tokio::test]
+async fn my_coupons_are_mine_and_read_as_expired_once_their_campaign_ends() {
+    let h = Harness::start().await;
+    let drop = create(&h.service, 10, 2).await.campaign;
+    let (ann, bob) = (UserId::new(), UserId::new());
+    let first = h.service.issue(ann, drop.id).await.expect("issued");
+    let second = h.service.issue(ann, drop.id).await.expect("issued");
+    h.service.issue(bob, drop.id).await.expect("issued");
+    let page = PageRequest {
+        limit: 1,
+        after: None,
+    };
+
+    let mine = h.service.mine(ann, page).await.expect("a page");
+    assert_eq!(mine.items, std::slice::from_ref(&first));
+    assert!(mine.next_cursor.is_some());
+    let all = h
+        .service
+        .mine(ann, PageRequest { limit: 10, ..page })
+        .await
+        .expect("a page");
+    assert_eq!(all.items, [first.clone(), second]);
+    assert_eq!(first.expires_at, drop.schedule.valid_until());
+
+    h.clock.set(drop.schedule.valid_until());
+    let later = h.service.mine(ann, page).await.expect("a page");
+    assert_eq!(later.items[0].status, CouponStatus::Expired);
+}
+
+/// A store whose issue writes fail while `failing` is set.
+struct FlakyStore {
+    inner: Arc<dyn CouponStore>,
+    failing: AtomicBool,
+}
+
+#[async_trait]
+impl CouponStore for FlakyStore {
+    async fn create_campaign(&self, campaign: Campaign) -> Result<(), sqlx::Error> {
+        self.inner.create_campaign(campaign).await
+    }
+    async fn campaign(&self, id: CouponCampaignId) -> Result<Option<Campaign>, sqlx::Error> {
+        self.inner.campaign(id).await
+    }
+    async fn list_campaigns(&self, page: PageRequest) -> Result<Vec<Campaign>, sqlx::Error> {
+        self.inner.list_campaigns(page).await
+    }
+    async fn campaign_ids(&self) -> Result<Vec<CouponCampaignId>, sqlx::Error> {
+        self.inner.campaign_ids().await
+    }
+    async fn issue(&self, coupon: Coupon) -> Result<IssueOutcome, sqlx::Error> {
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(sqlx::Error::PoolTimedOut);
+        }
+        self.inner.issue(coupon).await
+    }
+    async fn grant(&self, grant: GrantId, coupon: Coupon) -> Result<Option<Coupon>, sqlx::Error> {
+        self.inner.grant(grant, coupon).await
+    }
+    async fn coupons_of(
+        &self,
+        user: UserId,
+        page: PageRequest,
+    ) -> Result<Vec<Coupon>, sqlx::Error> {
+        self.inner.coupons_of(user, page).await
+    }
+    async fn stock(&self, id: CouponCampaignId) -> Result<Option<CampaignStock>, sqlx::Error> {
+        self.inner.stock(id).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failed_durable_write_gives_the_unit_back() {
+    let h = Harness::start().await;
+    let flaky = Arc::new(FlakyStore {
+        inner: Arc::clone(&h.store),
+        failing: AtomicBool::new(true),
+    });
+    let store: Arc<dyn CouponStore> = flaky.clone();
+    let service = service(&store, &h.clock, memory_gate(&store));
+    let drop = create(&service, 1, 1).await.campaign;
+    let ann = UserId::new();
+
+    let failed = service.issue(ann, drop.id).await;
+
+    assert!(
+        matches!(failed, Err(CommerceError::Database(_))),
+        "{failed:?}"
+    );
+    assert_eq!(service.campaign(drop.id).await.expect("shown").remaining, 1);
+    flaky.failing.store(false, Ordering::SeqCst);
+    service
+        .issue(ann, drop.id)
+        .await
+        .expect("ann's unit and her limit came back");
+    assert_eq!(h.rows(drop.id).await, HashMap::from([(ann, 1)]));
+}
+
+/// A gate that allows every take, as a drifted or misconfigured one might.
+#[derive(Default)]
+struct CarelessGate {
+    given_back: AtomicU32,
+}
+
+#[async_trait]
+impl StockGate for CarelessGate {
+    async fn take(&self, _: &PoolId, _: &str, _: u32) -> Result<(), Refusal> {
+        Ok(())
+    }
+    async fn give_back(&self, _: &PoolId, _: &str, quantity: u32) -> Result<(), GiveBackError> {
+        self.given_back.fetch_add(quantity, Ordering::SeqCst);
+        Ok(())
+    }
+    async fn remaining(&self, _: &PoolId) -> Result<Option<u64>, Unavailable> {
+        Ok(None)
+    }
+    async fn reset(&self, _: &PoolId, _: Limits, _: Snapshot) -> Result<(), Unavailable> {
+        Ok(())
+    }
+    async fn counters(&self, _: &PoolId) -> Result<Option<(Limits, Snapshot)>, Unavailable> {
+        Ok(None)
+    }
+    async fn forget(&self, _: &PoolId) -> Result<(), Unavailable> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_database_holds_the_per_user_line_when_the_gate_is_wrong() {
+    let h = Harness::start().await;
+    let gate = Arc::new(CarelessGate::default());
+    let service = service(&h.store, &h.clock, gate.clone());
+    let drop = create(&service, 100, 2).await.campaign;
+    let ann = UserId::new();
+
+    let tasks: Vec<_> = (0..10)
+        .map(|_| {
+            let service = Arc::clone(&service);
+            tokio::spawn(async move { service.issue(ann, drop.id).await })
+        })
+        .collect();
+    let mut refused = 0;
+    for task in tasks {
+        match task.await.expect("ran") {
+            Ok(_) => {}
+            Err(CommerceError::LimitReached) => refused += 1,
+            Err(other) => panic!("{other}"),
+        }
+    }
+
+    assert_eq!(refused, 8);
+    assert_eq!(h.rows(drop.id).await, HashMap::from([(ann, 2)]));
+    assert_eq!(
+        gate.given_back.load(Ordering::SeqCst),
+        8,
+        "every refused unit went back"
+    );
+}

@@ -1,0 +1,384 @@
+//! The coupon store's conformance suite: every `CouponStore` method, run
+//! against SQLite by default and against PostgreSQL when
+//! `STAMPEDE_TEST_DATABASE_URL` is set.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use commerce::model::{
+    Campaign, Coupon, CouponCampaignId, CouponCode, CouponId, DiscountSpec, GrantId, NewCampaign,
+};
+use commerce::stock::CampaignStock;
+use commerce::store::{CouponStore, IssueOutcome, SqlCouponStore};
+use kernel::db::{Db, DbOptions};
+use kernel::testing::TestDatabase;
+use kernel::{PageRequest, Timestamp, UserId};
+use time::Duration;
+use time::macros::datetime;
+
+/// The instant every story starts at.
+fn t0() -> Timestamp {
+    datetime!(2026-11-22 10:00:00.123456 UTC).into()
+}
+
+async fn open() -> (TestDatabase, Db, SqlCouponStore) {
+    let test = TestDatabase::create().await;
+    let db = Db::connect(test.url(), &DbOptions::default())
+        .await
+        .expect("connect");
+    db.migrate(commerce::migrations()).await.expect("migrate");
+    let store = SqlCouponStore::new(db.clone());
+    (test, db, store)
+}
+
+fn discount(kind: &str, value: i64, currency: Option<&str>) -> DiscountSpec {
+    DiscountSpec {
+        kind: kind.into(),
+        value,
+        currency: currency.map(str::to_owned),
+    }
+}
+
+fn campaign_with(total_quantity: i64, per_user_limit: i64, discount: DiscountSpec) -> Campaign {
+    let request = NewCampaign {
+        name: "Winter drop".into(),
+        discount,
+        total_quantity,
+        per_user_limit: Some(per_user_limit),
+        issue_starts_at: t0(),
+        issue_ends_at: t0() + Duration::hours(1),
+        valid_until: t0() + Duration::days(30),
+    };
+    Campaign::new(CouponCampaignId::new(), &request, t0()).expect("a valid campaign")
+}
+
+fn campaign(total_quantity: i64, per_user_limit: i64) -> Campaign {
+    campaign_with(
+        total_quantity,
+        per_user_limit,
+        discount("PERCENT", 10, None),
+    )
+}
+
+async fn created(store: &SqlCouponStore, campaign: Campaign) -> Campaign {
+    store
+        .create_campaign(campaign.clone())
+        .await
+        .expect("create");
+    campaign
+}
+
+fn coupon(campaign: &Campaign, user: UserId) -> Coupon {
+    Coupon::new(
+        campaign,
+        user,
+        CouponCode::generate().expect("random"),
+        t0() + Duration::minutes(1),
+    )
+}
+
+fn page(limit: u32) -> PageRequest {
+    PageRequest { limit, after: None }
+}
+
+async fn issue(store: &SqlCouponStore, coupon: Coupon) -> IssueOutcome {
+    store.issue(coupon).await.expect("issue")
+}
+
+async fn ordinals(db: &Db, campaign: CouponCampaignId, user: UserId) -> Vec<i64> {
+    kernel::read!(db, |pool| {
+        sqlx::query_scalar(
+            "select cast(ordinal as bigint) from coupons \
+             where campaign_id = $1 and user_id = $2 order by ordinal",
+        )
+        .bind(campaign)
+        .bind(user)
+        .fetch_all(pool)
+        .await
+    })
+    .expect("read ordinals")
+}
+
+#[tokio::test]
+async fn a_campaign_reads_back_exactly_as_it_was_created() {
+    let (_test, _db, store) = open().await;
+    let percent = created(&store, campaign(100, 2)).await;
+    let fixed = created(
+        &store,
+        campaign_with(5, 1, discount("FIXED", 3_000, Some("USD"))),
+    )
+    .await;
+
+    assert_eq!(
+        store.campaign(percent.id).await.expect("read"),
+        Some(percent)
+    );
+    assert_eq!(store.campaign(fixed.id).await.expect("read"), Some(fixed));
+    assert_eq!(
+        store.campaign(CouponCampaignId::new()).await.expect("read"),
+        None
+    );
+}
+
+#[tokio::test]
+async fn campaigns_are_listed_in_id_order_a_page_at_a_time() {
+    let (_test, _db, store) = open().await;
+    let mut made = Vec::new();
+    for _ in 0..3 {
+        made.push(created(&store, campaign(10, 1)).await.id);
+    }
+    let ids = |campaigns: Vec<Campaign>| campaigns.into_iter().map(|c| c.id).collect::<Vec<_>>();
+
+    assert_eq!(
+        ids(store.list_campaigns(page(10)).await.expect("list")),
+        made
+    );
+    let after_first = PageRequest {
+        limit: 1,
+        after: Some(made[0].0),
+    };
+    assert_eq!(
+        ids(store.list_campaigns(after_first).await.expect("list")),
+        made[1..],
+        "fetches one more than the page to tell whether another follows"
+    );
+    assert_eq!(store.campaign_ids().await.expect("ids"), made);
+}
+
+#[tokio::test]
+async fn a_public_issue_takes_the_users_next_ordinal_up_to_the_limit() {
+    let (_test, db, store) = open().await;
+    let drop = created(&store, campaign(100, 2)).await;
+    let (ann, bob) = (UserId::new(), UserId::new());
+
+    assert_eq!(
+        issue(&store, coupon(&drop, ann)).await,
+        IssueOutcome::Issued
+    );
+    assert_eq!(
+        issue(&store, coupon(&drop, ann)).await,
+        IssueOutcome::Issued
+    );
+    assert_eq!(
+        issue(&store, coupon(&drop, ann)).await,
+        IssueOutcome::LimitReached
+    );
+    assert_eq!(
+        issue(&store, coupon(&drop, bob)).await,
+        IssueOutcome::Issued
+    );
+
+    assert_eq!(ordinals(&db, drop.id, ann).await, [1, 2]);
+    assert_eq!(ordinals(&db, drop.id, bob).await, [1]);
+    assert_eq!(
+        store.coupons_of(ann, page(10)).await.expect("list").len(),
+        2
+    );
+}
+
+#[tokio::test]
+async fn an_issued_coupon_reads_back_as_written() {
+    let (_test, _db, store) = open().await;
+    let drop = created(&store, campaign(10, 1)).await;
+    let written = coupon(&drop, UserId::new());
+
+    assert_eq!(issue(&store, written.clone()).await, IssueOutcome::Issued);
+
+    assert_eq!(
+        store
+            .coupons_of(written.user_id, page(10))
+            .await
+            .expect("list"),
+        std::slice::from_ref(&written)
+    );
+    assert_eq!(written.expires_at, drop.schedule.valid_until());
+}
+
+#[tokio::test]
+async fn an_issue_for_an_unknown_campaign_writes_nothing() {
+    let (_test, _db, store) = open().await;
+    let unknown = campaign(10, 1);
+    let user = UserId::new();
+
+    assert_eq!(
+        issue(&store, coupon(&unknown, user)).await,
+        IssueOutcome::CampaignNotFound
+    );
+    assert!(
+        store
+            .coupons_of(user, page(10))
+            .await
+            .expect("list")
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn a_code_is_never_written_twice() {
+    let (_test, _db, store) = open().await;
+    let drop = created(&store, campaign(10, 1)).await;
+    let first = coupon(&drop, UserId::new());
+    let mut copy = coupon(&drop, UserId::new());
+    copy.code = first.code.clone();
+
+    assert_eq!(issue(&store, first).await, IssueOutcome::Issued);
+    let refused = store.issue(copy.clone()).await;
+
+    assert!(
+        matches!(&refused, Err(e) if kernel::db::is_unique_violation(e, "code")),
+        "{refused:?}"
+    );
+    assert!(
+        store
+            .coupons_of(copy.user_id, page(10))
+            .await
+            .expect("list")
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn a_grant_is_one_coupon_however_often_it_is_written() {
+    let (_test, _db, store) = open().await;
+    let drop = created(&store, campaign(10, 1)).await;
+    let (user, grant) = (UserId::new(), GrantId::new());
+    let first = coupon(&drop, user);
+
+    let granted = store
+        .grant(grant, first.clone())
+        .await
+        .expect("grant")
+        .expect("the campaign exists");
+    let again = store
+        .grant(grant, coupon(&drop, user))
+        .await
+        .expect("grant again")
+        .expect("the campaign exists");
+
+    assert_eq!(granted, first);
+    assert_eq!(again, first, "the second write returns the first coupon");
+    assert_eq!(
+        store.coupons_of(user, page(10)).await.expect("list"),
+        [first]
+    );
+    assert_eq!(
+        store
+            .grant(GrantId::new(), coupon(&campaign(10, 1), user))
+            .await
+            .expect("grant"),
+        None,
+        "no coupon for an unknown campaign"
+    );
+}
+
+#[tokio::test]
+async fn grants_use_neither_the_public_stock_nor_the_per_user_limit() {
+    let (_test, _db, store) = open().await;
+    let drop = created(&store, campaign(1, 1)).await;
+    let (ann, bob) = (UserId::new(), UserId::new());
+
+    store
+        .grant(GrantId::new(), coupon(&drop, ann))
+        .await
+        .expect("grant")
+        .expect("granted");
+    assert_eq!(
+        issue(&store, coupon(&drop, ann)).await,
+        IssueOutcome::Issued,
+        "the grant did not use up ann's one public coupon"
+    );
+    store
+        .grant(GrantId::new(), coupon(&drop, bob))
+        .await
+        .expect("grant")
+        .expect("granted on a sold-out drop");
+
+    let stock = store.stock(drop.id).await.expect("stock").expect("exists");
+    assert_eq!(stock.issued(), 1);
+    assert_eq!(stock.by_user, HashMap::from([(ann, 1)]));
+}
+
+#[tokio::test]
+async fn the_stock_counts_each_users_public_coupons() {
+    let (_test, _db, store) = open().await;
+    let drop = created(&store, campaign(50, 3)).await;
+    let other = created(&store, campaign(50, 3)).await;
+    let (ann, bob) = (UserId::new(), UserId::new());
+    for (campaign, user) in [(&drop, ann), (&drop, ann), (&drop, bob), (&other, bob)] {
+        assert_eq!(
+            issue(&store, coupon(campaign, user)).await,
+            IssueOutcome::Issued
+        );
+    }
+
+    assert_eq!(
+        store.stock(drop.id).await.expect("stock"),
+        Some(CampaignStock {
+            total_quantity: 50,
+            per_user_limit: 3,
+            by_user: HashMap::from([(ann, 2), (bob, 1)]),
+        })
+    );
+    assert_eq!(
+        store.stock(CouponCampaignId::new()).await.expect("stock"),
+        None
+    );
+}
+
+#[tokio::test]
+async fn a_users_coupons_are_their_own_in_id_order_a_page_at_a_time() {
+    let (_test, _db, store) = open().await;
+    let campaigns = [
+        created(&store, campaign(10, 1)).await,
+        created(&store, campaign(10, 1)).await,
+        created(&store, campaign(10, 1)).await,
+    ];
+    let (ann, bob) = (UserId::new(), UserId::new());
+    let mut anns = Vec::new();
+    for c in &campaigns {
+        let mine = coupon(c, ann);
+        anns.push(mine.id);
+        assert_eq!(issue(&store, mine).await, IssueOutcome::Issued);
+        assert_eq!(issue(&store, coupon(c, bob)).await, IssueOutcome::Issued);
+    }
+    let ids = |coupons: Vec<Coupon>| coupons.into_iter().map(|c| c.id).collect::<Vec<CouponId>>();
+
+    assert_eq!(
+        ids(store.coupons_of(ann, page(10)).await.expect("list")),
+        anns
+    );
+    let after_first = PageRequest {
+        limit: 1,
+        after: Some(anns[0].0),
+    };
+    assert_eq!(
+        ids(store.coupons_of(ann, after_first).await.expect("list")),
+        anns[1..]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_user_racing_for_ordinals_gets_exactly_the_limit() {
+    let (_test, db, store) = open().await;
+    let store = Arc::new(store);
+    let drop = created(&store, campaign(1_000, 5)).await;
+    let user = UserId::new();
+
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let (store, coupon) = (Arc::clone(&store), coupon(&drop, user));
+            tokio::spawn(async move { store.issue(coupon).await })
+        })
+        .collect();
+    let mut outcomes = HashMap::new();
+    for task in tasks {
+        let outcome = task.await.expect("ran").expect("written or refused");
+        *outcomes.entry(outcome).or_insert(0) += 1;
+    }
+
+    assert_eq!(
+        outcomes,
+        HashMap::from([(IssueOutcome::Issued, 5), (IssueOutcome::LimitReached, 15)])
+    );
+    assert_eq!(ordinals(&db, drop.id, user).await, [1, 2, 3, 4, 5]);
+}

@@ -1,0 +1,243 @@
+//! The API calls around a rush: signing in, creating test users and a
+//! campaign, and reading back what the server says happened. JSON over one
+//! keep-alive connection, reopened after a failure.
+
+use http::{HeaderValue, Method, StatusCode, Uri, header};
+use http_body_util::Full;
+use hyper::body::Bytes;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use time::format_description::well_known::Rfc3339;
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
+
+use crate::conn::{ConnError, Connection};
+use crate::target::Target;
+
+/// Most users one bulk call creates (the server's limit).
+pub const TEST_USERS_PER_CALL: usize = 10_000;
+
+/// Why a setup or verification call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error(transparent)]
+    Conn(#[from] ConnError),
+    #[error("{call} answered {status}: {body}")]
+    Status {
+        call: String,
+        status: u16,
+        body: String,
+    },
+    #[error("{call} answered with an unexpected body: {reason}")]
+    Body { call: String, reason: String },
+}
+
+/// A user made through `POST /admin-api/test-users`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct TestUser {
+    pub user_id: Uuid,
+    pub access_token: String,
+}
+
+/// What the tool reads of a coupon campaign.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Campaign {
+    pub id: Uuid,
+    pub total_quantity: u64,
+    pub remaining: u64,
+    pub per_user_limit: u64,
+}
+
+/// What the tool reads of a coupon.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Coupon {
+    pub id: Uuid,
+    pub campaign_id: Uuid,
+}
+
+#[derive(Deserialize)]
+struct Page<T> {
+    items: Vec<T>,
+    next_cursor: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Tokens {
+    access_token: String,
+}
+
+#[derive(Deserialize)]
+struct TestUsers {
+    users: Vec<TestUser>,
+}
+
+pub struct Api {
+    target: Target,
+    conn: Option<Connection>,
+}
+
+impl Api {
+    #[must_use]
+    pub const fn new(target: Target) -> Self {
+        Self { target, conn: None }
+    }
+
+    /// Signs in; returns the access token.
+    pub async fn log_in(&mut self, email: &str, password: &str) -> Result<String, ApiError> {
+        let body = json!({"email": email, "password": password});
+        let tokens: Tokens = self
+            .call(
+                Method::POST,
+                "/api/v1/auth/login".into(),
+                None,
+                Some(&body),
+                StatusCode::OK,
+            )
+            .await?;
+        Ok(tokens.access_token)
+    }
+
+    /// Creates `count` signed-in users through the bulk path, in as few calls as the server allows.
+    pub async fn create_test_users(
+        &mut self,
+        admin: &str,
+        count: usize,
+    ) -> Result<Vec<TestUser>, ApiError> {
+        let mut users = Vec::with_capacity(count);
+        while users.len() < count {
+            let chunk = (count - users.len()).min(TEST_USERS_PER_CALL);
+            let body = json!({"count": chunk, "prefix": "loadtest"});
+            let created: TestUsers = self
+                .call(
+                    Method::POST,
+                    "/admin-api/test-users".into(),
+                    Some(admin),
+                    Some(&body),
+                    StatusCode::CREATED,
+                )
+                .await?;
+            users.extend(created.users);
+        }
+        Ok(users)
+    }
+
+    /// Creates a campaign open for issuing now, for a day.
+    pub async fn create_campaign(
+        &mut self,
+        admin: &str,
+        name: &str,
+        stock: u64,
+        per_user_limit: u64,
+    ) -> Result<Campaign, ApiError> {
+        let now = OffsetDateTime::now_utc();
+        let at = |offset: Duration| {
+            (now + offset).format(&Rfc3339).map_err(|e| ApiError::Body {
+                call: "formatting a timestamp".into(),
+                reason: e.to_string(),
+            })
+        };
+        let body = json!({
+            "name": name,
+            "discount": {"kind": "PERCENT", "value": 10},
+            "total_quantity": stock,
+            "per_user_limit": per_user_limit,
+            "issue_starts_at": at(Duration::minutes(-1))?,
+            "issue_ends_at": at(Duration::days(1))?,
+            "valid_until": at(Duration::days(30))?,
+        });
+        self.call(
+            Method::POST,
+            "/api/v1/coupon-campaigns".into(),
+            Some(admin),
+            Some(&body),
+            StatusCode::CREATED,
+        )
+        .await
+    }
+
+    pub async fn campaign(&mut self, id: Uuid) -> Result<Campaign, ApiError> {
+        self.call(
+            Method::GET,
+            format!("/api/v1/coupon-campaigns/{id}"),
+            None,
+            None,
+            StatusCode::OK,
+        )
+        .await
+    }
+
+    /// The caller's coupons of one campaign, every page.
+    pub async fn coupons_of(
+        &mut self,
+        token: &str,
+        campaign: Uuid,
+    ) -> Result<Vec<Coupon>, ApiError> {
+        let mut coupons = Vec::new();
+        let mut path = "/api/v1/coupons/mine?limit=100".to_owned();
+        loop {
+            let page: Page<Coupon> = self
+                .call(Method::GET, path, Some(token), None, StatusCode::OK)
+                .await?;
+            coupons.extend(page.items.into_iter().filter(|c| c.campaign_id == campaign));
+            match page.next_cursor {
+                Some(cursor) => {
+                    let cursor: String =
+                        url::form_urlencoded::byte_serialize(cursor.as_bytes()).collect();
+                    path = format!("/api/v1/coupons/mine?limit=100&cursor={cursor}");
+                }
+                None => return Ok(coupons),
+            }
+        }
+    }
+
+    /// One JSON call; anything but `expected` is an error naming the call.
+    async fn call<T: DeserializeOwned>(
+        &mut self,
+        method: Method,
+        path: String,
+        token: Option<&str>,
+        body: Option<&Value>,
+        expected: StatusCode,
+    ) -> Result<T, ApiError> {
+        let call = format!("{method} {}", path.split('?').next().unwrap_or_default());
+        let bad_body = |reason: String| ApiError::Body {
+            call: call.clone(),
+            reason,
+        };
+        let uri = Uri::try_from(path).map_err(|e| bad_body(e.to_string()))?;
+        let payload = body.map_or_else(Bytes::new, |b| Bytes::from(b.to_string()));
+        let conn = match self.conn.as_mut() {
+            Some(conn) => conn,
+            None => self.conn.insert(Connection::open(&self.target).await?),
+        };
+        let mut request = conn.request(method, uri, Full::new(payload));
+        let headers = request.headers_mut();
+        if body.is_some() {
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+        }
+        if let Some(token) = token {
+            let bearer = HeaderValue::from_str(&format!("Bearer {token}"))
+                .map_err(|e| bad_body(e.to_string()))?;
+            headers.insert(header::AUTHORIZATION, bearer);
+        }
+        let answer = match conn.send(request).await {
+            Ok(answer) => answer,
+            Err(e) => {
+                self.conn = None;
+                return Err(e.into());
+            }
+        };
+        if answer.status != expected {
+            return Err(ApiError::Status {
+                call,
+                status: answer.status.as_u16(),
+                body: String::from_utf8_lossy(&answer.body).into_owned(),
+            });
+        }
+        serde_json::from_slice(&answer.body).map_err(|e| bad_body(e.to_string()))
+    }
+}

@@ -1,0 +1,230 @@
+//! One run: set up outside the timed window (sign in, bulk users, the
+//! campaign), rush, read back through the API, judge.
+
+use std::time::Duration;
+
+use http::HeaderValue;
+use time::OffsetDateTime;
+
+use crate::api::{Api, ApiError, Campaign, TestUser};
+use crate::checks::{Ledger, healthz_checks, issue_checks};
+use crate::cli::{Options, Scenario};
+use crate::report::{Report, Setup};
+use crate::rush::{IssuingUser, RushError, RushPlan, Shot, rush};
+use crate::target::{Target, TargetError};
+
+/// Drop defaults: a small stock, one coupon per user.
+const DROP_STOCK: u64 = 100;
+const DROP_PER_USER_LIMIT: u64 = 1;
+
+/// Why a run could not be made (as opposed to a run whose checks failed).
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Target(#[from] TargetError),
+    #[error("{0}")]
+    Options(String),
+    #[error("setup: {0}")]
+    Api(#[from] ApiError),
+    #[error(transparent)]
+    Rush(#[from] RushError),
+}
+
+pub async fn run(options: &Options) -> Result<Report, RunError> {
+    let target = Target::parse(&options.url)?;
+    match options.scenario {
+        Scenario::Healthz => {
+            let outcome = rush(plan(options, target, Shot::Healthz)).await?;
+            let checks = healthz_checks(&outcome);
+            Ok(Report::new(options, None, &outcome, checks))
+        }
+        Scenario::Drop | Scenario::Firehose => issue_run(options, target).await,
+    }
+}
+
+async fn issue_run(options: &Options, target: Target) -> Result<Report, RunError> {
+    let (Some(email), Some(password)) = (&options.admin_email, &options.admin_password) else {
+        return Err(RunError::Options(
+            "drop and firehose need --admin-email and --admin-password \
+             (or STAMPEDE_ADMIN_EMAIL and STAMPEDE_ADMIN_PASSWORD)"
+                .into(),
+        ));
+    };
+    let mut api = Api::new(target.clone());
+    let admin = api.log_in(email, password).await?;
+    let taken = match options.campaign {
+        Some(id) => Some(api.campaign(id).await?),
+        None => None,
+    };
+    let (stock, per_user_limit) = taken.as_ref().map_or_else(
+        || campaign_shape(options),
+        |c| (c.remaining, c.per_user_limit),
+    );
+    check_feasible(options, stock, per_user_limit)?;
+
+    progress(format!("creating {} users", options.users));
+    let users = api.create_test_users(&admin, options.users).await?;
+    let campaign = match taken {
+        Some(campaign) => campaign,
+        None => {
+            let name = format!(
+                "loadtest {} {}",
+                options.scenario.as_str(),
+                OffsetDateTime::now_utc().unix_timestamp()
+            );
+            api.create_campaign(&admin, &name, stock, per_user_limit)
+                .await?
+        }
+    };
+    // Read back rather than trusted: the server's view is what the checks compare with.
+    let before = api.campaign(campaign.id).await?;
+    let shot = Shot::Issue {
+        campaign: campaign.id,
+        users: issuing_users(&users)?,
+    };
+    progress(format!(
+        "rush: {} requests at most, {} s at most, {} connections",
+        options.requests, options.duration, options.connections
+    ));
+    let outcome = rush(plan(options, target, shot)).await?;
+
+    progress("reading back".into());
+    let after = api.campaign(campaign.id).await?;
+    let mut read_back = Vec::new();
+    for user in sample(users.len(), options.verify_users) {
+        let coupons = api
+            .coupons_of(&users[user].access_token, campaign.id)
+            .await?;
+        read_back.push((user, coupons.into_iter().map(|c| c.id).collect()));
+    }
+    let ledger = Ledger {
+        per_user_limit: before.per_user_limit,
+        remaining_before: before.remaining,
+        remaining_after: after.remaining,
+        read_back,
+    };
+    let checks = issue_checks(&outcome, &ledger);
+    Ok(Report::new(
+        options,
+        Some(setup(&users, &before)),
+        &outcome,
+        checks,
+    ))
+}
+
+/// Stock and per-user limit of a new campaign: the flags, else the scenario's defaults.
+fn campaign_shape(options: &Options) -> (u64, u64) {
+    match options.scenario {
+        Scenario::Firehose => (
+            options.stock.unwrap_or(options.requests),
+            options
+                .per_user_limit
+                .unwrap_or_else(|| options.requests.div_ceil(options.users as u64)),
+        ),
+        Scenario::Drop | Scenario::Healthz => (
+            options.stock.unwrap_or(DROP_STOCK),
+            options.per_user_limit.unwrap_or(DROP_PER_USER_LIMIT),
+        ),
+    }
+}
+
+/// A firehose must be able to grant every request.
+fn check_feasible(options: &Options, stock: u64, per_user_limit: u64) -> Result<(), RunError> {
+    let demand = options.requests;
+    let per_users = (options.users as u64).saturating_mul(per_user_limit);
+    if options.scenario == Scenario::Firehose && (stock < demand || per_users < demand) {
+        return Err(RunError::Options(format!(
+            "firehose needs stock ({stock}) and users × per-user limit ({per_users}) \
+             of at least --requests ({demand})"
+        )));
+    }
+    Ok(())
+}
+
+fn issuing_users(users: &[TestUser]) -> Result<Vec<IssuingUser>, RunError> {
+    users
+        .iter()
+        .map(|u| {
+            let authorization = HeaderValue::from_str(&format!("Bearer {}", u.access_token))
+                .map_err(|_| RunError::Options("the server sent an unusable token".into()))?;
+            Ok(IssuingUser {
+                user_id: u.user_id,
+                authorization,
+            })
+        })
+        .collect()
+}
+
+/// `wanted` user indices spread evenly over `0..users` (all when fewer).
+fn sample(users: usize, wanted: usize) -> Vec<usize> {
+    if wanted >= users {
+        return (0..users).collect();
+    }
+    (0..wanted).map(|k| k * users / wanted).collect()
+}
+
+fn setup(users: &[TestUser], campaign: &Campaign) -> Setup {
+    Setup {
+        users: users.len(),
+        campaign_id: campaign.id,
+        stock: campaign.remaining,
+        per_user_limit: campaign.per_user_limit,
+    }
+}
+
+fn plan(options: &Options, target: Target, shot: Shot) -> RushPlan {
+    RushPlan {
+        target,
+        shot,
+        requests: options.requests,
+        duration: Duration::from_secs(options.duration),
+        connections: options.connections,
+        timeout: Duration::from_secs(options.timeout),
+    }
+}
+
+/// Setup steps, on stderr so `--json` output stays clean.
+fn progress(step: String) {
+    eprintln!("stampede-loadtest: {step}");
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    fn options(args: &[&str]) -> Options {
+        let mut all = vec!["stampede-loadtest"];
+        all.extend_from_slice(args);
+        Options::try_parse_from(all).expect("valid flags")
+    }
+
+    #[test]
+    fn a_drop_defaults_to_a_small_stock_and_one_per_user() {
+        assert_eq!(campaign_shape(&options(&["drop"])), (100, 1));
+        assert_eq!(
+            campaign_shape(&options(&["drop", "--stock", "7", "--per-user-limit", "2"])),
+            (7, 2)
+        );
+    }
+
+    #[test]
+    fn a_firehose_defaults_to_stock_and_limits_for_every_request() {
+        let o = options(&["firehose", "--requests", "1001", "--users", "100"]);
+        assert_eq!(campaign_shape(&o), (1001, 11));
+        assert!(check_feasible(&o, 1001, 11).is_ok());
+        assert!(check_feasible(&o, 1000, 11).is_err());
+        assert!(check_feasible(&o, 1001, 10).is_err());
+        let d = options(&["drop", "--requests", "1001", "--users", "100"]);
+        assert!(check_feasible(&d, 1, 1).is_ok());
+    }
+
+    #[test]
+    fn read_back_samples_spread_over_every_user() {
+        assert_eq!(sample(3, 200), vec![0, 1, 2]);
+        assert_eq!(sample(10, 5), vec![0, 2, 4, 6, 8]);
+        assert_eq!(sample(1000, 200).len(), 200);
+        assert_eq!(sample(1000, 0), Vec::<usize>::new());
+    }
+}
