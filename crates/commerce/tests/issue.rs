@@ -1,9 +1,13 @@
-//! Issuing coupons through the service, with a real database and the
-//! in-memory stock gate loaded from it: the invariants under a rush (never
-//! more than the stock, never more per user than the limit, every success a
-//! row, `remaining` = stock − rows), the give-back of a failed write, the
+//! Issuing coupons through the service, with a real database and a stock
+//! gate loaded from it: the invariants under a rush (never more than the
+//! stock, never more per user than the limit, every success a row,
+//! `remaining` = stock − rows), the give-back of a failed write, the
 //! database's own guard when the gate is wrong, the issue window, and
 //! counters rebuilt from the database after a restart.
+//!
+//! The rush, give-back and restart stories run on every gate available: in
+//! memory always, Redis when `STAMPEDE_TEST_REDIS_URL` is set, the
+//! PostgreSQL gate when the test database is PostgreSQL.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,17 +22,20 @@ use commerce::stock::{CampaignStock, campaign_pool};
 use commerce::store::{CouponStore, IssueOutcome, SqlCouponStore};
 use commerce::{CampaignStockLoader, CommerceError, CouponService};
 use gate::{
-    GiveBackError, Limits, MemoryStockGate, PoolId, Refusal, Snapshot, StockGate, StockLoader,
-    Unavailable,
+    GiveBackError, Limits, MemoryStockGate, PgStockGate, PoolId, RedisStockGate, Refusal, Snapshot,
+    StockGate, StockLoader, Unavailable,
 };
 use kernel::auth::Staff;
 use kernel::clock::ManualClock;
 use kernel::db::{Db, DbOptions};
-use kernel::testing::TestDatabase;
+use kernel::testing::{DATABASE_URL_VAR, TestDatabase};
 use kernel::{PageRequest, Principal, Role, Roles, SharedClock, Timestamp, UserId};
 use time::Duration;
 use time::macros::datetime;
 use tokio::sync::Barrier;
+
+/// The environment variable that runs the stories on the Redis gate too.
+const REDIS_URL_VAR: &str = "STAMPEDE_TEST_REDIS_URL";
 
 /// When the issue windows of these stories open.
 fn opens() -> Timestamp {
@@ -91,6 +98,58 @@ fn memory_gate(store: &Arc<dyn CouponStore>) -> Arc<dyn StockGate> {
     Arc::new(MemoryStockGate::new(Arc::new(CampaignStockLoader::new(
         Arc::clone(store),
     ))))
+}
+
+/// A stock gate implementation under test.
+#[derive(Debug, Clone)]
+enum GateKind {
+    Memory,
+    Redis(String),
+    Postgres,
+}
+
+/// The gates this run can reach.
+fn gate_kinds() -> Vec<GateKind> {
+    let mut kinds = vec![GateKind::Memory];
+    match std::env::var(REDIS_URL_VAR) {
+        Ok(url) if !url.is_empty() => kinds.push(GateKind::Redis(url)),
+        _ => eprintln!("{REDIS_URL_VAR} is not set: the Redis gate is not tried"),
+    }
+    match std::env::var(DATABASE_URL_VAR) {
+        Ok(url) if url.starts_with("postgres") => kinds.push(GateKind::Postgres),
+        _ => eprintln!("the test database is not PostgreSQL: the PostgreSQL gate is not tried"),
+    }
+    kinds
+}
+
+/// A fresh gate of `kind` loading from `store`. A Redis gate gets keys of
+/// its own, as if Redis had been emptied.
+async fn gate_of(kind: &GateKind, db: &Db, store: &Arc<dyn CouponStore>) -> Arc<dyn StockGate> {
+    let loader = Arc::new(CampaignStockLoader::new(Arc::clone(store)));
+    match kind {
+        GateKind::Memory => Arc::new(MemoryStockGate::new(loader)),
+        GateKind::Redis(url) => {
+            let prefix = format!("test-commerce-{}", uuid::Uuid::new_v4().simple());
+            Arc::new(
+                RedisStockGate::connect(url, prefix, loader)
+                    .await
+                    .expect("Redis is reachable"),
+            )
+        }
+        GateKind::Postgres => {
+            db.migrate(gate::stock_migrations())
+                .await
+                .expect("the gate's tables");
+            Arc::new(PgStockGate::new(db.clone(), 4, loader).expect("a PostgreSQL gate"))
+        }
+    }
+}
+
+/// Drops what a shared gate keeps of the campaign (Redis keys outlive the test).
+async fn forget(gate: &Arc<dyn StockGate>, campaign: CouponCampaignId) {
+    gate.forget(&campaign_pool(campaign))
+        .await
+        .expect("the gate forgets the pool");
 }
 
 fn service(
@@ -188,32 +247,51 @@ async fn rush(
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_rush_of_200_users_limited_to_2_on_a_stock_of_50_issues_exactly_50() {
     let h = Harness::start().await;
-    let drop = create(&h.service, 50, 2).await.campaign;
+    for kind in gate_kinds() {
+        let gate = gate_of(&kind, &h.db, &h.store).await;
+        let service = service(&h.store, &h.clock, Arc::clone(&gate));
+        let drop = create(&service, 50, 2).await.campaign;
 
-    let outcome = rush(&h.service, drop.id, 200, 3).await;
+        let outcome = rush(&service, drop.id, 200, 3).await;
 
-    assert_eq!(outcome.successes(), 50);
-    assert_eq!(outcome.sold_out + outcome.limit_reached, 600 - 50);
-    assert!(outcome.issued_to.values().all(|n| *n <= 2), "nobody over 2");
-    let rows = h.rows(drop.id).await;
-    assert_eq!(
-        rows, outcome.issued_to,
-        "every success is a row, and only those"
-    );
-    assert_eq!(h.remaining(drop.id).await, 0);
+        assert_eq!(outcome.successes(), 50, "{kind:?}");
+        assert_eq!(outcome.sold_out + outcome.limit_reached, 600 - 50);
+        assert!(
+            outcome.issued_to.values().all(|n| *n <= 2),
+            "{kind:?}: nobody over 2"
+        );
+        assert_eq!(
+            h.rows(drop.id).await,
+            outcome.issued_to,
+            "{kind:?}: every success is a row, and only those"
+        );
+        let shown = service.campaign(drop.id).await.expect("the campaign");
+        assert_eq!(shown.remaining, 0, "{kind:?}");
+        forget(&gate, drop.id).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn when_the_stock_covers_the_demand_every_request_succeeds() {
     let h = Harness::start().await;
-    let drop = create(&h.service, 500, 2).await.campaign;
+    for kind in gate_kinds() {
+        let gate = gate_of(&kind, &h.db, &h.store).await;
+        let service = service(&h.store, &h.clock, Arc::clone(&gate));
+        let drop = create(&service, 500, 2).await.campaign;
 
-    let outcome = rush(&h.service, drop.id, 100, 2).await;
+        let outcome = rush(&service, drop.id, 100, 2).await;
 
-    assert_eq!(outcome.successes(), 200);
-    assert_eq!((outcome.sold_out, outcome.limit_reached), (0, 0));
-    assert_eq!(h.rows(drop.id).await, outcome.issued_to);
-    assert_eq!(h.remaining(drop.id).await, 500 - 200);
+        assert_eq!(outcome.successes(), 200, "{kind:?}");
+        assert_eq!(
+            (outcome.sold_out, outcome.limit_reached),
+            (0, 0),
+            "{kind:?}"
+        );
+        assert_eq!(h.rows(drop.id).await, outcome.issued_to, "{kind:?}");
+        let shown = service.campaign(drop.id).await.expect("the campaign");
+        assert_eq!(shown.remaining, 500 - 200, "{kind:?}");
+        forget(&gate, drop.id).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -270,31 +348,39 @@ async fn coupons_are_issued_only_inside_the_issue_window() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn after_a_restart_the_counters_come_back_from_the_database() {
     let h = Harness::start().await;
-    let drop = create(&h.service, 5, 2).await.campaign;
-    let (ann, bob) = (UserId::new(), UserId::new());
-    for user in [ann, ann, bob] {
-        h.service.issue(user, drop.id).await.expect("issued");
+    for kind in gate_kinds() {
+        let first = gate_of(&kind, &h.db, &h.store).await;
+        let before = service(&h.store, &h.clock, Arc::clone(&first));
+        let drop = create(&before, 5, 2).await.campaign;
+        let (ann, bob) = (UserId::new(), UserId::new());
+        for user in [ann, ann, bob] {
+            before.issue(user, drop.id).await.expect("issued");
+        }
+        // The process restarts; an in-memory gate starts empty, a Redis one
+        // as if Redis had been lost too.
+        let gate = gate_of(&kind, &h.db, &h.store).await;
+        let restarted = service(&h.store, &h.clock, Arc::clone(&gate));
+
+        let shown = restarted.campaign(drop.id).await.expect("the campaign");
+        assert_eq!(shown.remaining, 5 - 3, "{kind:?}");
+        let refused = restarted.issue(ann, drop.id).await;
+        assert!(
+            matches!(refused, Err(CommerceError::LimitReached)),
+            "{kind:?}: {refused:?}"
+        );
+        restarted.issue(bob, drop.id).await.expect("bob's second");
+        restarted
+            .issue(UserId::new(), drop.id)
+            .await
+            .expect("the last one");
+        let sold_out = restarted.issue(UserId::new(), drop.id).await;
+        assert!(
+            matches!(sold_out, Err(CommerceError::SoldOut)),
+            "{kind:?}: {sold_out:?}"
+        );
+        forget(&first, drop.id).await;
+        forget(&gate, drop.id).await;
     }
-
-    let restarted = service(&h.store, &h.clock, memory_gate(&h.store));
-
-    let shown = restarted.campaign(drop.id).await.expect("the campaign");
-    assert_eq!(shown.remaining, 5 - 3);
-    let refused = restarted.issue(ann, drop.id).await;
-    assert!(
-        matches!(refused, Err(CommerceError::LimitReached)),
-        "{refused:?}"
-    );
-    restarted.issue(bob, drop.id).await.expect("bob's second");
-    restarted
-        .issue(UserId::new(), drop.id)
-        .await
-        .expect("the last one");
-    let sold_out = restarted.issue(UserId::new(), drop.id).await;
-    assert!(
-        matches!(sold_out, Err(CommerceError::SoldOut)),
-        "{sold_out:?}"
-    );
 }
 
 #[tokio::test]
@@ -406,28 +492,33 @@ impl CouponStore for FlakyStore {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_failed_durable_write_gives_the_unit_back() {
     let h = Harness::start().await;
-    let flaky = Arc::new(FlakyStore {
-        inner: Arc::clone(&h.store),
-        failing: AtomicBool::new(true),
-    });
-    let store: Arc<dyn CouponStore> = flaky.clone();
-    let service = service(&store, &h.clock, memory_gate(&store));
-    let drop = create(&service, 1, 1).await.campaign;
-    let ann = UserId::new();
+    for kind in gate_kinds() {
+        let flaky = Arc::new(FlakyStore {
+            inner: Arc::clone(&h.store),
+            failing: AtomicBool::new(true),
+        });
+        let store: Arc<dyn CouponStore> = flaky.clone();
+        let gate = gate_of(&kind, &h.db, &store).await;
+        let service = service(&store, &h.clock, Arc::clone(&gate));
+        let drop = create(&service, 1, 1).await.campaign;
+        let ann = UserId::new();
 
-    let failed = service.issue(ann, drop.id).await;
+        let failed = service.issue(ann, drop.id).await;
 
-    assert!(
-        matches!(failed, Err(CommerceError::Database(_))),
-        "{failed:?}"
-    );
-    assert_eq!(service.campaign(drop.id).await.expect("shown").remaining, 1);
-    flaky.failing.store(false, Ordering::SeqCst);
-    service
-        .issue(ann, drop.id)
-        .await
-        .expect("ann's unit and her limit came back");
-    assert_eq!(h.rows(drop.id).await, HashMap::from([(ann, 1)]));
+        assert!(
+            matches!(failed, Err(CommerceError::Database(_))),
+            "{kind:?}: {failed:?}"
+        );
+        let shown = service.campaign(drop.id).await.expect("shown");
+        assert_eq!(shown.remaining, 1, "{kind:?}");
+        flaky.failing.store(false, Ordering::SeqCst);
+        service
+            .issue(ann, drop.id)
+            .await
+            .expect("ann's unit and her limit came back");
+        assert_eq!(h.rows(drop.id).await, HashMap::from([(ann, 1)]), "{kind:?}");
+        forget(&gate, drop.id).await;
+    }
 }
 
 /// A gate that allows every take, as a drifted or misconfigured one might.

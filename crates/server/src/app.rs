@@ -15,9 +15,7 @@ use axum::{Json, Router};
 use bus::{Dispatcher, Handler, InProcessTransport, Relay, RetryPolicy};
 use commerce::store::{CouponStore, SqlCouponStore};
 use commerce::{CampaignStockLoader, CouponGrantHandler, CouponService};
-use gate::{
-    MemoryRateLimiter, Quota, RateLimiter, RedisConnection, RedisRateLimiter, StockLoader,
-};
+use gate::{MemoryRateLimiter, Quota, RateLimiter, RedisConnection, RedisRateLimiter, StockLoader};
 use http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use identity::http::IdentityHttp;
 use identity::store::SqlIdentityStore;
@@ -46,8 +44,8 @@ use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::config::{RateLimiterKind, Settings, Switch};
-use crate::stock::{GateFactory, PoolSet, StockGates, StockPools};
 use crate::openapi::ApiDoc;
+use crate::stock::{GateFactory, PoolSet, StockGates, StockPools};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// How often the bus looks for work it was not woken for; well under the

@@ -246,7 +246,8 @@ impl Settings {
                 "stock_gate = redis and rate_limiter = redis need redis_url".into(),
             ));
         }
-        if self.stock_gate == StockGateKind::Postgres && !self.database_url.starts_with("postgres") {
+        if self.stock_gate == StockGateKind::Postgres && !self.database_url.starts_with("postgres")
+        {
             return Err(ConfigError::Invalid(
                 "stock_gate = postgres needs a postgres:// database_url".into(),
             ));
@@ -316,11 +317,21 @@ mod tests {
     #[test]
     fn shared_gates_need_their_backends() {
         let redis_without_url = Settings::load(None, &[("stock_gate", "redis".into())]);
-        assert!(redis_without_url.expect_err("no url").to_string().contains("redis_url"));
+        assert!(
+            redis_without_url
+                .expect_err("no url")
+                .to_string()
+                .contains("redis_url")
+        );
         let limiter_without_url = Settings::load(None, &[("rate_limiter", "redis".into())]);
         assert!(limiter_without_url.is_err());
         let pg_gate_on_sqlite = Settings::load(None, &[("stock_gate", "postgres".into())]);
-        assert!(pg_gate_on_sqlite.expect_err("sqlite").to_string().contains("postgres"));
+        assert!(
+            pg_gate_on_sqlite
+                .expect_err("sqlite")
+                .to_string()
+                .contains("postgres")
+        );
         assert!(Settings::load(None, &[("stock_gate", "etcd".into())]).is_err());
         let shared = Settings::load(
             None,

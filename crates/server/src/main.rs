@@ -188,7 +188,11 @@ async fn reconcile(settings: &Settings, dry_run: bool) -> Result<(), StartError>
                 .map_or_else(|| "nothing".to_owned(), |n| n.to_string()),
             pool.database_taken,
             pool.users_differing,
-            if pool.repaired { " -> reset from the database" } else { "" },
+            if pool.repaired {
+                " -> reset from the database"
+            } else {
+                ""
+            },
         );
     }
     for error in &report.errors {

@@ -6,12 +6,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::State;
+use commerce::CouponService;
 use gate::{
     Limits, MemoryStockGate, PgStockGate, PoolId, RedisConnection, RedisStockGate, Snapshot,
     StockGate, StockLoader,
 };
-use axum::extract::State;
-use commerce::CouponService;
 use kernel::auth::Admin;
 use kernel::db::Db;
 use kernel::http::{Json, Query};
@@ -108,13 +108,21 @@ impl StockPools {
                 module: "rewards",
                 gate: rewards_gate,
                 loader: rewards_loader,
-                pools: self.rewards.stock_pools().await.map_err(|e| e.to_string())?,
+                pools: self
+                    .rewards
+                    .stock_pools()
+                    .await
+                    .map_err(|e| e.to_string())?,
             },
             PoolSet {
                 module: "commerce",
                 gate: coupon_gate,
                 loader: coupon_loader,
-                pools: self.commerce.stock_pools().await.map_err(|e| e.to_string())?,
+                pools: self
+                    .commerce
+                    .stock_pools()
+                    .await
+                    .map_err(|e| e.to_string())?,
             },
         ])
     }

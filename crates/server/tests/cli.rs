@@ -164,6 +164,55 @@ async fn migrate_creates_a_sqlite_database_inside_a_folder_that_does_not_exist_y
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn reconcile_points_the_memory_gate_to_the_running_server() {
+    let db = TestDatabase::create().await;
+    let mut cmd = stampede();
+    cmd.args(["--database-url", db.url(), "reconcile"]);
+    let finished = finish(cmd).await;
+    assert!(finished.status.success(), "{}", finished.stderr);
+    assert!(
+        finished.stdout.contains("POST /admin-api/stock/reconcile"),
+        "{}",
+        finished.stdout
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reconcile_checks_a_shared_gate_or_refuses_a_gate_it_cannot_have() {
+    let db = TestDatabase::create().await;
+    let mut cmd = stampede();
+    cmd.args([
+        "--database-url",
+        db.url(),
+        "--stock-gate",
+        "postgres",
+        "reconcile",
+    ]);
+    let finished = finish(cmd).await;
+    if db.url().starts_with("postgres") {
+        assert!(finished.status.success(), "{}", finished.stderr);
+        assert!(
+            finished
+                .stdout
+                .contains("0 pools checked, 0 differed, 0 repaired"),
+            "{}",
+            finished.stdout
+        );
+    } else {
+        assert_one_clear_line(&finished, "stock_gate = postgres");
+    }
+    let mut redis_without_url = stampede();
+    redis_without_url.args([
+        "--database-url",
+        db.url(),
+        "--stock-gate",
+        "redis",
+        "reconcile",
+    ]);
+    assert_one_clear_line(&finish(redis_without_url).await, "redis_url");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn admin_create_makes_an_admin_once_who_can_then_log_in() {
     let db = TestDatabase::create().await;
     let email = "boss@example.com";

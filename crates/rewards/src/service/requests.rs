@@ -351,9 +351,7 @@ impl RewardsService {
         id: RewardRequestId,
     ) -> Result<RewardRequest, RewardsError> {
         match self.store.request(id).await? {
-            Some(r) if r.user_id == caller.user_id || Reader::check(caller.clone()).is_some() => {
-                Ok(r)
-            }
+            Some(r) if r.user_id == caller.user_id || Reader::check(*caller).is_some() => Ok(r),
             _ => Err(RewardsError::RequestNotFound),
         }
     }
@@ -393,7 +391,7 @@ impl RewardsService {
         event_id: EventId,
         id: EventRewardId,
     ) -> Result<(Event, EventReward), RewardsError> {
-        let reader = Reader::check(caller.clone());
+        let reader = Reader::check(*caller);
         let event = self.event(reader.as_ref(), event_id).await?;
         let reward = self
             .store

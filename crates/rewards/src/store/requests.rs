@@ -269,10 +269,11 @@ impl RequestStore for SqlRewardsStore {
                 .bind(request.user_id)
                 .fetch_all(&mut *conn)
                 .await?;
-            if held.len() >= usize::try_from(stock.per_user_limit).unwrap_or(usize::MAX) {
-                if let Some(first) = held.first() {
-                    return Ok(ClaimOutcome::AlreadyRequested(*first));
-                }
+            let limit = usize::try_from(stock.per_user_limit).unwrap_or(usize::MAX);
+            if held.len() >= limit
+                && let Some(first) = held.first()
+            {
+                return Ok(ClaimOutcome::AlreadyRequested(*first));
             }
             let limited = stock.quantity.is_some();
             if let Some(remaining) = stock.remaining {

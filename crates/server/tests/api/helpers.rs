@@ -4,7 +4,7 @@ use http::Method;
 use kernel::Secret;
 use kernel::testing::TestDatabase;
 use serde_json::{Value, json};
-use server::config::Switch;
+use server::config::{RateLimiterKind, StockGateKind, Switch};
 use server::{Application, Settings};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -48,6 +48,7 @@ impl TestApp {
             admin_password: Some(Secret::new(ADMIN_PASSWORD.into())),
             ..Settings::default()
         };
+        shared_state_from_env(&mut settings);
         configure(&mut settings);
         let app = Application::build(settings)
             .await
@@ -166,6 +167,25 @@ impl TestApp {
                 .expect("the server stops cleanly");
         }
     }
+}
+
+/// With `STAMPEDE_TEST_STOCK_GATE=redis|postgres` (and `STAMPEDE_TEST_REDIS_URL`)
+/// the server runs the scaled-out way: stock counters and request limits in
+/// Redis (under a prefix of its own) or the PostgreSQL gate. CI runs the suite
+/// so on PostgreSQL + Redis.
+fn shared_state_from_env(settings: &mut Settings) {
+    let redis_url = std::env::var("STAMPEDE_TEST_REDIS_URL").ok();
+    match std::env::var("STAMPEDE_TEST_STOCK_GATE").as_deref() {
+        Ok("redis") => {
+            settings.stock_gate = StockGateKind::Redis;
+            settings.rate_limiter = RateLimiterKind::Redis;
+            settings.redis_url =
+                Some(redis_url.expect("STAMPEDE_TEST_REDIS_URL for the Redis gate"));
+        }
+        Ok("postgres") => settings.stock_gate = StockGateKind::Postgres,
+        _ => {}
+    }
+    settings.redis_prefix = format!("test-{}", uuid::Uuid::new_v4().simple());
 }
 
 impl Drop for TestApp {

@@ -26,7 +26,11 @@ async fn an_admin_reconciles_the_gates_with_the_database() {
         .await
         .expect("an event");
     let reward: Value = app
-        .post("/api/v1/rewards", token, json!({"name": "p", "type": "POINT", "points": 1}))
+        .post(
+            "/api/v1/rewards",
+            token,
+            json!({"name": "p", "type": "POINT", "points": 1}),
+        )
         .await
         .json()
         .await
@@ -42,10 +46,15 @@ async fn an_admin_reconciles_the_gates_with_the_database() {
         .json()
         .await
         .expect("an event reward");
-    let requests = format!("/api/v1/events/{event_id}/rewards/{}/requests", text(&offered["id"]));
+    let requests = format!(
+        "/api/v1/events/{event_id}/rewards/{}/requests",
+        text(&offered["id"])
+    );
     for _ in 0..2 {
         let user = app.new_user().await;
-        let response = app.post(&requests, Some(&user.access_token), json!({})).await;
+        let response = app
+            .post(&requests, Some(&user.access_token), json!({}))
+            .await;
         assert_eq!(response.status(), 201);
     }
 
@@ -59,9 +68,15 @@ async fn an_admin_reconciles_the_gates_with_the_database() {
     assert_eq!(report["differing"], 0, "{report}");
     assert_eq!(report["errors"], json!([]));
     let refused = app
-        .post("/admin-api/stock/reconcile", Some(&operator.access_token), json!({}))
+        .post(
+            "/admin-api/stock/reconcile",
+            Some(&operator.access_token),
+            json!({}),
+        )
         .await;
     expect_problem(refused, 403, "FORBIDDEN").await;
-    let anonymous = app.post("/admin-api/stock/reconcile", None, json!({})).await;
+    let anonymous = app
+        .post("/admin-api/stock/reconcile", None, json!({}))
+        .await;
     expect_problem(anonymous, 401, "UNAUTHORIZED").await;
 }
