@@ -6,6 +6,7 @@ mod coupons;
 mod helpers;
 mod identity;
 mod platform;
+mod relay;
 mod reward_requests;
 mod rewards;
 mod stock;
