@@ -2,16 +2,10 @@
 //! documented errors, the role rules, the issue window, sold-out and
 //! per-user refusals, and `Idempotency-Key` on issue.
 
-use kernel::Timestamp;
 use serde_json::{Value, json};
-use time::{Duration, OffsetDateTime};
+use time::Duration;
 
-use crate::helpers::{Session, TestApp, expect_problem, text};
-
-/// An instant `offset` from now, as the API writes it.
-fn from_now(offset: Duration) -> String {
-    Timestamp::from(OffsetDateTime::now_utc() + offset).to_string()
-}
+use crate::helpers::{Session, TestApp, expect_problem, from_now, live_event, text};
 
 /// A campaign whose issue window is open for the next hour.
 fn open_campaign(total_quantity: u32, per_user_limit: u32) -> Value {
@@ -27,11 +21,7 @@ fn open_campaign(total_quantity: u32, per_user_limit: u32) -> Value {
 }
 
 async fn create(app: &TestApp, staff: &Session, body: Value) -> Value {
-    let response = app
-        .post("/api/v1/coupon-campaigns", Some(&staff.access_token), body)
-        .await;
-    assert_eq!(response.status(), 201, "a campaign is created");
-    response.json().await.expect("a campaign")
+    app.created("/api/v1/coupon-campaigns", staff, body).await
 }
 
 fn issue_path(campaign: &Value) -> String {
@@ -420,47 +410,27 @@ async fn every_coupon_route_is_in_the_openapi_document() {
 async fn an_approved_coupon_reward_brings_its_coupon_over_the_bus_even_when_sold_out() {
     let app = TestApp::spawn().await;
     let admin = app.admin().await;
-    let token = Some(admin.access_token.as_str());
     let campaign = create(&app, &admin, open_campaign(1, 1)).await;
     assert_eq!(
         issue(&app, &campaign, &app.new_user().await).await.status(),
         201
     );
-    let event: Value = app
-        .post(
-            "/api/v1/events",
-            token,
-            json!({
-                "name": "Now", "status": "ACTIVE",
-                "starts_at": from_now(-Duration::days(1)),
-                "ends_at": from_now(Duration::days(1)),
-            }),
-        )
-        .await
-        .json()
-        .await
-        .expect("an event");
-    let reward: Value = app
-        .post(
+    let event = app.created("/api/v1/events", &admin, live_event()).await;
+    let reward = app
+        .created(
             "/api/v1/rewards",
-            token,
+            &admin,
             json!({"name": "A coupon", "type": "COUPON", "coupon_campaign_id": campaign["id"]}),
         )
-        .await
-        .json()
-        .await
-        .expect("a reward");
+        .await;
     let rewards_path = format!("/api/v1/events/{}/rewards", text(&event["id"]));
-    let offered: Value = app
-        .post(
+    let offered = app
+        .created(
             &rewards_path,
-            token,
+            &admin,
             json!({"reward_id": reward["id"], "auto_resolve": true}),
         )
-        .await
-        .json()
-        .await
-        .expect("an event reward");
+        .await;
     let winner = app.new_user().await;
 
     let requested: Value = app

@@ -96,6 +96,13 @@ impl TestApp {
         self.request(Method::POST, path, token, Some(body)).await
     }
 
+    /// POSTs `body` as `who`, asserts 201 and returns what was created.
+    pub async fn created(&self, path: &str, who: &Session, body: Value) -> Value {
+        let response = self.post(path, Some(&who.access_token), body).await;
+        assert_eq!(response.status(), 201, "POST {path} creates");
+        response.json().await.expect("a created resource")
+    }
+
     pub async fn sign_up(&self, email: &str) -> Value {
         let response = self
             .post(
@@ -194,6 +201,20 @@ impl Drop for TestApp {
             let _ = stop.send(());
         }
     }
+}
+
+/// `now + offset` in RFC 3339: periods and windows around the present.
+pub fn from_now(offset: time::Duration) -> String {
+    kernel::Timestamp::from(time::OffsetDateTime::now_utc() + offset).to_string()
+}
+
+/// An ACTIVE event that started a day ago and ends in a day.
+pub fn live_event() -> Value {
+    json!({
+        "name": "Now", "status": "ACTIVE",
+        "starts_at": from_now(-time::Duration::days(1)),
+        "ends_at": from_now(time::Duration::days(1)),
+    })
 }
 
 pub fn text(v: &Value) -> String {

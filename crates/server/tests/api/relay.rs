@@ -1,15 +1,16 @@
 //! A grant committed just before the process dies (before the relay handed
 //! its command on) is still delivered once the server is back.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use kernel::auth::{Principal, Role, Roles};
 use kernel::testing::TestDatabase;
 use rewards::model::{EventId, EventRewardId, RequestStatus};
 use serde_json::{Value, json};
 use server::{Modules, Settings};
+use time::Duration;
 
-use crate::helpers::{TestApp, text};
+use crate::helpers::{TestApp, from_now, live_event, text};
 
 #[tokio::test]
 async fn a_coupon_grant_committed_before_a_crash_is_delivered_after_the_restart() {
@@ -21,56 +22,31 @@ async fn a_coupon_grant_committed_before_a_crash_is_delivered_after_the_restart(
     let app = TestApp::spawn_with(on_this_db).await;
     let admin = app.admin().await;
     let user = app.new_user().await;
-    let token = Some(admin.access_token.as_str());
-    let now = time::OffsetDateTime::now_utc();
-    let format = time::format_description::well_known::Rfc3339;
-    let at = |days: i64| {
-        (now + time::Duration::days(days))
-            .format(&format)
-            .expect("formats")
-    };
-    let campaign: Value = app
-        .post(
+    let campaign = app
+        .created(
             "/api/v1/coupon-campaigns",
-            token,
+            &admin,
             json!({"name": "Thanks", "discount": {"kind": "PERCENT", "value": 10},
-                "total_quantity": 1, "issue_starts_at": at(-1), "issue_ends_at": at(1),
-                "valid_until": at(30)}),
+                "total_quantity": 1, "issue_starts_at": from_now(-Duration::days(1)),
+                "issue_ends_at": from_now(Duration::days(1)),
+                "valid_until": from_now(Duration::days(30))}),
         )
-        .await
-        .json()
-        .await
-        .expect("a campaign");
-    let event: Value = app
-        .post(
-            "/api/v1/events",
-            token,
-            json!({"name": "Now", "status": "ACTIVE", "starts_at": at(-1), "ends_at": at(1)}),
-        )
-        .await
-        .json()
-        .await
-        .expect("an event");
-    let reward: Value = app
-        .post(
+        .await;
+    let event = app.created("/api/v1/events", &admin, live_event()).await;
+    let reward = app
+        .created(
             "/api/v1/rewards",
-            token,
+            &admin,
             json!({"name": "Coupon", "type": "COUPON", "coupon_campaign_id": campaign["id"]}),
         )
-        .await
-        .json()
-        .await
-        .expect("a reward");
-    let offered: Value = app
-        .post(
+        .await;
+    let offered = app
+        .created(
             &format!("/api/v1/events/{}/rewards", text(&event["id"])),
-            token,
+            &admin,
             json!({"reward_id": reward["id"], "auto_resolve": true}),
         )
-        .await
-        .json()
-        .await
-        .expect("an event reward");
+        .await;
     app.stop().await;
 
     // The approval commits, then the process "dies": no relay ever ran.
@@ -101,7 +77,7 @@ async fn a_coupon_grant_committed_before_a_crash_is_delivered_after_the_restart(
     // Back up: the relay finds the command and commerce issues the coupon.
     let app = TestApp::spawn_with(on_this_db).await;
     let user = app.log_in(&user.email, crate::helpers::PASSWORD).await;
-    let deadline = Instant::now() + Duration::from_secs(2);
+    let deadline = Instant::now() + std::time::Duration::from_secs(2);
     let coupons = loop {
         let page: Value = app
             .get("/api/v1/coupons/mine", Some(&user.access_token))
@@ -113,7 +89,7 @@ async fn a_coupon_grant_committed_before_a_crash_is_delivered_after_the_restart(
         if !items.is_empty() || Instant::now() > deadline {
             break items;
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     };
     assert_eq!(coupons.len(), 1, "one coupon, delivered after the restart");
     assert_eq!(coupons[0]["campaign_id"], campaign["id"]);

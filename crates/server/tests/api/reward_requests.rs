@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use http::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{PASSWORD, Session, TestApp, expect_problem, text};
+use crate::helpers::{PASSWORD, Session, TestApp, expect_problem, live_event, text};
 
 /// An ACTIVE event running now, with one auto-approved 10-point reward.
 struct Offer {
@@ -33,43 +33,22 @@ impl Offer {
 }
 
 async fn offer(app: &TestApp, staff: &Session, condition: Value, auto_resolve: bool) -> Offer {
-    let token = Some(staff.access_token.as_str());
-    let now = time::OffsetDateTime::now_utc();
-    let format = time::format_description::well_known::Rfc3339;
-    let event: Value = app
-        .post(
-            "/api/v1/events",
-            token,
-            json!({
-                "name": "Now", "status": "ACTIVE",
-                "starts_at": (now - time::Duration::days(3)).format(&format).expect("formats"),
-                "ends_at": (now + time::Duration::days(3)).format(&format).expect("formats"),
-            }),
-        )
-        .await
-        .json()
-        .await
-        .expect("an event");
-    let reward: Value = app
-        .post(
+    let event = app.created("/api/v1/events", staff, live_event()).await;
+    let reward = app
+        .created(
             "/api/v1/rewards",
-            token,
+            staff,
             json!({"name": "10 points", "type": "POINT", "points": 10}),
         )
-        .await
-        .json()
-        .await
-        .expect("a reward");
+        .await;
     let event_id = text(&event["id"]);
-    let response = app
-        .post(
+    let event_reward = app
+        .created(
             &format!("/api/v1/events/{event_id}/rewards"),
-            token,
+            staff,
             json!({"reward_id": reward["id"], "condition": condition, "auto_resolve": auto_resolve}),
         )
         .await;
-    assert_eq!(response.status(), 201);
-    let event_reward: Value = response.json().await.expect("an event reward");
     Offer {
         event: event_id,
         reward: text(&event_reward["id"]),

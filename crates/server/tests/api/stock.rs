@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, expect_problem, text};
+use crate::helpers::{TestApp, expect_problem, live_event, text};
 
 #[tokio::test]
 async fn an_admin_reconciles_the_gates_with_the_database() {
@@ -11,41 +11,22 @@ async fn an_admin_reconciles_the_gates_with_the_database() {
     let admin = app.admin().await;
     let operator = app.user_with_roles(&["OPERATOR"]).await;
     let token = Some(admin.access_token.as_str());
-    let now = time::OffsetDateTime::now_utc();
-    let format = time::format_description::well_known::Rfc3339;
-    let event: Value = app
-        .post(
-            "/api/v1/events",
-            token,
-            json!({"name": "Now", "status": "ACTIVE",
-                "starts_at": (now - time::Duration::days(1)).format(&format).expect("formats"),
-                "ends_at": (now + time::Duration::days(1)).format(&format).expect("formats")}),
-        )
-        .await
-        .json()
-        .await
-        .expect("an event");
-    let reward: Value = app
-        .post(
+    let event = app.created("/api/v1/events", &admin, live_event()).await;
+    let reward = app
+        .created(
             "/api/v1/rewards",
-            token,
+            &admin,
             json!({"name": "p", "type": "POINT", "points": 1}),
         )
-        .await
-        .json()
-        .await
-        .expect("a reward");
+        .await;
     let event_id = text(&event["id"]);
-    let offered: Value = app
-        .post(
+    let offered = app
+        .created(
             &format!("/api/v1/events/{event_id}/rewards"),
-            token,
+            &admin,
             json!({"reward_id": reward["id"], "auto_resolve": true, "quantity": 3}),
         )
-        .await
-        .json()
-        .await
-        .expect("an event reward");
+        .await;
     let requests = format!(
         "/api/v1/events/{event_id}/rewards/{}/requests",
         text(&offered["id"])
