@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use gate::{PoolId, StockGate};
+use gate::{CLAIM_WRITE_TIMEOUT, PoolId, StockGate};
 use kernel::auth::Staff;
 use kernel::{Page, PageRequest, SharedClock, Timestamp, UserId};
 
@@ -197,8 +197,12 @@ fn new_code() -> Result<CouponCode, CommerceError> {
         .map_err(|e| CommerceError::Internal(format!("no randomness for a coupon code: {e}")))
 }
 
-/// Takes a unit from the gate, then writes the coupon; gives the unit back
-/// if the write fails or the database refuses it.
+/// Takes a unit from the gate under a lease named by the coupon id, then
+/// writes the coupon: settles the lease once it is written, gives the unit
+/// back if the write fails or the database refuses it. A write still
+/// unanswered after [`CLAIM_WRITE_TIMEOUT`] is left to the gate's sweep,
+/// which looks for the coupon only once the lease is older than that bound
+/// (so never while the write may still be running).
 async fn claim(
     store: Arc<dyn CouponStore>,
     gate: Arc<dyn StockGate>,
@@ -208,9 +212,22 @@ async fn claim(
 ) -> Result<Coupon, CommerceError> {
     let coupon = Coupon::new(&campaign, user, new_code()?, now);
     let (pool, holder) = (campaign_pool(campaign.id), holder(user));
-    gate.take(&pool, &holder, 1).await?;
-    let refused = match store.issue(coupon.clone()).await {
-        Ok(IssueOutcome::Issued) => return Ok(coupon),
+    let lease = coupon.id.to_string();
+    gate.take_claim(&pool, &holder, 1, &lease).await?;
+    let Ok(written) = tokio::time::timeout(CLAIM_WRITE_TIMEOUT, store.issue(coupon.clone())).await
+    else {
+        return Err(CommerceError::Internal(format!(
+            "the coupon write did not answer within {CLAIM_WRITE_TIMEOUT:?}"
+        )));
+    };
+    let refused = match written {
+        Ok(IssueOutcome::Issued) => {
+            // Not fatal: a lease left behind is settled by the sweep.
+            if let Err(e) = gate.settle(&pool, &lease).await {
+                tracing::warn!(pool = %pool, error = %e, "could not settle the lease of a written coupon");
+            }
+            return Ok(coupon);
+        }
         Ok(IssueOutcome::LimitReached) => {
             tracing::warn!(pool = %pool, "the database refused an issue the gate allowed: \
                 its counters drifted from the coupons table; reconcile them");
@@ -219,7 +236,7 @@ async fn claim(
         Ok(IssueOutcome::CampaignNotFound) => CommerceError::CampaignNotFound,
         Err(e) => CommerceError::Database(e),
     };
-    if let Err(e) = gate.give_back(&pool, &holder, 1).await {
+    if let Err(e) = gate.give_back_claim(&pool, &holder, 1, &lease).await {
         tracing::error!(pool = %pool, error = %e, "could not give back the unit of an unwritten coupon");
     }
     Err(refused)

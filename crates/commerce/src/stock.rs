@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use gate::{Limits, PoolId, Snapshot, StockLoader};
 use kernel::UserId;
 
-use crate::model::{Campaign, CouponCampaignId};
+use crate::model::{Campaign, CouponCampaignId, CouponId};
 use crate::store::CouponStore;
 
 const POOL_PREFIX: &str = "coupon:";
@@ -115,6 +115,20 @@ impl StockLoader for CampaignStockLoader {
             .map_err(|e| format!("cannot read coupon campaign {id}: {e}"))?
             .ok_or_else(|| format!("no coupon campaign {id}"))?;
         Ok((stock.limits(), stock.snapshot()))
+    }
+
+    /// A coupon claim is durable once its coupon row is written.
+    async fn claimed(&self, pool: &PoolId, claim: &str) -> Result<bool, String> {
+        if pool_campaign(pool).is_none() {
+            return Err(format!("{pool} is not a coupon pool"));
+        }
+        let id: CouponId = claim
+            .parse()
+            .map_err(|_| format!("claim {claim} of {pool} is not a coupon id"))?;
+        self.store
+            .coupon_exists(id)
+            .await
+            .map_err(|e| format!("cannot read coupon {id}: {e}"))
     }
 }
 

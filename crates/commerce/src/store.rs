@@ -49,6 +49,8 @@ pub trait CouponStore: Send + Sync {
     -> Result<Vec<Coupon>, sqlx::Error>;
     /// A campaign's public stock as recorded; `None` if it does not exist.
     async fn stock(&self, id: CouponCampaignId) -> Result<Option<CampaignStock>, sqlx::Error>;
+    /// Whether the coupon is written (the stock gate's claim is durable).
+    async fn coupon_exists(&self, id: CouponId) -> Result<bool, sqlx::Error>;
 }
 
 /// The SQL implementation for both backends.
@@ -331,6 +333,16 @@ impl CouponStore for SqlCouponStore {
                 .await
         })?;
         rows.into_iter().map(Coupon::try_from).collect()
+    }
+
+    async fn coupon_exists(&self, id: CouponId) -> Result<bool, sqlx::Error> {
+        let found: Option<i32> = kernel::read!(&self.db, |pool| {
+            sqlx::query_scalar("select 1 from coupons where id = $1")
+                .bind(id)
+                .fetch_optional(pool)
+                .await
+        })?;
+        Ok(found.is_some())
     }
 
     async fn stock(&self, id: CouponCampaignId) -> Result<Option<CampaignStock>, sqlx::Error> {

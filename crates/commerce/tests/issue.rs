@@ -15,8 +15,8 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use async_trait::async_trait;
 use commerce::model::{
-    Campaign, Coupon, CouponCampaign, CouponCampaignId, CouponStatus, DiscountSpec, GrantId,
-    NewCampaign,
+    Campaign, Coupon, CouponCampaign, CouponCampaignId, CouponId, CouponStatus, DiscountSpec,
+    GrantId, NewCampaign,
 };
 use commerce::stock::{CampaignStock, campaign_pool};
 use commerce::store::{CouponStore, IssueOutcome, SqlCouponStore};
@@ -487,6 +487,9 @@ impl CouponStore for FlakyStore {
     async fn stock(&self, id: CouponCampaignId) -> Result<Option<CampaignStock>, sqlx::Error> {
         self.inner.stock(id).await
     }
+    async fn coupon_exists(&self, id: CouponId) -> Result<bool, sqlx::Error> {
+        self.inner.coupon_exists(id).await
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -517,6 +520,50 @@ async fn a_failed_durable_write_gives_the_unit_back() {
             .await
             .expect("ann's unit and her limit came back");
         assert_eq!(h.rows(drop.id).await, HashMap::from([(ann, 1)]), "{kind:?}");
+        forget(&gate, drop.id).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_sweep_keeps_the_unit_of_an_issued_coupon_and_returns_one_whose_claim_died() {
+    let h = Harness::start().await;
+    let older_than = std::time::Duration::from_millis(50);
+    for kind in gate_kinds() {
+        let gate = gate_of(&kind, &h.db, &h.store).await;
+        let service = service(&h.store, &h.clock, Arc::clone(&gate));
+        let drop = create(&service, 5, 2).await.campaign;
+        let (ann, bob) = (UserId::new(), UserId::new());
+        let issued = service.issue(ann, drop.id).await.expect("ann's coupon");
+        // A claim whose process died between its take and its write.
+        let (pool, dead) = (campaign_pool(drop.id), CouponId::new().to_string());
+        gate.take_claim(&pool, &bob.to_string(), 1, &dead)
+            .await
+            .expect("bob's unit");
+        let loader = CampaignStockLoader::new(Arc::clone(&h.store));
+        assert_eq!(
+            loader.claimed(&pool, &issued.id.to_string()).await,
+            Ok(true)
+        );
+        assert_eq!(loader.claimed(&pool, &dead).await, Ok(false));
+        assert!(loader.claimed(&pool, "not-a-coupon-id").await.is_err());
+        let shown = service.campaign(drop.id).await.expect("shown");
+        assert_eq!(shown.remaining, 5 - 2, "{kind:?}");
+
+        tokio::time::sleep(older_than * 2).await;
+        let report = gate::sweep(gate.as_ref(), &loader, older_than).await;
+
+        let (returned, remaining) = match kind {
+            // No leases: the in-memory gate dies with the claim's process.
+            GateKind::Memory => (0, 5 - 2),
+            GateKind::Redis(_) | GateKind::Postgres => (1, 5 - 1),
+        };
+        assert_eq!(
+            (report.settled, report.returned, report.failed),
+            (0, returned, 0),
+            "{kind:?}: {report:?}"
+        );
+        let shown = service.campaign(drop.id).await.expect("shown");
+        assert_eq!(shown.remaining, remaining, "{kind:?}");
         forget(&gate, drop.id).await;
     }
 }

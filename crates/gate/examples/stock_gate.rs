@@ -33,6 +33,11 @@ impl StockLoader for Plenty {
             Snapshot::default(),
         ))
     }
+
+    /// The benchmark takes no leases, so no claim is ever asked about.
+    async fn claimed(&self, _pool: &PoolId, _claim: &str) -> Result<bool, String> {
+        Ok(false)
+    }
 }
 
 #[derive(Debug, Clone, Copy)]

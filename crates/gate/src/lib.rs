@@ -10,6 +10,7 @@ pub mod stock;
 pub use rate::{Limited, MemoryRateLimiter, Quota, RateLimiter, RedisRateLimiter};
 pub use redis_connection::RedisConnection;
 pub use stock::{
-    GiveBackError, Limits, MemoryStockGate, PgStockGate, PoolId, RedisStockGate, Refusal, Snapshot,
-    StockGate, StockLoader, Unavailable, stock_migrations,
+    CLAIM_WRITE_TIMEOUT, GiveBackError, Limits, MemoryStockGate, PgStockGate, PoolId,
+    RedisStockGate, Refusal, Snapshot, StaleClaim, StockGate, StockLoader, SweepReport,
+    Unavailable, stock_migrations, sweep,
 };

@@ -15,6 +15,13 @@
 //! released hold is written to the database first, then given back. The
 //! database keeps unique constraints as the last guard.
 //!
+//! A take that a process dies holding would stay counted in a gate that
+//! outlives the process (Redis, PostgreSQL). So a claim takes under a lease
+//! named by its claim id ([`StockGate::take_claim`]), drops the lease once its
+//! durable write commits ([`StockGate::settle`]) or gives the units back
+//! through it ([`StockGate::give_back_claim`]); [`sweep`] resolves leases
+//! left older than the bound on a claim's write against the database.
+//!
 //! Counters are loaded from the database through a [`StockLoader`] the first
 //! time a gate sees a pool, read back with [`StockGate::counters`] and
 //! replaced with [`StockGate::reset`] by the reconciliation command.
@@ -33,15 +40,18 @@ mod loading;
 mod memory;
 mod postgres;
 mod redis;
+mod sweep;
 
 use std::collections::HashMap;
 use std::fmt;
+use std::time::Duration;
 
 use async_trait::async_trait;
 
 pub use self::memory::MemoryStockGate;
 pub use self::postgres::{PgStockGate, stock_migrations};
 pub use self::redis::RedisStockGate;
+pub use self::sweep::{CLAIM_WRITE_TIMEOUT, SweepReport, sweep};
 
 /// The name of a pool of limited stock, such as `coupon:<uuid>`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -176,7 +186,20 @@ impl fmt::Display for GiveBackError {
 
 impl std::error::Error for GiveBackError {}
 
+/// A claim's take whose lease is older than asked: its claim neither settled
+/// nor gave its units back in time, most likely because its process died.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaleClaim {
+    pub pool: PoolId,
+    pub claim: String,
+    pub user: String,
+    pub quantity: u32,
+}
+
 /// Claims limited stock. One implementation per place the counters live.
+///
+/// The lease methods' defaults suit a gate whose counters die with the
+/// process (and are rebuilt from the database at start): it needs no leases.
 #[async_trait]
 pub trait StockGate: Send + Sync {
     /// Takes `quantity` units of `pool` for `user`, all or none: refused if
@@ -197,10 +220,53 @@ pub trait StockGate: Send + Sync {
         quantity: u32,
     ) -> Result<(), GiveBackError>;
 
+    /// [`StockGate::take`] for the claim named `claim` (a coupon id, a
+    /// request id), recording a lease `claim → (user, quantity, taken at)`
+    /// in the same atomic step, so the units can be found again if the
+    /// claim's process dies before it settles or gives them back.
+    async fn take_claim(
+        &self,
+        pool: &PoolId,
+        user: &str,
+        quantity: u32,
+        claim: &str,
+    ) -> Result<(), Refusal> {
+        let _ = claim;
+        self.take(pool, user, quantity).await
+    }
+
+    /// The claim is durable: drops its lease, keeping its units taken. A
+    /// claim without a lease is a no-op.
+    async fn settle(&self, pool: &PoolId, claim: &str) -> Result<(), Unavailable> {
+        let _ = (pool, claim);
+        Ok(())
+    }
+
+    /// The claim failed: returns its units, exactly once. If its lease is
+    /// gone (settled, swept, or cleared by a reset) nothing goes back.
+    async fn give_back_claim(
+        &self,
+        pool: &PoolId,
+        user: &str,
+        quantity: u32,
+        claim: &str,
+    ) -> Result<(), GiveBackError> {
+        let _ = claim;
+        self.give_back(pool, user, quantity).await
+    }
+
+    /// Leases older than `older_than`, across the gate's pools (a bounded
+    /// batch: a sweep that finds some runs again).
+    async fn stale_claims(&self, older_than: Duration) -> Result<Vec<StaleClaim>, Unavailable> {
+        let _ = older_than;
+        Ok(Vec::new())
+    }
+
     /// Units left in `pool`; `None` when its stock is unlimited.
     async fn remaining(&self, pool: &PoolId) -> Result<Option<u64>, Unavailable>;
 
-    /// Replaces `pool`'s limits and counters with the database's truth.
+    /// Replaces `pool`'s limits and counters with the database's truth, and
+    /// drops its leases: the snapshot already tells every durable claim.
     async fn reset(
         &self,
         pool: &PoolId,
@@ -228,6 +294,11 @@ pub trait StockLoader: Send + Sync {
     /// The pool's limits and counters; the error says why they could not be
     /// read (an unknown pool is an error too).
     async fn load(&self, pool: &PoolId) -> Result<(Limits, Snapshot), String>;
+
+    /// Whether the claim named `claim` is durable in the database (its row
+    /// exists, so its units stay taken); the error says why it could not be
+    /// read (a pool this loader does not know is an error too).
+    async fn claimed(&self, pool: &PoolId, claim: &str) -> Result<bool, String>;
 }
 
 /// The refusal of a take of zero units, which is a bug in the caller.

@@ -44,7 +44,6 @@ pub struct TestUser {
 #[derive(Debug, Clone, Deserialize)]
 pub struct Campaign {
     pub id: Uuid,
-    pub total_quantity: u64,
     pub remaining: u64,
     pub per_user_limit: u64,
 }

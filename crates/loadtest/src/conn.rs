@@ -1,6 +1,10 @@
 //! One keep-alive HTTP/1.1 connection to the target. Requests go out one at
 //! a time; the rush opens `--connections` of these, so the number of sockets
-//! the server sees is exactly that.
+//! the server sees is exactly that. The connection is driven by the task
+//! that sends on it rather than a task of its own: one wake-up per answer
+//! instead of three.
+
+use std::pin::Pin;
 
 use http::{HeaderValue, Method, Request, StatusCode, Uri, header};
 use http_body_util::{BodyExt, Full};
@@ -20,8 +24,8 @@ pub enum ConnError {
         source: std::io::Error,
     },
     /// The connection was closed before the request went out.
-    #[error("the connection is closed: {0}")]
-    Closed(hyper::Error),
+    #[error("the connection is closed")]
+    Closed,
     /// The request may have reached the server; no answer came back.
     #[error("HTTP: {0}")]
     Http(#[from] hyper::Error),
@@ -39,6 +43,8 @@ pub struct Answer {
 
 pub struct Connection {
     sender: SendRequest<Body>,
+    /// Reads and writes the socket whenever a request is awaited.
+    driver: Pin<Box<http1::Connection<TokioIo<TcpStream>, Body>>>,
     host: HeaderValue,
 }
 
@@ -50,11 +56,10 @@ impl Connection {
         };
         let stream = TcpStream::connect(target.addr).await.map_err(connect)?;
         stream.set_nodelay(true).map_err(connect)?;
-        let (sender, connection) = http1::handshake(TokioIo::new(stream)).await?;
-        // The connection task ends when the sender is dropped or the socket closes.
-        tokio::spawn(connection);
+        let (sender, driver) = http1::handshake(TokioIo::new(stream)).await?;
         Ok(Self {
             sender,
+            driver: Box::pin(driver),
             host: target.host_header.clone(),
         })
     }
@@ -72,12 +77,21 @@ impl Connection {
         request
     }
 
-    /// Sends and reads the whole answer.
+    /// Sends and reads the whole answer. After an error the connection is
+    /// spent: drop it.
     pub async fn send(&mut self, request: Request<Body>) -> Result<Answer, ConnError> {
-        self.sender.ready().await.map_err(ConnError::Closed)?;
-        let response = self.sender.send_request(request).await?;
-        let status = response.status();
-        let body = response.into_body().collect().await?.to_bytes();
-        Ok(Answer { status, body })
+        let sender = &mut self.sender;
+        let exchange = async move {
+            sender.ready().await.map_err(|_| ConnError::Closed)?;
+            let response = sender.send_request(request).await?;
+            let status = response.status();
+            let body = response.into_body().collect().await?.to_bytes();
+            Ok(Answer { status, body })
+        };
+        tokio::select! {
+            biased;
+            answer = exchange => answer,
+            ended = self.driver.as_mut() => Err(ended.map_or_else(ConnError::Http, |()| ConnError::Closed)),
+        }
     }
 }

@@ -10,11 +10,15 @@ const NOT_RUN: u8 = 2;
 
 fn main() -> ExitCode {
     let options = Options::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(options.threads)
-        .enable_all()
-        .build()
-    {
+    // One thread: everything on this one, with no hand-offs between threads.
+    let mut builder = if options.threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.worker_threads(options.threads);
+        builder
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => return not_run(&e),
     };

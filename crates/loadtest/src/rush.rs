@@ -154,7 +154,7 @@ pub enum RushError {
     Uri(#[from] http::uri::InvalidUri),
     #[error("latency histogram: {0}")]
     Histogram(String),
-    #[error("a connection task failed: {0}")]
+    #[error("a connection's task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
 }
 
@@ -214,17 +214,14 @@ pub async fn rush(plan: RushPlan) -> Result<Outcome, RushError> {
     for worker in workers {
         total.merge(worker.await??)?;
     }
-    let elapsed = started.elapsed();
-    let sent = shared
-        .next
-        .load(Ordering::Relaxed)
-        .min(shared.plan.requests);
-    Ok(total.into_outcome(elapsed, sent, &shared.tallies))
+    Ok(total.into_outcome(started.elapsed(), &shared.tallies))
 }
 
 /// One connection's share of the rush, merged at the end so the hot loop
 /// touches no shared state but the request counter and the user tallies.
 struct Worker {
+    /// Requests claimed, answered or not.
+    sent: u64,
     latency: Histogram<u64>,
     statuses: Vec<u64>,
     codes: HashMap<String, u64>,
@@ -251,6 +248,7 @@ struct ProblemBody<'a> {
 impl Worker {
     fn new() -> Result<Self, RushError> {
         Ok(Self {
+            sent: 0,
             latency: Histogram::new_with_bounds(1, LATENCY_MAX_MICROS, 3)
                 .map_err(|e| RushError::Histogram(e.to_string()))?,
             statuses: vec![0; 600],
@@ -265,6 +263,7 @@ impl Worker {
         let plan = &shared.plan;
         let mut conn = Some(first);
         while let Some(i) = shared.claim() {
+            self.sent += 1;
             let mut open = match conn.take() {
                 Some(open) => open,
                 None => match Connection::open(&plan.target).await {
@@ -298,7 +297,7 @@ impl Worker {
                     self.tally(shared, user, &answer);
                     conn = Some(open);
                 }
-                Ok(Err(ConnError::Closed(_) | ConnError::Connect { .. })) => {
+                Ok(Err(ConnError::Closed | ConnError::Connect { .. })) => {
                     self.errors.connect += 1;
                 }
                 Ok(Err(ConnError::Http(_))) => {
@@ -371,16 +370,17 @@ impl Worker {
         for (code, n) in other.codes {
             *self.codes.entry(code).or_default() += n;
         }
+        self.sent += other.sent;
         self.errors.add(other.errors);
         self.coupons.extend(other.coupons);
         self.foreign_coupons += other.foreign_coupons;
         Ok(())
     }
 
-    fn into_outcome(self, elapsed: Duration, sent: u64, tallies: &[AtomicTally]) -> Outcome {
+    fn into_outcome(self, elapsed: Duration, tallies: &[AtomicTally]) -> Outcome {
         Outcome {
             elapsed,
-            sent,
+            sent: self.sent,
             latency: self.latency,
             statuses: (0u16..)
                 .zip(self.statuses)

@@ -24,7 +24,7 @@ pub enum RunError {
     Target(#[from] TargetError),
     #[error("{0}")]
     Options(String),
-    #[error("setup: {0}")]
+    #[error(transparent)]
     Api(#[from] ApiError),
     #[error(transparent)]
     Rush(#[from] RushError),

@@ -30,8 +30,12 @@ struct Server {
 
 impl Server {
     async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    async fn start_with(configure: impl FnOnce(&mut Settings)) -> Self {
         let db = TestDatabase::create().await;
-        let settings = Settings {
+        let mut settings = Settings {
             listen: "127.0.0.1:0".into(),
             database_url: db.url().to_owned(),
             rate_limit: Switch::Off,
@@ -40,6 +44,7 @@ impl Server {
             admin_password: Some(Secret::new(ADMIN_PASSWORD.into())),
             ..Settings::default()
         };
+        configure(&mut settings);
         let app = Application::build(settings)
             .await
             .expect("the server builds");
@@ -187,6 +192,37 @@ async fn a_taken_campaign_is_drawn_on_from_where_it_stands() {
     assert_eq!(
         count(&second, "codes", "SOLD_OUT") + count(&second, "codes", "LIMIT_REACHED"),
         30
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn answers_outside_the_contract_fail_the_run() {
+    // Room for the admin's two setup calls, not for five issues per user.
+    let server = Server::start_with(|s| {
+        s.rate_limit = Switch::On;
+        s.rate_limit_per_user = 2;
+    })
+    .await;
+
+    let (code, report) = server
+        .load_test(&[
+            "drop",
+            "--users",
+            "10",
+            "--requests",
+            "50",
+            "--verify-users",
+            "0",
+        ])
+        .await;
+
+    assert_eq!(code, 1, "{report:#}");
+    assert_eq!(report["passed"], false);
+    assert!(count(&report, "statuses", "429") > 0, "{report:#}");
+    let failed = failed_checks(&report);
+    assert!(
+        failed.iter().any(|f| f.starts_with("\"answers_expected\"")),
+        "{failed:?}"
     );
 }
 

@@ -30,6 +30,10 @@ pub enum RewardsError {
     AlreadyRequested(Option<RewardRequestId>),
     #[error("stock gate: {0}")]
     StockUnavailable(String),
+    /// The durable write of a claim did not answer in time; the gate's
+    /// sweep settles or returns its unit once the database has decided.
+    #[error("recording the request did not finish within {0:?}")]
+    WriteTimedOut(std::time::Duration),
     #[error("encoding a message: {0}")]
     Encode(String),
     #[error("database: {0}")]
@@ -67,6 +71,7 @@ impl From<RewardsError> for Problem {
             E::AlreadyRequested(held) => Self::conflict("ALREADY_REQUESTED", e.to_string())
                 .with("request_id", held.map(|id| id.0)),
             E::StockUnavailable(ref cause) => Self::unavailable(cause),
+            E::WriteTimedOut(_) => Self::unavailable(&e),
             E::Encode(ref cause) => Self::internal(cause),
             E::Database(ref cause) => Self::internal(cause),
         }

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use futures::future::join_all;
-use gate::MemoryStockGate;
+use gate::{MemoryStockGate, PoolId, StockLoader};
 use kernel::auth::{Reader, Role, Roles, Staff};
 use kernel::clock::ManualClock;
 use kernel::db::{Db, DbOptions};
@@ -587,6 +587,52 @@ async fn rejecting_a_pending_request_lets_the_next_user_in_once() {
         "{statuses:?}"
     );
     assert_eq!(w.remaining(&offer).await, Some(0));
+}
+
+#[tokio::test]
+async fn a_request_is_a_durable_stock_claim_once_recorded_as_holding_its_unit() {
+    let w = world().await;
+    let offer = w
+        .offer(
+            json!({"type": "POINT", "name": "10 points", "points": 10}),
+            Value::Null,
+            false,
+            Some(1),
+            1,
+        )
+        .await;
+    let loader = RewardStockLoader::new(Arc::new(SqlRewardsStore::new(w.db.clone())));
+    let pool = PoolId::new(format!("reward:{}", offer.reward.0));
+    let claimed = |id: String| {
+        let (loader, pool) = (&loader, &pool);
+        async move { loader.claimed(pool, &id).await }
+    };
+
+    let held = w.request(&user(), &offer).await.unwrap();
+    let turned_away = w.request(&user(), &offer).await.unwrap();
+    rejected_with(&turned_away, ReasonCode::OutOfStock);
+
+    assert_eq!(claimed(held.id.0.to_string()).await, Ok(true), "PENDING");
+    assert_eq!(
+        claimed(turned_away.id.0.to_string()).await,
+        Ok(false),
+        "rejected when made: never held a unit"
+    );
+    assert_eq!(claimed(uuid::Uuid::now_v7().to_string()).await, Ok(false));
+    w.decide(held.id, "REJECTED").await.unwrap();
+    assert_eq!(
+        claimed(held.id.0.to_string()).await,
+        Ok(true),
+        "a staff rejection gave the unit back itself, not through the lease"
+    );
+    assert!(claimed("not-a-request-id".into()).await.is_err());
+    let elsewhere = PoolId::new(format!("coupon:{}", offer.reward.0));
+    assert!(
+        loader
+            .claimed(&elsewhere, &held.id.0.to_string())
+            .await
+            .is_err()
+    );
 }
 
 #[tokio::test]

@@ -15,7 +15,10 @@ use axum::{Json, Router};
 use bus::{Dispatcher, Handler, InProcessTransport, Relay, RetryPolicy};
 use commerce::store::{CouponStore, SqlCouponStore};
 use commerce::{CampaignStockLoader, CouponGrantHandler, CouponService};
-use gate::{MemoryRateLimiter, Quota, RateLimiter, RedisConnection, RedisRateLimiter, StockLoader};
+use gate::{
+    MemoryRateLimiter, Quota, RateLimiter, RedisConnection, RedisRateLimiter, StockLoader,
+    SweepReport,
+};
 use http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use identity::http::IdentityHttp;
 use identity::store::SqlIdentityStore;
@@ -51,6 +54,8 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// How often the bus looks for work it was not woken for; well under the
 /// one second within which a message must reach its subscribers.
 const BUS_POLL: Duration = Duration::from_millis(100);
+/// How often stale stock-gate leases are looked for.
+const LEASE_SWEEP_PERIOD: Duration = Duration::from_secs(10);
 
 /// Why the server could not start. Each says what to fix in one line.
 #[derive(Debug, thiserror::Error)]
@@ -249,6 +254,8 @@ pub struct Application {
     router: Router,
     modules: Modules,
     grace: Duration,
+    /// Age at which the sweeper checks a stock gate's lease.
+    lease_age: Duration,
 }
 
 impl Application {
@@ -273,6 +280,7 @@ impl Application {
             router,
             modules,
             grace: Duration::from_secs(settings.shutdown_grace_seconds),
+            lease_age: Duration::from_secs(settings.stock_lease_seconds),
         })
     }
 
@@ -287,7 +295,7 @@ impl Application {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let (stop_tx, stop_rx) = watch::channel(false);
-        let background = spawn_background(&self.modules, stop_rx.clone());
+        let background = spawn_background(&self.modules, self.lease_age, stop_rx.clone());
         let mut drained = stop_rx.clone();
         let service = self
             .router
@@ -318,8 +326,13 @@ impl Application {
 }
 
 /// The bus loops and periodic housekeeping; each task ends when `stop` turns true.
-fn spawn_background(modules: &Modules, stop: watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
+fn spawn_background(
+    modules: &Modules,
+    lease_age: Duration,
+    stop: watch::Receiver<bool>,
+) -> Vec<JoinHandle<()>> {
     let idempotency = modules.idempotency.clone();
+    let stock = modules.stock.clone();
     let (relay, dispatcher) = (modules.relay.clone(), modules.dispatcher.clone());
     let (mut relay_stop, mut dispatch_stop) = (stop.clone(), stop.clone());
     vec![
@@ -332,6 +345,12 @@ fn spawn_background(modules: &Modules, stop: watch::Receiver<bool>) -> Vec<JoinH
             dispatcher
                 .run(BUS_POLL, async move { stopped(&mut dispatch_stop).await })
                 .await;
+        }),
+        // Units taken by claims that died with their process, in gates that
+        // outlive it; the first sweep runs at start.
+        spawn_every(LEASE_SWEEP_PERIOD, stop.clone(), move || {
+            let stock = stock.clone();
+            async move { sweep_leases(&stock, lease_age).await }
         }),
         spawn_every(Duration::from_secs(3600), stop, move || {
             let idempotency = idempotency.clone();
@@ -346,6 +365,36 @@ fn spawn_background(modules: &Modules, stop: watch::Receiver<bool>) -> Vec<JoinH
             }
         }),
     ]
+}
+
+/// Settles or gives back every module gate's leases older than `lease_age`.
+async fn sweep_leases(stock: &StockGates, lease_age: Duration) {
+    let gates = [("rewards", &stock.rewards), ("commerce", &stock.coupons)];
+    for (module, (gate, loader)) in gates {
+        let report = gate::sweep(gate.as_ref(), loader.as_ref(), lease_age).await;
+        if report.is_quiet() {
+            continue;
+        }
+        let SweepReport {
+            settled,
+            returned,
+            failed,
+            first_error,
+        } = report;
+        if failed > 0 {
+            let first_error = first_error.as_deref();
+            tracing::warn!(
+                module,
+                settled,
+                returned,
+                failed,
+                first_error,
+                "stock lease sweep"
+            );
+        } else {
+            tracing::info!(module, settled, returned, "stock lease sweep");
+        }
+    }
 }
 
 fn spawn_every<F, Fut>(period: Duration, mut stop: watch::Receiver<bool>, job: F) -> JoinHandle<()>

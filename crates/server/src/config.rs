@@ -60,6 +60,11 @@ pub struct Settings {
     pub stock_gate: StockGateKind,
     /// Counter rows per pool for the PostgreSQL stock gate.
     pub stock_gate_shards: u16,
+    /// Age after which a shared stock gate's lease (a unit taken by a claim
+    /// not yet written) is checked against the database and settled or
+    /// given back: a claim whose process died. At least
+    /// [`MIN_STOCK_LEASE_SECONDS`], above the bound on a claim's write.
+    pub stock_lease_seconds: u64,
     /// Where request limits are counted: `memory` (the default) or `redis`
     /// (shared by every instance; needs `redis_url`).
     pub rate_limiter: RateLimiterKind,
@@ -93,12 +98,18 @@ impl Default for Settings {
             test_users: Switch::Off,
             stock_gate: StockGateKind::Memory,
             stock_gate_shards: 16,
+            stock_lease_seconds: 30,
             rate_limiter: RateLimiterKind::Memory,
             redis_url: None,
             redis_prefix: "stampede".into(),
         }
     }
 }
+
+/// The shortest lease age accepted: the bound on a claim's durable write
+/// ([`gate::CLAIM_WRITE_TIMEOUT`]) and a margin, so that a sweep never
+/// judges a claim whose write may still be running.
+pub const MIN_STOCK_LEASE_SECONDS: u64 = gate::CLAIM_WRITE_TIMEOUT.as_secs() + 5;
 
 /// The settings' names, which are also the accepted environment variables
 /// (upper-cased, with the `STAMPEDE_` prefix).
@@ -124,6 +135,7 @@ const KEYS: &[&str] = &[
     "test_users",
     "stock_gate",
     "stock_gate_shards",
+    "stock_lease_seconds",
     "rate_limiter",
     "redis_url",
     "redis_prefix",
@@ -251,6 +263,13 @@ impl Settings {
             return Err(ConfigError::Invalid(
                 "stock_gate = postgres needs a postgres:// database_url".into(),
             ));
+        }
+        if self.stock_lease_seconds < MIN_STOCK_LEASE_SECONDS {
+            return Err(ConfigError::Invalid(format!(
+                "stock_lease_seconds must be at least {MIN_STOCK_LEASE_SECONDS}: claims may \
+                 spend up to {:?} on their write",
+                gate::CLAIM_WRITE_TIMEOUT
+            )));
         }
         if self.redis_prefix.is_empty() || self.redis_prefix.contains(['{', '}']) {
             return Err(ConfigError::Invalid(

@@ -311,6 +311,10 @@ mod tests {
         async fn load(&self, _: &PoolId) -> Result<(Limits, Snapshot), String> {
             self.0.lock().map(|t| t.clone()).map_err(|e| e.to_string())
         }
+
+        async fn claimed(&self, _: &PoolId, _: &str) -> Result<bool, String> {
+            Ok(true)
+        }
     }
 
     fn state(taken: u64, users: &[(&str, u32)]) -> (Limits, Snapshot) {

@@ -1,28 +1,34 @@
 //! The stock gate in PostgreSQL alone, for deployments without Redis: every
 //! instance sharing the database shares the counters.
 //!
-//! A take is one short transaction: raise the user's holding if that keeps
-//! it within the per-user limit, then take from a shard row with a
-//! conditional update. Each pool's stock is spread over several shard rows,
-//! because a row stays locked from the update until the commit has reached
-//! the disk: on one hot row, takes run one fsync at a time, while on N rows N
-//! of them commit together. A take of several units may draw on several
-//! rows, all or nothing.
+//! Each pool's stock is spread over several shard rows, because a row stays
+//! locked from its update until the commit has reached the disk: on one hot
+//! row, takes run one fsync at a time, while on N rows N of them commit
+//! together. A take is one call of the `stock_gate_take` function
+//! (`migrations/postgres/…000451_stock_gate_take.sql`, the twin of the Redis
+//! take script): one round trip and one statement, all or nothing. It
+//! refuses a sold-out pool without locking anything, raises the user's
+//! holding if that keeps it within the per-user limit, then takes from
+//! shard rows that have room — first only from rows no other take holds,
+//! starting at the next shard in turn; if those cannot
+//! serve it, the call fails, its changes roll back, and a second call waits
+//! for rows in ascending shard order. A row a transaction waited for stays
+//! locked even when it turns out full, so waiting in any other order could
+//! deadlock; holdings are locked before shards everywhere for the same
+//! reason. Give-backs, resets and loads are short transactions from here.
+//! The tables are `migrations/postgres` of this crate ([`stock_migrations`]).
 //!
-//! A take first tries the rows no other transaction holds, starting at the
-//! next shard in turn, without waiting. Only if that cannot serve it does it
-//! start again and wait for rows, in ascending shard order; it is sold out
-//! only when no row has room then. The order matters: a row a transaction
-//! waited for stays locked by it even when it turns out full, so waits in
-//! any other order could deadlock. Holdings are locked before shards in
-//! every transaction, for the same reason. The tables are
-//! `migrations/postgres` of this crate ([`stock_migrations`]).
+//! A take under a lease inserts the lease row in the same statement as the
+//! take; a give-back through a lease deletes the row first and gives back
+//! only if it was there, in one transaction. Leases are locked before
+//! holdings and shards.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::{BuildHasher, Hasher, RandomState};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use kernel::db::{Db, Migrations};
@@ -32,8 +38,8 @@ use sqlx::{PgConnection, Postgres, Transaction};
 
 use super::loading::Loads;
 use super::{
-    GiveBackError, Limits, PoolId, Refusal, Snapshot, StockGate, StockLoader, Unavailable,
-    zero_quantity,
+    GiveBackError, Limits, PoolId, Refusal, Snapshot, StaleClaim, StockGate, StockLoader,
+    Unavailable, zero_quantity,
 };
 
 /// The PostgreSQL stock gate's tables. It has no SQLite twin (SQLite
@@ -54,30 +60,20 @@ const LIMIT_AND_ROOM: &str = "select p.per_user_limit, \
      from stock_pools p left join stock_pool_shards s on s.pool_id = p.pool_id \
      where p.pool_id = $1 group by p.pool_id, p.per_user_limit";
 
-/// Raises the user's holding by $3 if it stays within $4; no row if not.
-const HOLD: &str = "insert into stock_holdings (pool_id, user_id, held) values ($1, $2, $3) \
-     on conflict (pool_id, user_id) do update set held = stock_holdings.held + excluded.held \
-     where stock_holdings.held + excluded.held <= $4 returning held";
-
-/// Takes up to $2 units from one shard with room, trying shards from $3 on
-/// and skipping rows other transactions hold; answers how many it took, or
-/// no row. Never waits.
-const TAKE_FROM_A_FREE_SHARD: &str = "update stock_pool_shards s set taken = s.taken + pick.amount \
-     from (select shard, coalesce(least(capacity - taken, $2), $2) as amount \
-           from stock_pool_shards \
-           where pool_id = $1 and (capacity is null or taken < capacity) \
-           order by shard < $3, shard limit 1 for update skip locked) pick \
-     where s.pool_id = $1 and s.shard = pick.shard returning pick.amount";
-
-/// Takes up to $2 units from the first shard above $3 with room, waiting
-/// for it if another transaction holds it; answers the shard and how many
-/// it took, or no row.
-const TAKE_FROM_THE_NEXT_SHARD: &str = "update stock_pool_shards s set taken = s.taken + pick.amount \
-     from (select shard, coalesce(least(capacity - taken, $2), $2) as amount \
-           from stock_pool_shards \
-           where pool_id = $1 and shard > $3 and (capacity is null or taken < capacity) \
-           order by shard limit 1 for update) pick \
-     where s.pool_id = $1 and s.shard = pick.shard returning pick.shard, pick.amount";
+/// One take, all or nothing, in one round trip: see the function in the
+/// migration. Answers `TAKEN`, `SOLD_OUT`, `LIMIT_REACHED` or `ABSENT`.
+const TAKE: &str = "select stock_gate_take($1, $2, $3, $4, $5)";
+/// [`TAKE`] that also records the lease of claim $6, in the same statement.
+const TAKE_CLAIM: &str = "with taken as (select stock_gate_take($1, $2, $3, $4, $5) as answer), \
+     leased as (insert into stock_leases (pool_id, claim_id, user_id, quantity) \
+                select $1, $6, $2, $3 from taken where answer = 'TAKEN') \
+     select answer from taken";
+/// The most stale leases read per call.
+const STALE_BATCH: i64 = 1000;
+/// Raised by the take when the rows free of other takes could not serve it.
+const BUSY: &str = "GB001";
+/// Raised by a waiting take when the rows could not serve it.
+const SOLD_OUT: &str = "GB002";
 
 /// Returns up to $2 units to the first shard above $3 that counts some as
 /// taken; answers the shard and how many went back, or no row.
@@ -229,90 +225,48 @@ impl PgStockGate {
         .map(drop)
     }
 
-    /// One try at a take: the user's holding, then the shards, in one
-    /// transaction that commits only if all of it succeeded. `waiting`
-    /// chooses how it takes from the shards.
+    /// One take through `stock_gate_take`: first without waiting for rows
+    /// other takes hold, then, if those could not serve it, waiting for rows
+    /// in order. `None` when the tables do not have the pool.
+    /// With a `claim`, the take records its lease.
     async fn try_take(
         &self,
         pool: &PoolId,
         user: &str,
         quantity: u32,
-        per_user: Option<u32>,
-        waiting: bool,
-    ) -> Result<Result<(), Refusal>, Unavailable> {
-        let mut tx = self.begin().await?;
-        if let Some(limit) = per_user {
-            let held: Option<i64> = sqlx::query_scalar(HOLD)
+        claim: Option<&str>,
+    ) -> Result<Option<Result<(), Refusal>>, Unavailable> {
+        let start = self.start_shard();
+        let mut waiting = false;
+        loop {
+            let mut query = sqlx::query_scalar(if claim.is_some() { TAKE_CLAIM } else { TAKE })
                 .bind(pool.as_str())
                 .bind(user)
                 .bind(i64::from(quantity))
-                .bind(i64::from(limit))
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db_error)?;
-            if held.is_none() {
-                return Ok(Err(Refusal::LimitReached));
-            }
-        }
-        let wanted = i64::from(quantity);
-        let took = if waiting {
-            Self::take_in_shard_order(&mut tx, pool, wanted).await?
-        } else {
-            Self::take_from_free_shards(&mut tx, pool, wanted, self.start_shard()).await?
-        };
-        if !took {
-            return Ok(Err(Refusal::SoldOut));
-        }
-        tx.commit().await.map_err(db_error)?;
-        Ok(Ok(()))
-    }
-
-    /// Takes `wanted` units from shards no other transaction holds, as many
-    /// as it needs; `false` if they have fewer with room.
-    async fn take_from_free_shards(
-        conn: &mut PgConnection,
-        pool: &PoolId,
-        mut wanted: i64,
-        start: i32,
-    ) -> Result<bool, Unavailable> {
-        while wanted > 0 {
-            let took: Option<i64> = sqlx::query_scalar(TAKE_FROM_A_FREE_SHARD)
-                .bind(pool.as_str())
-                .bind(wanted)
                 .bind(start)
-                .fetch_optional(&mut *conn)
-                .await
-                .map_err(db_error)?;
-            match took {
-                Some(n) => wanted -= n,
-                None => return Ok(false),
+                .bind(waiting);
+            if let Some(claim) = claim {
+                query = query.bind(claim);
             }
+            let answer: Result<String, sqlx::Error> = query.fetch_one(&self.pool).await;
+            return Ok(match answer.as_deref() {
+                Ok("TAKEN") => Some(Ok(())),
+                Ok("SOLD_OUT") => Some(Err(Refusal::SoldOut)),
+                Ok("LIMIT_REACHED") => Some(Err(Refusal::LimitReached)),
+                Ok("ABSENT") => None,
+                Ok(other) => {
+                    return Err(Unavailable(format!(
+                        "postgres: unexpected answer {other:?} from stock_gate_take"
+                    )));
+                }
+                Err(e) if !waiting && raised(e, BUSY) => {
+                    waiting = true;
+                    continue;
+                }
+                Err(e) if raised(e, SOLD_OUT) => Some(Err(Refusal::SoldOut)),
+                Err(e) => return Err(db_error(e)),
+            });
         }
-        Ok(true)
-    }
-
-    /// Takes `wanted` units from the shards in ascending order, waiting for
-    /// held rows; `false` if they have fewer with room.
-    async fn take_in_shard_order(
-        conn: &mut PgConnection,
-        pool: &PoolId,
-        mut wanted: i64,
-    ) -> Result<bool, Unavailable> {
-        let mut last = -1;
-        while wanted > 0 {
-            let took: Option<(i32, i64)> = sqlx::query_as(TAKE_FROM_THE_NEXT_SHARD)
-                .bind(pool.as_str())
-                .bind(wanted)
-                .bind(last)
-                .fetch_optional(&mut *conn)
-                .await
-                .map_err(db_error)?;
-            match took {
-                Some((shard, n)) => (last, wanted) = (shard, wanted - n),
-                None => return Ok(false),
-            }
-        }
-        Ok(true)
     }
 
     /// Lowers the user's holding by up to `quantity`, and says by how much.
@@ -372,6 +326,52 @@ impl PgStockGate {
         Ok(returned)
     }
 
+    /// Gives back in `tx` (which may have deleted a lease), and commits.
+    async fn give_back_in(
+        mut tx: Transaction<'static, Postgres>,
+        pool: &PoolId,
+        user: &str,
+        quantity: u32,
+    ) -> Result<(), GiveBackError> {
+        let unavailable = |e: Unavailable| GiveBackError::Unavailable(e.0);
+        let commit = |tx: Transaction<'static, Postgres>| async move {
+            tx.commit().await.map_err(|e| unavailable(db_error(e)))
+        };
+        if quantity == 0 {
+            return commit(tx).await;
+        }
+        let limit: Option<Option<i64>> =
+            sqlx::query_scalar("select per_user_limit from stock_pools where pool_id = $1")
+                .bind(pool.as_str())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(|e| unavailable(db_error(e)))?;
+        // A pool the gate does not have is left to the database, which
+        // already counts the unit as given back; the pool loads from there.
+        let Some(limit) = limit else {
+            return commit(tx).await;
+        };
+        let wanted = i64::from(quantity);
+        let from_user = if limit.is_some() {
+            Self::release_holding(&mut tx, pool, user, wanted)
+                .await
+                .map_err(unavailable)?
+        } else {
+            wanted
+        };
+        let returned = Self::return_to_shards(&mut tx, pool, from_user)
+            .await
+            .map_err(unavailable)?;
+        commit(tx).await?;
+        if returned < wanted {
+            return Err(GiveBackError::Excess {
+                requested: quantity,
+                returned: u32::try_from(returned).unwrap_or(0),
+            });
+        }
+        Ok(())
+    }
+
     async fn begin(&self) -> Result<Transaction<'static, Postgres>, Unavailable> {
         self.pool.begin().await.map_err(db_error)
     }
@@ -391,21 +391,80 @@ impl StockGate for PgStockGate {
         if quantity == 0 {
             return Err(zero_quantity(pool));
         }
-        let (per_user, room) = self.on_loaded(pool, || self.limit_and_room(pool)).await?;
-        // Refused without a transaction: after a sell-out nearly every take
-        // ends here, and it locks nothing.
-        if room.is_some_and(|room| room < u64::from(quantity)) {
-            return Err(Refusal::SoldOut);
+        self.on_loaded(pool, || self.try_take(pool, user, quantity, None))
+            .await?
+    }
+
+    async fn take_claim(
+        &self,
+        pool: &PoolId,
+        user: &str,
+        quantity: u32,
+        claim: &str,
+    ) -> Result<(), Refusal> {
+        if quantity == 0 {
+            return Err(zero_quantity(pool));
         }
-        if per_user.is_some_and(|limit| quantity > limit) {
-            return Err(Refusal::LimitReached);
+        self.on_loaded(pool, || self.try_take(pool, user, quantity, Some(claim)))
+            .await?
+    }
+
+    async fn settle(&self, pool: &PoolId, claim: &str) -> Result<(), Unavailable> {
+        sqlx::query("delete from stock_leases where pool_id = $1 and claim_id = $2")
+            .bind(pool.as_str())
+            .bind(claim)
+            .execute(&self.pool)
+            .await
+            .map(drop)
+            .map_err(db_error)
+    }
+
+    async fn give_back_claim(
+        &self,
+        pool: &PoolId,
+        user: &str,
+        quantity: u32,
+        claim: &str,
+    ) -> Result<(), GiveBackError> {
+        let mut tx = self
+            .begin()
+            .await
+            .map_err(|e| GiveBackError::Unavailable(e.0))?;
+        let leased: Option<i64> = sqlx::query_scalar(
+            "delete from stock_leases where pool_id = $1 and claim_id = $2 returning quantity",
+        )
+        .bind(pool.as_str())
+        .bind(claim)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(|e| GiveBackError::Unavailable(db_error(e).0))?;
+        // Settled, swept or reset already: nothing is due.
+        if leased.is_none() {
+            return Ok(());
         }
-        // Without waiting first; then, if the rows free of other takes could
-        // not serve it, waiting for rows in order.
-        match self.try_take(pool, user, quantity, per_user, false).await? {
-            Err(Refusal::SoldOut) => self.try_take(pool, user, quantity, per_user, true).await?,
-            answer => answer,
-        }
+        Self::give_back_in(tx, pool, user, quantity).await
+    }
+
+    async fn stale_claims(&self, older_than: Duration) -> Result<Vec<StaleClaim>, Unavailable> {
+        let rows: Vec<(String, String, String, i64)> = sqlx::query_as(
+            "select pool_id, claim_id, user_id, quantity from stock_leases \
+             where taken_at <= now() - make_interval(secs => $1) order by taken_at limit $2",
+        )
+        .bind(older_than.as_secs_f64())
+        .bind(STALE_BATCH)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        rows.into_iter()
+            .map(|(pool, claim, user, quantity)| {
+                Ok(StaleClaim {
+                    pool: PoolId::new(pool),
+                    claim,
+                    user,
+                    quantity: from_column("quantity", quantity)?,
+                })
+            })
+            .collect()
     }
 
     async fn give_back(
@@ -414,43 +473,12 @@ impl StockGate for PgStockGate {
         user: &str,
         quantity: u32,
     ) -> Result<(), GiveBackError> {
-        if quantity == 0 {
-            return Ok(());
-        }
-        let unavailable = |e: Unavailable| GiveBackError::Unavailable(e.0);
-        let mut tx = self.begin().await.map_err(unavailable)?;
-        let limit: Option<Option<i64>> =
-            sqlx::query_scalar("select per_user_limit from stock_pools where pool_id = $1")
-                .bind(pool.as_str())
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(|e| unavailable(db_error(e)))?;
-        // A pool the gate does not have is left to the database, which
-        // already counts the unit as given back; the pool loads from there.
-        let Some(limit) = limit else {
-            return Ok(());
-        };
-        let wanted = i64::from(quantity);
-        let from_user = if limit.is_some() {
-            Self::release_holding(&mut tx, pool, user, wanted)
-                .await
-                .map_err(unavailable)?
-        } else {
-            wanted
-        };
-        let returned = Self::return_to_shards(&mut tx, pool, from_user)
+        let tx = self
+            .begin()
             .await
-            .map_err(unavailable)?;
-        tx.commit().await.map_err(|e| unavailable(db_error(e)))?;
-        if returned < wanted {
-            return Err(GiveBackError::Excess {
-                requested: quantity,
-                returned: u32::try_from(returned).unwrap_or(0),
-            });
-        }
-        Ok(())
+            .map_err(|e| GiveBackError::Unavailable(e.0))?;
+        Self::give_back_in(tx, pool, user, quantity).await
     }
-
     async fn remaining(&self, pool: &PoolId) -> Result<Option<u64>, Unavailable> {
         let (_, room) = self.on_loaded(pool, || self.limit_and_room(pool)).await?;
         Ok(room)
@@ -543,9 +571,11 @@ impl StockGate for PgStockGate {
     }
 }
 
-/// Deletes a pool's holdings, then its shards (the order takes lock them in).
+/// Deletes a pool's leases, holdings, then its shards (the order takes lock
+/// them in).
 async fn delete_counters(conn: &mut PgConnection, pool: &PoolId) -> Result<(), Unavailable> {
     for sql in [
+        "delete from stock_leases where pool_id = $1",
         "delete from stock_holdings where pool_id = $1",
         "delete from stock_pool_shards where pool_id = $1",
     ] {
@@ -606,8 +636,13 @@ fn from_column<T: TryFrom<i64>>(what: &str, n: i64) -> Result<T, Unavailable> {
     T::try_from(n).map_err(|_| Unavailable(format!("postgres: stored {what} {n} is out of range")))
 }
 
-fn db_error(e: sqlx::Error) -> Unavailable {
+fn db_error(e: impl fmt::Display) -> Unavailable {
     Unavailable(format!("postgres: {e}"))
+}
+
+/// Whether the database raised `e` with SQLSTATE `code`.
+fn raised(e: &sqlx::Error, code: &str) -> bool {
+    matches!(e, sqlx::Error::Database(e) if e.code().as_deref() == Some(code))
 }
 
 #[cfg(test)]

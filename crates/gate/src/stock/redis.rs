@@ -1,13 +1,21 @@
 //! The stock gate in Redis, shared by every instance that uses the same
 //! Redis and key prefix.
 //!
-//! A pool is two hashes that share the `{pool}` hash tag, so a cluster keeps
-//! them in one slot and one script may touch both:
+//! A pool is four keys that share the `{pool}` hash tag, so a cluster keeps
+//! them in one slot and one script may touch them all:
 //!
 //! - `<prefix>:stock:{<pool>}` — `taken`, and `stock` and `per_user` when
 //!   limited (a missing field is unlimited);
 //! - `<prefix>:stock:{<pool>}:users` — units held per user, kept only when
-//!   the pool has a per-user limit.
+//!   the pool has a per-user limit;
+//! - `<prefix>:stock:{<pool>}:leases` — each unsettled claim's
+//!   `quantity:user`, and `<prefix>:stock:{<pool>}:lease_times` the same
+//!   claims scored by when they took (Redis time, in milliseconds).
+//!
+//! `<prefix>:stock:leased_pools` names the pools that have had leases, so
+//! that finding stale leases reads those pools' sorted sets and nothing
+//! else. It lives outside the pools' slots, so it is added to apart from the
+//! take (once per pool per process, before the first take under a lease).
 //!
 //! Takes and give-backs are Lua scripts, so the check and the change happen
 //! in one step that no other instance can interleave with. A pool whose keys
@@ -19,18 +27,19 @@
 //!
 //! Lua numbers are doubles: counts stay exact up to 2^53.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::str::FromStr;
-use std::sync::{Arc, LazyLock};
+use std::sync::{Arc, LazyLock, Mutex};
+use std::time::Duration;
 
 use ::redis::Script;
 use async_trait::async_trait;
 
 use super::loading::Loads;
 use super::{
-    GiveBackError, Limits, PoolId, Refusal, Snapshot, StockGate, StockLoader, Unavailable,
-    zero_quantity,
+    GiveBackError, Limits, PoolId, Refusal, Snapshot, StaleClaim, StockGate, StockLoader,
+    Unavailable, zero_quantity,
 };
 use crate::redis_connection::{RedisConnection, unavailable};
 
@@ -41,12 +50,15 @@ const ABSENT: i64 = -1;
 const TAKEN: i64 = 1;
 const SOLD_OUT: i64 = 0;
 const LIMIT_REACHED: i64 = 2;
+/// What the give-back through a lease answers when the lease is gone.
+const NO_LEASE: i64 = -2;
 
 /// KEYS[1] the pool's counters, KEYS[2] its per-user counts; ARGV[1] the
 /// user, ARGV[2] the quantity. The stock is checked first, so a take larger
-/// than what is left is sold out whatever the user holds.
-static TAKE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+/// than what is left is sold out whatever the user holds. Ends having taken,
+/// without answering: [`TAKE`] and [`TAKE_CLAIM`] answer.
+macro_rules! take_lua {
+    () => {
         r"
 local pool = redis.call('hmget', KEYS[1], 'taken', 'stock', 'per_user')
 if not pool[1] then return -1 end
@@ -58,16 +70,30 @@ if pool[3] then
   redis.call('hincrby', KEYS[2], ARGV[1], ARGV[2])
 end
 redis.call('hincrby', KEYS[1], 'taken', ARGV[2])
+"
+    };
+}
+
+static TAKE: LazyLock<Script> = LazyLock::new(|| Script::new(concat!(take_lua!(), "return 1\n")));
+
+/// [`TAKE`], recording the lease of claim ARGV[3] in KEYS[3] and KEYS[4].
+static TAKE_CLAIM: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        take_lua!(),
+        r"
+local now = redis.call('time')
+redis.call('hset', KEYS[3], ARGV[3], ARGV[2] .. ':' .. ARGV[1])
+redis.call('zadd', KEYS[4], now[1] * 1000 + math.floor(now[2] / 1000), ARGV[3])
 return 1
-",
-    )
+"
+    ))
 });
 
 /// Keys and arguments as for [`TAKE`]. Answers the units that went back:
 /// no more than the user holds (when counted per user), nor than the pool
 /// counts as taken.
-static GIVE_BACK: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+macro_rules! give_back_lua {
+    () => {
         r"
 local pool = redis.call('hmget', KEYS[1], 'taken', 'per_user')
 if not pool[1] then return -1 end
@@ -84,18 +110,68 @@ end
 back = math.min(back, tonumber(pool[1]))
 if back > 0 then redis.call('hincrby', KEYS[1], 'taken', -back) end
 return back
+"
+    };
+}
+
+static GIVE_BACK: LazyLock<Script> = LazyLock::new(|| Script::new(give_back_lua!()));
+
+/// [`GIVE_BACK`] through the lease of claim ARGV[3]: only the call that
+/// removes the lease gives back; any other answers [`NO_LEASE`].
+static GIVE_BACK_CLAIM: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        "if redis.call('hdel', KEYS[3], ARGV[3]) == 0 then return -2 end\n",
+        "redis.call('zrem', KEYS[4], ARGV[3])\n",
+        give_back_lua!()
+    ))
+});
+
+/// Drops the lease of claim ARGV[1]: KEYS[1] the leases, KEYS[2] their times.
+static SETTLE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+redis.call('hdel', KEYS[1], ARGV[1])
+redis.call('zrem', KEYS[2], ARGV[1])
+return 1
 ",
     )
 });
 
+/// Leases older than ARGV[1] milliseconds by Redis time, at most ARGV[2] of
+/// them: claim and `quantity:user` pairs. KEYS as for [`SETTLE`].
+static STALE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local now = redis.call('time')
+local before = now[1] * 1000 + math.floor(now[2] / 1000) - tonumber(ARGV[1])
+local claims = redis.call('zrangebyscore', KEYS[2], '-inf', before, 'limit', 0, tonumber(ARGV[2]))
+local found = {}
+for _, claim in ipairs(claims) do
+  local lease = redis.call('hget', KEYS[1], claim)
+  if lease then
+    found[#found + 1] = claim
+    found[#found + 1] = lease
+  else
+    redis.call('zrem', KEYS[2], claim)
+  end
+end
+return found
+",
+    )
+});
+
+/// The most stale leases read from one pool per sweep.
+const STALE_BATCH: usize = 1000;
+
 /// Writes a pool's limits and counters, replacing whatever was there.
-/// KEYS as for [`TAKE`]; ARGV[1] taken, ARGV[2] the stock and ARGV[3] the
+/// KEYS as for [`TAKE`], then the leases' two keys, which are cleared;
+/// ARGV[1] taken, ARGV[2] the stock and ARGV[3] the
 /// per-user limit ('' for none), then user and count pairs, written a
 /// thousand arguments at a time (Lua's stack bounds `unpack`).
 macro_rules! write_pool_lua {
     () => {
         r"
-redis.call('del', KEYS[1], KEYS[2])
+redis.call('del', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
 redis.call('hset', KEYS[1], 'taken', ARGV[1])
 if ARGV[2] ~= '' then redis.call('hset', KEYS[1], 'stock', ARGV[2]) end
 if ARGV[3] ~= '' then redis.call('hset', KEYS[1], 'per_user', ARGV[3]) end
@@ -125,12 +201,15 @@ static INSTALL: LazyLock<Script> = LazyLock::new(|| {
 /// When Redis cannot be reached or does not answer within a second, calls
 /// fail with [`Refusal::Unavailable`] / [`Unavailable`]. A take that timed
 /// out may still have been applied; its unit then stays counted as taken
-/// until reconciliation resets the pool from the database, which errs on the
-/// side of selling one unit less, never one more.
+/// until its lease is swept (a take under a lease) or reconciliation resets
+/// the pool from the database, which errs on the side of selling one unit
+/// less, never one more.
 pub struct RedisStockGate {
     connection: RedisConnection,
     prefix: String,
     loads: Loads,
+    /// Pools this process has added to the set of leased pools.
+    leased_pools: Mutex<HashSet<PoolId>>,
 }
 
 impl RedisStockGate {
@@ -157,31 +236,154 @@ impl RedisStockGate {
             connection,
             prefix: prefix.into(),
             loads: Loads::new(loader),
+            leased_pools: Mutex::new(HashSet::new()),
         }
     }
 
     fn keys(&self, pool: &PoolId) -> PoolKeys {
         let counters = format!("{}:stock:{{{pool}}}", self.prefix);
-        let users = format!("{counters}:users");
-        PoolKeys { counters, users }
+        PoolKeys {
+            users: format!("{counters}:users"),
+            leases: format!("{counters}:leases"),
+            lease_times: format!("{counters}:lease_times"),
+            counters,
+        }
     }
 
-    /// Runs `script` over the pool's keys with the user and quantity.
+    /// The set of pools that have had leases.
+    fn leased_pools_key(&self) -> String {
+        format!("{}:stock:leased_pools", self.prefix)
+    }
+
+    /// Runs `script` over the pool's keys with the user, the quantity and,
+    /// for the lease scripts, the claim.
     async fn run(
         &self,
         script: &Script,
         keys: &PoolKeys,
         user: &str,
         quantity: u32,
+        claim: Option<&str>,
     ) -> Result<i64, Unavailable> {
-        script
-            .key(&keys.counters)
+        let mut invocation = script.key(&keys.counters);
+        invocation
             .key(&keys.users)
+            .key(&keys.leases)
+            .key(&keys.lease_times)
             .arg(user)
-            .arg(quantity)
+            .arg(quantity);
+        if let Some(claim) = claim {
+            invocation.arg(claim);
+        }
+        invocation
             .invoke_async(&mut self.connection.handle())
             .await
             .map_err(unavailable)
+    }
+
+    /// Adds the pool to the set of leased pools, once per process.
+    async fn note_leased(&self, pool: &PoolId) -> Result<(), Unavailable> {
+        if self.leased().contains(pool) {
+            return Ok(());
+        }
+        ::redis::cmd("SADD")
+            .arg(self.leased_pools_key())
+            .arg(pool.as_str())
+            .query_async::<i64>(&mut self.connection.handle())
+            .await
+            .map_err(unavailable)?;
+        self.leased().insert(pool.clone());
+        Ok(())
+    }
+
+    fn leased(&self) -> std::sync::MutexGuard<'_, HashSet<PoolId>> {
+        self.leased_pools
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The answer of [`TAKE`] or [`TAKE_CLAIM`] as a take's result.
+    async fn take_with(
+        &self,
+        script: &Script,
+        pool: &PoolId,
+        user: &str,
+        quantity: u32,
+        claim: Option<&str>,
+    ) -> Result<(), Refusal> {
+        if quantity == 0 {
+            return Err(zero_quantity(pool));
+        }
+        let keys = self.keys(pool);
+        let answer = self
+            .on_loaded(pool, &keys, || async {
+                let answer = self.run(script, &keys, user, quantity, claim).await?;
+                Ok((answer != ABSENT).then_some(answer))
+            })
+            .await?;
+        match answer {
+            TAKEN => Ok(()),
+            SOLD_OUT => Err(Refusal::SoldOut),
+            LIMIT_REACHED => Err(Refusal::LimitReached),
+            other => Err(Refusal::Unavailable(format!(
+                "redis: unexpected answer {other} from the take script"
+            ))),
+        }
+    }
+
+    /// The answer of [`GIVE_BACK`] or [`GIVE_BACK_CLAIM`] as a give-back's
+    /// result: `expected` is what should have gone back.
+    fn given_back(returned: i64, expected: u32) -> Result<(), GiveBackError> {
+        // An absent pool is left to the database, which already counts the
+        // unit as given back; the pool loads from there.
+        if returned == ABSENT {
+            return Ok(());
+        }
+        let returned = u32::try_from(returned).unwrap_or(0);
+        if returned < expected {
+            return Err(GiveBackError::Excess {
+                requested: expected,
+                returned,
+            });
+        }
+        Ok(())
+    }
+
+    /// The stale leases of one pool.
+    async fn stale_in(
+        &self,
+        pool: PoolId,
+        older_than: Duration,
+    ) -> Result<Vec<StaleClaim>, Unavailable> {
+        let keys = self.keys(&pool);
+        let found: Vec<(String, String)> = STALE
+            .key(&keys.leases)
+            .key(&keys.lease_times)
+            .arg(u64::try_from(older_than.as_millis()).unwrap_or(u64::MAX))
+            .arg(STALE_BATCH)
+            .invoke_async(&mut self.connection.handle())
+            .await
+            .map_err(unavailable)?;
+        found
+            .into_iter()
+            .map(|(claim, lease)| {
+                let (quantity, user) = lease
+                    .split_once(':')
+                    .and_then(|(n, user)| Some((n.parse().ok()?, user.to_owned())))
+                    .ok_or_else(|| {
+                        Unavailable(format!(
+                            "redis: {} holds lease {claim} = {lease:?}, not quantity:user",
+                            keys.leases
+                        ))
+                    })?;
+                Ok(StaleClaim {
+                    pool: pool.clone(),
+                    claim,
+                    user,
+                    quantity,
+                })
+            })
+            .collect()
     }
 
     /// Writes the pool with `script` ([`RESET`] or [`INSTALL`]).
@@ -195,6 +397,8 @@ impl RedisStockGate {
         let mut invocation = script.key(&keys.counters);
         invocation
             .key(&keys.users)
+            .key(&keys.leases)
+            .key(&keys.lease_times)
             .arg(snapshot.taken)
             .arg(limits.stock.map(|n| n.to_string()).unwrap_or_default())
             .arg(limits.per_user.map(|n| n.to_string()).unwrap_or_default());
@@ -235,33 +439,74 @@ impl fmt::Debug for RedisStockGate {
     }
 }
 
-/// A pool's two keys.
+/// A pool's keys.
 struct PoolKeys {
     counters: String,
     users: String,
+    leases: String,
+    lease_times: String,
 }
 
 #[async_trait]
 impl StockGate for RedisStockGate {
     async fn take(&self, pool: &PoolId, user: &str, quantity: u32) -> Result<(), Refusal> {
-        if quantity == 0 {
-            return Err(zero_quantity(pool));
-        }
+        self.take_with(&TAKE, pool, user, quantity, None).await
+    }
+
+    async fn take_claim(
+        &self,
+        pool: &PoolId,
+        user: &str,
+        quantity: u32,
+        claim: &str,
+    ) -> Result<(), Refusal> {
+        self.note_leased(pool).await?;
+        self.take_with(&TAKE_CLAIM, pool, user, quantity, Some(claim))
+            .await
+    }
+
+    async fn settle(&self, pool: &PoolId, claim: &str) -> Result<(), Unavailable> {
         let keys = self.keys(pool);
-        let answer = self
-            .on_loaded(pool, &keys, || async {
-                let answer = self.run(&TAKE, &keys, user, quantity).await?;
-                Ok((answer != ABSENT).then_some(answer))
-            })
-            .await?;
-        match answer {
-            TAKEN => Ok(()),
-            SOLD_OUT => Err(Refusal::SoldOut),
-            LIMIT_REACHED => Err(Refusal::LimitReached),
-            other => Err(Refusal::Unavailable(format!(
-                "redis: unexpected answer {other} from the take script"
-            ))),
+        SETTLE
+            .key(&keys.leases)
+            .key(&keys.lease_times)
+            .arg(claim)
+            .invoke_async::<i64>(&mut self.connection.handle())
+            .await
+            .map(drop)
+            .map_err(unavailable)
+    }
+
+    async fn give_back_claim(
+        &self,
+        pool: &PoolId,
+        user: &str,
+        quantity: u32,
+        claim: &str,
+    ) -> Result<(), GiveBackError> {
+        let keys = self.keys(pool);
+        let returned = self
+            .run(&GIVE_BACK_CLAIM, &keys, user, quantity, Some(claim))
+            .await
+            .map_err(|e| GiveBackError::Unavailable(e.0))?;
+        // The lease was settled or swept already: nothing is due.
+        if returned == NO_LEASE {
+            return Ok(());
         }
+        Self::given_back(returned, quantity)
+    }
+
+    async fn stale_claims(&self, older_than: Duration) -> Result<Vec<StaleClaim>, Unavailable> {
+        let pools: Vec<String> = ::redis::cmd("SMEMBERS")
+            .arg(self.leased_pools_key())
+            .query_async(&mut self.connection.handle())
+            .await
+            .map_err(unavailable)?;
+        let mut stale = Vec::new();
+        for pool in pools {
+            stale.extend(self.stale_in(PoolId::new(pool), older_than).await?);
+        }
+        Ok(stale)
     }
 
     async fn give_back(
@@ -275,22 +520,10 @@ impl StockGate for RedisStockGate {
         }
         let keys = self.keys(pool);
         let returned = self
-            .run(&GIVE_BACK, &keys, user, quantity)
+            .run(&GIVE_BACK, &keys, user, quantity, None)
             .await
             .map_err(|e| GiveBackError::Unavailable(e.0))?;
-        // An absent pool is left to the database, which already counts the
-        // unit as given back; the pool loads from there.
-        if returned == ABSENT {
-            return Ok(());
-        }
-        let returned = u32::try_from(returned).unwrap_or(0);
-        if returned < quantity {
-            return Err(GiveBackError::Excess {
-                requested: quantity,
-                returned,
-            });
-        }
-        Ok(())
+        Self::given_back(returned, quantity)
     }
 
     async fn remaining(&self, pool: &PoolId) -> Result<Option<u64>, Unavailable> {
@@ -353,13 +586,14 @@ impl StockGate for RedisStockGate {
 
     async fn forget(&self, pool: &PoolId) -> Result<(), Unavailable> {
         let keys = self.keys(pool);
-        ::redis::cmd("DEL")
-            .arg(&keys.counters)
-            .arg(&keys.users)
-            .query_async::<i64>(&mut self.connection.handle())
+        ::redis::pipe()
+            .del(&[&keys.counters, &keys.users, &keys.leases, &keys.lease_times])
+            .srem(self.leased_pools_key(), pool.as_str())
+            .query_async::<()>(&mut self.connection.handle())
             .await
             .map_err(unavailable)?;
         self.loads.forget(pool);
+        self.leased().remove(pool);
         Ok(())
     }
 }

@@ -3,21 +3,24 @@
 //! units given back come back exactly once and never beyond the limits,
 //! counters load once per pool from the database (a failed load is retried
 //! later), `reset` replaces them, `counters` reads them back, and pools do
-//! not affect each other. Then what only shared gates promise: instances
+//! not affect each other; claims taken under leases settle, give back once,
+//! and stale leases are swept by what the database says. Then what only
+//! shared gates promise: instances
 //! sharing Redis or PostgreSQL never oversell, and a lost Redis answers
 //! "unavailable" quickly.
 //!
 //! Every test talks to the gate as an `Arc<dyn StockGate>` built by
 //! [`gate_over`] for the backend it runs on.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use gate::{
-    GiveBackError, Limits, PoolId, RedisStockGate, Refusal, Snapshot, StockGate, StockLoader,
+    GiveBackError, Limits, PoolId, RedisStockGate, Refusal, Snapshot, StaleClaim, StockGate,
+    StockLoader, SweepReport, sweep,
 };
 use tokio::sync::{Barrier, Semaphore};
 
@@ -35,6 +38,8 @@ struct Database {
     pools: Mutex<HashMap<PoolId, (Limits, Snapshot)>>,
     loads: Mutex<HashMap<PoolId, usize>>,
     down: AtomicBool,
+    /// Claims whose durable row exists.
+    claimed: Mutex<HashSet<String>>,
     /// Each load waits for a permit here before answering, and uses it up.
     open: Semaphore,
 }
@@ -54,6 +59,7 @@ impl Database {
             pools: Mutex::new(HashMap::new()),
             loads: Mutex::new(HashMap::new()),
             down: AtomicBool::new(false),
+            claimed: Mutex::new(HashSet::new()),
             open: Semaphore::new(permits),
         })
     }
@@ -68,6 +74,14 @@ impl Database {
             .expect("pools lock")
             .insert(pool.clone(), (limits, snapshot));
         self
+    }
+
+    /// Records the claim's durable row.
+    fn write_claim(&self, claim: &str) {
+        self.claimed
+            .lock()
+            .expect("claimed lock")
+            .insert(claim.to_owned());
     }
 
     fn answer(&self) {
@@ -114,6 +128,13 @@ impl StockLoader for Database {
             .get(pool)
             .cloned()
             .ok_or_else(|| format!("no pool {pool}"))
+    }
+
+    async fn claimed(&self, _pool: &PoolId, claim: &str) -> Result<bool, String> {
+        if self.down.load(Ordering::SeqCst) {
+            return Err("connection refused".to_owned());
+        }
+        Ok(self.claimed.lock().expect("claimed lock").contains(claim))
     }
 }
 
@@ -895,7 +916,240 @@ async fn a_forgotten_pool_is_loaded_again_from_the_database(kind: Kind) {
 }
 
 // ---------------------------------------------------------------------------
-// 9. Several instances sharing one backend
+// 9. Leases: claims settle, give back once, and are swept when their process died
+// ---------------------------------------------------------------------------
+
+/// Long enough that no lease of a test is stale by it.
+const FRESH: Duration = Duration::from_secs(3600);
+
+/// Waits until every lease taken so far is older than `older_than`.
+async fn age(older_than: Duration) {
+    tokio::time::sleep(older_than + Duration::from_millis(20)).await;
+}
+
+on_every_gate!(a_settled_claim_keeps_its_unit_and_leaves_no_lease);
+async fn a_settled_claim_keeps_its_unit_and_leaves_no_lease(kind: Kind) {
+    let (gate, pool) = one_pool(&kind, Some(3), Some(1)).await;
+
+    gate.take_claim(&pool, "ann", 1, "coupon-1")
+        .await
+        .expect("a unit");
+    gate.settle(&pool, "coupon-1").await.expect("settled");
+    age(Duration::from_millis(10)).await;
+
+    assert_eq!(remaining(&gate, &pool).await, Some(2));
+    assert_eq!(
+        gate.stale_claims(Duration::ZERO).await.expect("available"),
+        []
+    );
+    gate.give_back_claim(&pool, "ann", 1, "coupon-1")
+        .await
+        .expect("a settled claim gives back nothing, quietly");
+    let expected_after_a_late_give_back = match kind {
+        // Without leases the in-memory gate trusts the caller, as give_back does.
+        Kind::Memory => Some(3),
+        Kind::Redis(_) | Kind::Postgres => Some(2),
+    };
+    assert_eq!(
+        remaining(&gate, &pool).await,
+        expected_after_a_late_give_back
+    );
+}
+
+on_shared_gates!(a_failed_claim_gives_its_unit_back_exactly_once);
+async fn a_failed_claim_gives_its_unit_back_exactly_once(kind: Kind) {
+    let (gate, pool) = one_pool(&kind, Some(2), None).await;
+    gate.take_claim(&pool, "ann", 1, "coupon-1")
+        .await
+        .expect("a unit");
+    gate.take(&pool, "bob", 1).await.expect("bob's unit");
+
+    gate.give_back_claim(&pool, "ann", 1, "coupon-1")
+        .await
+        .expect("given back");
+    assert_eq!(remaining(&gate, &pool).await, Some(1));
+    gate.give_back_claim(&pool, "ann", 1, "coupon-1")
+        .await
+        .expect("the second give-back is a no-op");
+
+    assert_eq!(remaining(&gate, &pool).await, Some(1), "bob's unit stays");
+    assert_eq!(
+        gate.stale_claims(Duration::ZERO).await.expect("available"),
+        []
+    );
+}
+
+on_shared_gates!(a_stale_lease_of_an_unwritten_claim_is_swept_back_and_of_a_written_one_settled);
+async fn a_stale_lease_of_an_unwritten_claim_is_swept_back_and_of_a_written_one_settled(
+    kind: Kind,
+) {
+    let pool = PoolId::new("coupon:swept");
+    let db = Database::new();
+    db.add(&pool, limits(Some(10), Some(2)));
+    let gate = gate_over(&kind, &db).await;
+    gate.take_claim(&pool, "ann", 1, "written")
+        .await
+        .expect("a unit");
+    gate.take_claim(&pool, "bob", 2, "lost")
+        .await
+        .expect("two units");
+    db.write_claim("written");
+    let older_than = Duration::from_millis(200);
+
+    assert_eq!(
+        sweep(gate.as_ref(), db.as_ref(), FRESH).await,
+        SweepReport::default(),
+        "fresh leases are left to their claims"
+    );
+    age(older_than).await;
+    let mut stale = gate.stale_claims(older_than).await.expect("available");
+    stale.sort_by(|a, b| a.claim.cmp(&b.claim));
+    assert_eq!(
+        stale,
+        [
+            StaleClaim {
+                pool: pool.clone(),
+                claim: "lost".into(),
+                user: "bob".into(),
+                quantity: 2
+            },
+            StaleClaim {
+                pool: pool.clone(),
+                claim: "written".into(),
+                user: "ann".into(),
+                quantity: 1
+            },
+        ]
+    );
+    let report = sweep(gate.as_ref(), db.as_ref(), older_than).await;
+
+    assert_eq!((report.settled, report.returned, report.failed), (1, 1, 0));
+    assert_eq!(remaining(&gate, &pool).await, Some(9), "ann's unit stays");
+    let (_, counted) = gate
+        .counters(&pool)
+        .await
+        .expect("available")
+        .expect("loaded");
+    assert_eq!(counted.by_user.get("bob"), None, "bob's units came back");
+    assert_eq!(
+        sweep(gate.as_ref(), db.as_ref(), Duration::ZERO).await,
+        SweepReport::default(),
+        "nothing is left to sweep"
+    );
+}
+
+on_shared_gates!(a_lease_that_cannot_be_checked_stays_for_the_next_sweep);
+async fn a_lease_that_cannot_be_checked_stays_for_the_next_sweep(kind: Kind) {
+    let (pool, db) = (PoolId::new("coupon:unchecked"), Database::new());
+    db.add(&pool, limits(Some(5), None));
+    let gate = gate_over(&kind, &db).await;
+    gate.take_claim(&pool, "ann", 1, "lost")
+        .await
+        .expect("a unit");
+    age(Duration::ZERO).await;
+    db.down.store(true, Ordering::SeqCst);
+
+    let report = sweep(gate.as_ref(), db.as_ref(), Duration::ZERO).await;
+
+    assert_eq!((report.settled, report.returned, report.failed), (0, 0, 1));
+    assert_eq!(remaining(&gate, &pool).await, Some(4));
+    db.down.store(false, Ordering::SeqCst);
+    let report = sweep(gate.as_ref(), db.as_ref(), Duration::ZERO).await;
+    assert_eq!((report.returned, report.failed), (1, 0));
+    assert_eq!(remaining(&gate, &pool).await, Some(5));
+}
+
+on_shared_gates!(a_reset_drops_the_pools_leases);
+async fn a_reset_drops_the_pools_leases(kind: Kind) {
+    let (gate, pool) = one_pool(&kind, Some(5), Some(1)).await;
+    gate.take_claim(&pool, "ann", 1, "coupon-1")
+        .await
+        .expect("a unit");
+
+    let snapshot = Snapshot {
+        taken: 1,
+        by_user: HashMap::from([("ann".to_owned(), 1)]),
+    };
+    gate.reset(&pool, limits(Some(5), Some(1)), snapshot)
+        .await
+        .expect("reset");
+
+    assert_eq!(
+        gate.stale_claims(Duration::ZERO).await.expect("available"),
+        []
+    );
+    gate.give_back_claim(&pool, "ann", 1, "coupon-1")
+        .await
+        .expect("no lease, nothing due");
+    assert_eq!(
+        remaining(&gate, &pool).await,
+        Some(4),
+        "the reset's count stands"
+    );
+}
+
+on_every_gate!(concurrent_claims_taken_and_given_back_leave_exactly_the_kept_ones_counted);
+async fn concurrent_claims_taken_and_given_back_leave_exactly_the_kept_ones_counted(kind: Kind) {
+    const STOCK: u64 = 40;
+    let (gate, pool) = one_pool(&kind, Some(STOCK), Some(3)).await;
+    // Shared gates give each failed claim back twice at once: only one counts.
+    let give_backs = if kind == Kind::Memory { 1 } else { 2 };
+    let start = Arc::new(Barrier::new(300));
+
+    let tasks: Vec<_> = (0..300)
+        .map(|i| {
+            let (gate, pool, start) = (Arc::clone(&gate), pool.clone(), Arc::clone(&start));
+            tokio::spawn(async move {
+                let (user, claim) = (format!("user-{}", i % 30), format!("claim-{i}"));
+                start.wait().await;
+                if gate.take_claim(&pool, &user, 1, &claim).await.is_err() {
+                    return 0;
+                }
+                if i % 2 == 0 {
+                    gate.settle(&pool, &claim).await.expect("settled");
+                    return 1;
+                }
+                let backs: Vec<_> = (0..give_backs)
+                    .map(|_| {
+                        let (gate, pool) = (Arc::clone(&gate), pool.clone());
+                        let (user, claim) = (user.clone(), claim.clone());
+                        tokio::spawn(
+                            async move { gate.give_back_claim(&pool, &user, 1, &claim).await },
+                        )
+                    })
+                    .collect();
+                for back in backs {
+                    back.await.expect("ran").expect("given back");
+                }
+                0
+            })
+        })
+        .collect();
+    let mut kept = 0;
+    for task in tasks {
+        kept += task.await.expect("task ran to the end");
+    }
+
+    let (_, counted) = gate
+        .counters(&pool)
+        .await
+        .expect("available")
+        .expect("loaded");
+    assert_eq!(counted.taken, kept);
+    assert_eq!(
+        counted.by_user.values().map(|n| u64::from(*n)).sum::<u64>(),
+        kept
+    );
+    assert!(counted.by_user.values().all(|n| *n <= 3), "{counted:?}");
+    assert_eq!(remaining(&gate, &pool).await, Some(STOCK - kept));
+    assert_eq!(
+        gate.stale_claims(Duration::ZERO).await.expect("available"),
+        []
+    );
+}
+
+// ---------------------------------------------------------------------------
+// 10. Several instances sharing one backend
 // ---------------------------------------------------------------------------
 
 on_shared_gates!(two_instances_in_one_rush_sell_exactly_the_stock);
@@ -1027,7 +1281,7 @@ async fn a_pool_installed_with_other_shards_or_none_still_serves(kind: Kind) {
 }
 
 // ---------------------------------------------------------------------------
-// 10. Redis away
+// 11. Redis away
 // ---------------------------------------------------------------------------
 
 /// How long a call may take to say "unavailable" when Redis is away: the

@@ -7,12 +7,13 @@
 //! A backend that is not configured skips its tests with a printed line.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use gate::{
     GiveBackError, Limited, Limits, MemoryRateLimiter, MemoryStockGate, PgStockGate, PoolId, Quota,
-    RateLimiter, RedisRateLimiter, RedisStockGate, Refusal, Snapshot, StockGate, StockLoader,
-    Unavailable,
+    RateLimiter, RedisRateLimiter, RedisStockGate, Refusal, Snapshot, StaleClaim, StockGate,
+    StockLoader, Unavailable,
 };
 use kernel::db::{Db, DbOptions};
 use kernel::testing::{DATABASE_URL_VAR, TestDatabase};
@@ -222,6 +223,36 @@ impl StockGate for Kept<dyn StockGate> {
         quantity: u32,
     ) -> Result<(), GiveBackError> {
         self.inner.give_back(pool, user, quantity).await
+    }
+
+    async fn take_claim(
+        &self,
+        pool: &PoolId,
+        user: &str,
+        quantity: u32,
+        claim: &str,
+    ) -> Result<(), Refusal> {
+        self.inner.take_claim(pool, user, quantity, claim).await
+    }
+
+    async fn settle(&self, pool: &PoolId, claim: &str) -> Result<(), Unavailable> {
+        self.inner.settle(pool, claim).await
+    }
+
+    async fn give_back_claim(
+        &self,
+        pool: &PoolId,
+        user: &str,
+        quantity: u32,
+        claim: &str,
+    ) -> Result<(), GiveBackError> {
+        self.inner
+            .give_back_claim(pool, user, quantity, claim)
+            .await
+    }
+
+    async fn stale_claims(&self, older_than: Duration) -> Result<Vec<StaleClaim>, Unavailable> {
+        self.inner.stale_claims(older_than).await
     }
 
     async fn remaining(&self, pool: &PoolId) -> Result<Option<u64>, Unavailable> {

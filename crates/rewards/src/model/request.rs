@@ -34,6 +34,17 @@ pub struct RewardRequest {
     pub decided_by: Option<UserId>,
 }
 
+impl RewardRequest {
+    /// Whether recording the request claimed its unit of stock: it was
+    /// recorded PENDING or APPROVED, whatever staff decided later (a staff
+    /// rejection gives the unit back itself). A request rejected when made,
+    /// out of stock included, never held one.
+    #[must_use]
+    pub fn claimed_stock(&self) -> bool {
+        self.status != RequestStatus::Rejected || self.decided_by.is_some()
+    }
+}
+
 /// What a request gets before stock is considered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {

@@ -2,9 +2,11 @@
 //! PENDING one, grants, the wallet, and the stock-gate pools of limited
 //! event rewards.
 //!
-//! A request takes a unit from the stock gate before its durable write and
-//! gives it back if the write does not record a claim, so the gate never
-//! drifts from the database for long; the claim's transaction re-checks the
+//! A request takes a unit from the stock gate, under a lease named by the
+//! request id, before its durable write; it settles the lease once the write
+//! records the claim and gives the unit back through it otherwise, so the
+//! gate never drifts from the database for long (a lease left by a process
+//! that died is swept by the server); the claim's transaction re-checks the
 //! per-user limit and `remaining` as the last guard.
 
 use std::sync::Arc;
@@ -13,7 +15,7 @@ use async_trait::async_trait;
 use bus::Envelope;
 use commerce::messages::IssueCouponGrant;
 use commerce::model::{CouponCampaignId, GrantId};
-use gate::{GiveBackError, Limits, PoolId, Refusal, Snapshot, StockLoader};
+use gate::{CLAIM_WRITE_TIMEOUT, GiveBackError, Limits, PoolId, Refusal, Snapshot, StockLoader};
 use kernel::auth::{Reader, Staff};
 use kernel::{Page, PageRequest, Principal, Timestamp, UserId};
 use serde::{Deserialize, Serialize};
@@ -112,6 +114,22 @@ impl StockLoader for RewardStockLoader {
             .ok_or_else(|| format!("{pool} is not an event reward pool"))?;
         self.snapshot(EventRewardId(id)).await
     }
+
+    /// A request claim is durable once the request is recorded as having
+    /// claimed its unit ([`RewardRequest::claimed_stock`]).
+    async fn claimed(&self, pool: &PoolId, claim: &str) -> Result<bool, String> {
+        if !pool.as_str().starts_with(POOL_PREFIX) {
+            return Err(format!("{pool} is not an event reward pool"));
+        }
+        let id = uuid::Uuid::parse_str(claim)
+            .map_err(|_| format!("claim {claim} of {pool} is not a request id"))?;
+        let request = self
+            .store
+            .request(RewardRequestId(id))
+            .await
+            .map_err(|e| format!("cannot read reward request {id}: {e}"))?;
+        Ok(request.is_some_and(|r| r.claimed_stock()))
+    }
 }
 
 impl RewardsService {
@@ -152,7 +170,8 @@ impl RewardsService {
         };
         let pool = pool_of(event_reward_id);
         let holder = user.0.to_string();
-        match self.gate.take(&pool, &holder, 1).await {
+        let lease = request.id.0.to_string();
+        match self.gate.take_claim(&pool, &holder, 1, &lease).await {
             Ok(()) => {}
             Err(Refusal::SoldOut) => return self.out_of_stock(request).await,
             Err(Refusal::LimitReached) => {
@@ -171,16 +190,23 @@ impl RewardsService {
         } else {
             (None, Vec::new())
         };
-        let outcome = self
-            .store
-            .claim(Claim {
-                request: request.clone(),
-                grant,
-                messages,
-            })
-            .await;
-        if !matches!(outcome, Ok(ClaimOutcome::Claimed)) {
-            self.give_back(&pool, user).await;
+        // Bounded well under the lease age: a write still unanswered is
+        // left to the sweep, which looks for the request only once the lease
+        // is older than this bound, so never while the write may still run.
+        let claimed = self.store.claim(Claim {
+            request: request.clone(),
+            grant,
+            messages,
+        });
+        let outcome = tokio::time::timeout(CLAIM_WRITE_TIMEOUT, claimed)
+            .await
+            .map_err(|_| RewardsError::WriteTimedOut(CLAIM_WRITE_TIMEOUT))?;
+        if matches!(outcome, Ok(ClaimOutcome::Claimed)) {
+            if let Err(error) = self.gate.settle(&pool, &lease).await {
+                tracing::warn!(%pool, %error, "could not settle the lease of a recorded request");
+            }
+        } else {
+            self.give_back_claim(&pool, user, &lease).await;
         }
         match outcome? {
             ClaimOutcome::Claimed => Ok(request),
@@ -468,7 +494,21 @@ impl RewardsService {
     }
 
     async fn give_back(&self, pool: &PoolId, user: UserId) {
-        match self.gate.give_back(pool, &user.0.to_string(), 1).await {
+        let given = self.gate.give_back(pool, &user.0.to_string(), 1).await;
+        Self::log_give_back(pool, given);
+    }
+
+    /// Gives back the unit of a claim that was not recorded.
+    async fn give_back_claim(&self, pool: &PoolId, user: UserId, lease: &str) {
+        let given = self
+            .gate
+            .give_back_claim(pool, &user.0.to_string(), 1, lease)
+            .await;
+        Self::log_give_back(pool, given);
+    }
+
+    fn log_give_back(pool: &PoolId, given: Result<(), GiveBackError>) {
+        match given {
             Ok(()) => {}
             Err(GiveBackError::Excess { .. }) => {
                 tracing::warn!(%pool, "gave back a unit the stock gate did not count");
