@@ -564,3 +564,38 @@ async fn analytics_are_for_readers() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn every_signed_in_endpoint_refuses_the_anonymous_and_staff_may_read_requests() {
+    let app = TestApp::spawn().await;
+    let staff = app.user_with_roles(&["OPERATOR"]).await;
+    let offer = offer(&app, &staff, Value::Null, false).await;
+    let user = app.new_user().await;
+    let held = created(request(&app, &user, &offer).await).await;
+    let one = format!("/api/v1/requests/{}", text(&held["id"]));
+
+    for path in [
+        "/api/v1/requests/mine",
+        "/api/v1/me/wallet",
+        one.as_str(),
+        offer.eligibility().as_str(),
+    ] {
+        expect_problem(app.get(path, None).await, 401, "UNAUTHORIZED").await;
+    }
+    let patch = app
+        .request(
+            Method::PATCH,
+            &one,
+            None,
+            Some(json!({"status": "APPROVED"})),
+        )
+        .await;
+    expect_problem(patch, 401, "UNAUTHORIZED").await;
+    assert_eq!(
+        items(app.get("/api/v1/requests", Some(&staff.access_token)).await)
+            .await
+            .len(),
+        1
+    );
+    assert_eq!(app.get(&one, Some(&staff.access_token)).await.status(), 200);
+}
