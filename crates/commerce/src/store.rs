@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use kernel::db::Db;
+use kernel::db::{Db, bad_row, stored_count};
 use kernel::{PageRequest, Timestamp, UserId};
 
 use crate::model::{
@@ -66,25 +66,6 @@ impl SqlCouponStore {
     }
 }
 
-/// A stored value the model refuses; a decode error, never a panic.
-#[derive(Debug, thiserror::Error)]
-#[error("stored {what} is not valid: {reason}")]
-struct BadRow {
-    what: &'static str,
-    reason: String,
-}
-
-fn bad(what: &'static str, reason: impl ToString) -> sqlx::Error {
-    sqlx::Error::Decode(Box::new(BadRow {
-        what,
-        reason: reason.to_string(),
-    }))
-}
-
-fn count(what: &'static str, n: i64) -> Result<u32, sqlx::Error> {
-    u32::try_from(n).map_err(|e| bad(what, e))
-}
-
 /// The columns a [`CampaignRow`] reads, for `concat!` (sqlx takes only static SQL).
 macro_rules! campaign_columns {
     () => {
@@ -121,16 +102,16 @@ impl TryFrom<CampaignRow> for Campaign {
                 .into_iter()
                 .map(|e| format!("{}: {}", e.field, e.message))
                 .collect();
-            bad("discount", reasons.join("; "))
+            bad_row("discount", reasons.join("; "))
         })?;
         Ok(Self {
             id: row.id,
-            name: CampaignName::parse(&row.name).map_err(|e| bad("campaign name", e))?,
+            name: CampaignName::parse(&row.name).map_err(|e| bad_row("campaign name", e))?,
             discount,
-            total_quantity: count("total_quantity", row.total_quantity)?,
-            per_user_limit: count("per_user_limit", row.per_user_limit)?,
+            total_quantity: stored_count("total_quantity", row.total_quantity)?,
+            per_user_limit: stored_count("per_user_limit", row.per_user_limit)?,
             schedule: Schedule::new(row.issue_starts_at, row.issue_ends_at, row.valid_until)
-                .map_err(|e| bad("campaign schedule", e))?,
+                .map_err(|e| bad_row("campaign schedule", e))?,
             created_at: row.created_at,
         })
     }
@@ -159,10 +140,13 @@ impl TryFrom<CouponRow> for Coupon {
     fn try_from(row: CouponRow) -> Result<Self, Self::Error> {
         Ok(Self {
             id: row.id,
-            code: CouponCode::parse(&row.code).map_err(|e| bad("coupon code", e))?,
+            code: CouponCode::parse(&row.code).map_err(|e| bad_row("coupon code", e))?,
             campaign_id: row.campaign_id,
             user_id: row.user_id,
-            status: row.status.parse().map_err(|e| bad("coupon status", e))?,
+            status: row
+                .status
+                .parse()
+                .map_err(|e| bad_row("coupon status", e))?,
             issued_at: row.issued_at,
             expires_at: row.expires_at,
         })
@@ -368,11 +352,11 @@ impl CouponStore for SqlCouponStore {
         })?;
         let by_user = held
             .into_iter()
-            .map(|(user, n)| Ok((user, count("coupons held", n)?)))
+            .map(|(user, n)| Ok((user, stored_count("coupons held", n)?)))
             .collect::<Result<HashMap<_, _>, sqlx::Error>>()?;
         Ok(Some(CampaignStock {
-            total_quantity: count("total_quantity", total_quantity)?,
-            per_user_limit: count("per_user_limit", per_user_limit)?,
+            total_quantity: stored_count("total_quantity", total_quantity)?,
+            per_user_limit: stored_count("per_user_limit", per_user_limit)?,
             by_user,
         }))
     }

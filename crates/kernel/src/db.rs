@@ -423,6 +423,28 @@ macro_rules! read {
     };
 }
 
+/// A stored value the model refuses.
+#[derive(Debug, thiserror::Error)]
+#[error("stored {what} is not valid: {reason}")]
+pub struct BadRow {
+    what: &'static str,
+    reason: String,
+}
+
+/// The decode error a store returns for a stored value its model refuses
+/// (never a panic).
+pub fn bad_row(what: &'static str, reason: impl ToString) -> sqlx::Error {
+    sqlx::Error::Decode(Box::new(BadRow {
+        what,
+        reason: reason.to_string(),
+    }))
+}
+
+/// A stored count as a `u32`, or the decode error naming it.
+pub fn stored_count(what: &'static str, n: i64) -> Result<u32, sqlx::Error> {
+    u32::try_from(n).map_err(|e| bad_row(what, e))
+}
+
 /// True when `e` violates a unique constraint whose name (PostgreSQL) or
 /// message (SQLite names `table.column`) contains `needle`.
 #[must_use]

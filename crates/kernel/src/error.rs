@@ -213,13 +213,24 @@ impl Violations {
         r.map_err(|e| self.add(field, e.to_string())).ok()
     }
 
-    /// `Ok` when nothing was added, else a 422 listing every field.
-    pub fn finish(self) -> Result<(), Problem> {
+    /// Records errors already collected elsewhere (a nested parser's).
+    pub fn extend(&mut self, errors: impl IntoIterator<Item = FieldError>) {
+        self.0.extend(errors);
+    }
+
+    /// `Ok` when nothing was added, else every field error, for a module's
+    /// own error type to carry.
+    pub fn into_errors(self) -> Result<(), Vec<FieldError>> {
         if self.0.is_empty() {
             Ok(())
         } else {
-            Err(Problem::validation(self.0))
+            Err(self.0)
         }
+    }
+
+    /// `Ok` when nothing was added, else a 422 listing every field.
+    pub fn finish(self) -> Result<(), Problem> {
+        self.into_errors().map_err(Problem::validation)
     }
 }
 
@@ -260,5 +271,10 @@ mod tests {
         let p = v.finish().expect_err("two violations");
         assert_eq!(p.status, 422);
         assert_eq!(p.errors.len(), 2);
+
+        let mut nested = Violations::default();
+        nested.extend(p.into_details().errors);
+        assert_eq!(nested.into_errors().map_err(|e| e.len()), Err(2));
+        assert_eq!(Violations::default().into_errors(), Ok(()));
     }
 }

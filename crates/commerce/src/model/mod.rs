@@ -19,9 +19,9 @@ pub use ids::{CouponCampaignId, CouponId, GrantId};
 
 /// The checked value, or every field error the checks recorded.
 fn checked<T>(value: Option<T>, violations: Violations) -> Result<T, Vec<FieldError>> {
-    match (violations.finish(), value) {
+    match (violations.into_errors(), value) {
         (Ok(()), Some(value)) => Ok(value),
-        (Err(problem), _) => Err(problem.into_details().errors),
+        (Err(errors), _) => Err(errors),
         // Every check that leaves the value out records why; this is a bug.
         (Ok(()), None) => Err(vec![FieldError {
             field: "body".into(),

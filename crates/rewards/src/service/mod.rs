@@ -19,7 +19,7 @@ use std::sync::Arc;
 use gate::{PoolId, StockGate};
 
 use kernel::auth::{Admin, Reader, Staff};
-use kernel::{FieldError, Page, PageRequest, SharedClock, Timestamp};
+use kernel::{Page, PageRequest, SharedClock, Timestamp, Violations};
 use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
@@ -99,31 +99,6 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Optio
     T::deserialize(d).map(Some)
 }
 
-/// Collects field errors so a request reports every invalid field at once.
-#[derive(Default)]
-struct Errors(Vec<FieldError>);
-
-impl Errors {
-    fn add(&mut self, field: &str, message: impl Into<String>) {
-        self.0.push(FieldError {
-            field: field.to_owned(),
-            message: message.into(),
-        });
-    }
-
-    fn check<T, E: std::fmt::Display>(&mut self, field: &str, r: Result<T, E>) -> Option<T> {
-        r.map_err(|e| self.add(field, e.to_string())).ok()
-    }
-
-    fn finish(self) -> Result<(), RewardsError> {
-        if self.0.is_empty() {
-            Ok(())
-        } else {
-            Err(RewardsError::Invalid(self.0))
-        }
-    }
-}
-
 /// The stock-gate pool of an event reward.
 fn pool_of(id: EventRewardId) -> PoolId {
     PoolId::new(format!("{POOL_PREFIX}{}", id.0))
@@ -171,7 +146,7 @@ impl RewardsService {
         _: &Staff,
         request: NewEventRequest,
     ) -> Result<Event, RewardsError> {
-        let mut v = Errors::default();
+        let mut v = Violations::default();
         let name = v.check("name", Name::parse(&request.name));
         let description = v.check("description", Description::parse(&request.description));
         let period = v.check(
@@ -189,7 +164,7 @@ impl RewardsService {
                 Err(e) => v.check("status", Err::<EventStatus, _>(e)),
             },
         };
-        v.finish()?;
+        v.into_errors().map_err(RewardsError::Invalid)?;
         let (Some(name), Some(description), Some(period), Some(status)) =
             (name, description, period, status)
         else {
@@ -245,7 +220,7 @@ impl RewardsService {
             .event(id)
             .await?
             .ok_or(RewardsError::EventNotFound)?;
-        let mut v = Errors::default();
+        let mut v = Violations::default();
         let name = patch
             .name
             .as_deref()
@@ -265,7 +240,7 @@ impl RewardsService {
             .status
             .as_deref()
             .map(|raw| v.check("status", raw.parse::<EventStatus>()));
-        v.finish()?;
+        v.into_errors().map_err(RewardsError::Invalid)?;
         let mut event = current.clone();
         if let Some(Some(next)) = next {
             event.status = current.status.move_to(next)?;
@@ -341,7 +316,7 @@ impl RewardsService {
         event_id: EventId,
         request: NewEventRewardRequest,
     ) -> Result<EventReward, RewardsError> {
-        let mut v = Errors::default();
+        let mut v = Violations::default();
         let reward_id = v.check(
             "reward_id",
             uuid::Uuid::parse_str(&request.reward_id)
@@ -351,7 +326,7 @@ impl RewardsService {
         let condition = match Condition::parse_optional(&request.condition) {
             Ok(c) => c,
             Err(errors) => {
-                v.0.extend(errors);
+                v.extend(errors);
                 None
             }
         };
@@ -363,7 +338,7 @@ impl RewardsService {
             "per_user_limit",
             positive(request.per_user_limit.unwrap_or(1)),
         );
-        v.finish()?;
+        v.into_errors().map_err(RewardsError::Invalid)?;
         let (Some(reward_id), Some(per_user_limit)) = (reward_id, per_user_limit) else {
             return Err(RewardsError::invalid("body", "is not valid"));
         };
@@ -410,12 +385,12 @@ impl RewardsService {
         id: EventRewardId,
         patch: EventRewardPatch,
     ) -> Result<EventReward, RewardsError> {
-        let mut v = Errors::default();
+        let mut v = Violations::default();
         let condition = match patch.condition.as_ref().map(Condition::parse_optional) {
             None => None,
             Some(Ok(c)) => Some(c),
             Some(Err(errors)) => {
-                v.0.extend(errors);
+                v.extend(errors);
                 None
             }
         };
@@ -427,7 +402,7 @@ impl RewardsService {
         let per_user_limit = patch
             .per_user_limit
             .and_then(|n| v.check("per_user_limit", positive(n)));
-        v.finish()?;
+        v.into_errors().map_err(RewardsError::Invalid)?;
         let change = EventRewardChange {
             condition,
             auto_resolve: patch.auto_resolve,

@@ -184,9 +184,7 @@ impl RewardsService {
         request.status = status;
         let (grant, messages) = if status == RequestStatus::Approved {
             request.decided_at = Some(now);
-            let grant = Grant::of(&reward.reward.kind);
-            let messages = grant_messages(&request, &reward.reward.kind, &grant, now)?;
-            (Some(grant), messages)
+            granting(&request, &reward.reward.kind, now)?
         } else {
             (None, Vec::new())
         };
@@ -306,13 +304,7 @@ impl RewardsService {
                 .reward(current.reward_id)
                 .await?
                 .ok_or(RewardsError::RewardNotFound)?;
-            let grant = Grant::of(&reward.kind);
-            let mut approved = current.clone();
-            approved.status = to;
-            approved.decided_at = Some(now);
-            approved.decided_by = Some(staff.principal().user_id);
-            let messages = grant_messages(&approved, &reward.kind, &grant, now)?;
-            (Some(grant), messages)
+            granting(&current, &reward.kind, now)?
         } else {
             (None, Vec::new())
         };
@@ -329,7 +321,7 @@ impl RewardsService {
             })
             .await?;
         match decided {
-            Decide::Decided { request, .. } => {
+            Decide::Decided(request) => {
                 if request.status == RequestStatus::Rejected {
                     // Every PENDING request took from the gate (the unit when
                     // limited, and the user's count always).
@@ -530,13 +522,14 @@ pub(crate) fn status_filter(raw: Option<&str>) -> Result<Option<RequestStatus>, 
     raw.map(request_status).transpose()
 }
 
-/// The messages an approval commits with its grant.
-fn grant_messages(
+/// What an approval of `request` commits with it: the grant of the reward
+/// `kind`, and the messages announcing it (with commerce's command for a coupon).
+fn granting(
     request: &RewardRequest,
     kind: &crate::model::RewardKind,
-    grant: &Grant,
     at: Timestamp,
-) -> Result<Vec<Envelope>, RewardsError> {
+) -> Result<(Option<Grant>, Vec<Envelope>), RewardsError> {
+    let grant = Grant::of(kind);
     let granted = RewardGranted {
         request_id: request.id,
         user_id: request.user_id,
@@ -547,7 +540,7 @@ fn grant_messages(
         granted_at: at,
     };
     let mut messages = vec![Envelope::new(&granted, at).map_err(RewardsError::encode)?];
-    if let Grant::Coupon { campaign_id } = grant {
+    if let Grant::Coupon { campaign_id } = &grant {
         let command = IssueCouponGrant {
             grant_id: GrantId(request.id.0),
             user_id: request.user_id,
@@ -556,5 +549,5 @@ fn grant_messages(
         };
         messages.push(Envelope::new(&command, at).map_err(RewardsError::encode)?);
     }
-    Ok(messages)
+    Ok((Some(grant), messages))
 }

@@ -1,11 +1,11 @@
 //! Events, the reward catalogue and event rewards.
 
 use async_trait::async_trait;
-use kernel::db::Backend;
+use kernel::db::{Backend, bad_row, stored_count};
 use kernel::{PageRequest, Timestamp};
 use serde_json::{Map, Value};
 
-use super::{SqlRewardsStore, bad, count, encode};
+use super::{SqlRewardsStore, encode};
 use crate::model::{
     Condition, Description, Event, EventId, EventPeriod, EventReward, EventRewardId, EventStatus,
     Name, Reward, RewardId, RewardKind,
@@ -141,12 +141,12 @@ impl TryFrom<EventRow> for Event {
     fn try_from(row: EventRow) -> Result<Self, Self::Error> {
         Ok(Self {
             id: row.id,
-            name: Name::parse(&row.name).map_err(|e| bad("event name", e))?,
+            name: Name::parse(&row.name).map_err(|e| bad_row("event name", e))?,
             description: Description::parse(&row.description)
-                .map_err(|e| bad("event description", e))?,
-            status: row.status.parse().map_err(|e| bad("event status", e))?,
+                .map_err(|e| bad_row("event description", e))?,
+            status: row.status.parse().map_err(|e| bad_row("event status", e))?,
             period: EventPeriod::new(row.starts_at, row.ends_at)
-                .map_err(|e| bad("event period", e))?,
+                .map_err(|e| bad_row("event period", e))?,
             created_at: row.created_at,
             updated_at: row.updated_at,
         })
@@ -155,17 +155,17 @@ impl TryFrom<EventRow> for Event {
 
 pub(super) fn reward_from(id: RewardId, name: &str, spec: &str) -> Result<Reward, sqlx::Error> {
     let object: Map<String, Value> =
-        serde_json::from_str(spec).map_err(|e| bad("reward spec", e))?;
+        serde_json::from_str(spec).map_err(|e| bad_row("reward spec", e))?;
     let kind = RewardKind::parse(&object).map_err(|errors| {
         let reasons: Vec<String> = errors
             .into_iter()
             .map(|e| format!("{}: {}", e.field, e.message))
             .collect();
-        bad("reward spec", reasons.join("; "))
+        bad_row("reward spec", reasons.join("; "))
     })?;
     Ok(Reward {
         id,
-        name: Name::parse(name).map_err(|e| bad("reward name", e))?,
+        name: Name::parse(name).map_err(|e| bad_row("reward name", e))?,
         kind,
     })
 }
@@ -220,16 +220,22 @@ impl TryFrom<EventRewardRow> for EventReward {
             .as_deref()
             .map(serde_json::from_str::<Condition>)
             .transpose()
-            .map_err(|e| bad("condition", e))?;
+            .map_err(|e| bad_row("condition", e))?;
         Ok(Self {
             id: row.id,
             event_id: row.event_id,
             reward: reward_from(row.reward_id, &row.reward_name, &row.reward_spec)?,
             condition,
             auto_resolve: row.auto_resolve,
-            quantity: row.quantity.map(|n| count("quantity", n)).transpose()?,
-            remaining: row.remaining.map(|n| count("remaining", n)).transpose()?,
-            per_user_limit: count("per_user_limit", row.per_user_limit)?,
+            quantity: row
+                .quantity
+                .map(|n| stored_count("quantity", n))
+                .transpose()?,
+            remaining: row
+                .remaining
+                .map(|n| stored_count("remaining", n))
+                .transpose()?,
+            per_user_limit: stored_count("per_user_limit", row.per_user_limit)?,
         })
     }
 }

@@ -39,25 +39,6 @@ impl SqlRewardsStore {
     }
 }
 
-/// A stored value the model refuses; a decode error, never a panic.
-#[derive(Debug, thiserror::Error)]
-#[error("stored {what} is not valid: {reason}")]
-struct BadRow {
-    what: &'static str,
-    reason: String,
-}
-
-fn bad(what: &'static str, reason: impl ToString) -> sqlx::Error {
-    sqlx::Error::Decode(Box::new(BadRow {
-        what,
-        reason: reason.to_string(),
-    }))
-}
-
-fn count(what: &'static str, n: i64) -> Result<u32, sqlx::Error> {
-    u32::try_from(n).map_err(|e| bad(what, e))
-}
-
 fn encode(e: impl std::error::Error + Send + Sync + 'static) -> sqlx::Error {
     sqlx::Error::Encode(Box::new(e))
 }

@@ -5,10 +5,10 @@
 
 use async_trait::async_trait;
 use bus::Envelope;
-use kernel::db::Backend;
+use kernel::db::{Backend, bad_row, stored_count};
 use kernel::{PageRequest, Timestamp, UserId};
 
-use super::{SqlRewardsStore, bad, count};
+use super::SqlRewardsStore;
 use crate::model::{
     EventId, EventRewardId, Grant, InvalidTransition, ItemHolding, RequestStatus, RewardRequest,
     RewardRequestId, Wallet, WalletCredit,
@@ -61,11 +61,7 @@ pub struct Decision {
 /// The outcome of a decision.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Decide {
-    /// Decided; `released` is true when a held unit went back to `remaining`.
-    Decided {
-        request: RewardRequest,
-        released: bool,
-    },
+    Decided(RewardRequest),
     NotFound,
     InvalidTransition(InvalidTransition),
 }
@@ -144,13 +140,16 @@ impl TryFrom<RequestRow> for RewardRequest {
             event_id: row.event_id,
             event_reward_id: row.event_reward_id,
             reward_id: row.reward_id,
-            status: row.status.parse().map_err(|e| bad("request status", e))?,
+            status: row
+                .status
+                .parse()
+                .map_err(|e| bad_row("request status", e))?,
             reason_code: row
                 .reason_code
                 .as_deref()
                 .map(str::parse)
                 .transpose()
-                .map_err(|e| bad("reason code", e))?,
+                .map_err(|e| bad_row("reason code", e))?,
             reason: row.reason,
             created_at: row.created_at,
             decided_at: row.decided_at,
@@ -394,16 +393,14 @@ impl RequestStore for SqlRewardsStore {
                     to: decision.to.as_str(),
                 }));
             }
-            let mut released = false;
             if request.status == RequestStatus::Rejected && holds_unit {
-                let back = sqlx::query(
+                sqlx::query(
                     "update event_rewards set remaining = remaining + 1 \
                      where id = $1 and remaining is not null and remaining < quantity",
                 )
                 .bind(request.event_reward_id)
                 .execute(&mut *conn)
                 .await?;
-                released = back.rows_affected() == 1;
             }
             if request.status == RequestStatus::Approved {
                 write_grant!(
@@ -414,7 +411,7 @@ impl RequestStore for SqlRewardsStore {
                     decision.at
                 );
             }
-            Ok(Decide::Decided { request, released })
+            Ok(Decide::Decided(request))
         })
     }
 
@@ -440,12 +437,18 @@ impl RequestStore for SqlRewardsStore {
             .fetch_all(pool)
             .await?;
             Ok(Some(PoolSnapshot {
-                quantity: stock.quantity.map(|n| count("quantity", n)).transpose()?,
-                remaining: stock.remaining.map(|n| count("remaining", n)).transpose()?,
-                per_user_limit: count("per_user_limit", stock.per_user_limit)?,
+                quantity: stock
+                    .quantity
+                    .map(|n| stored_count("quantity", n))
+                    .transpose()?,
+                remaining: stock
+                    .remaining
+                    .map(|n| stored_count("remaining", n))
+                    .transpose()?,
+                per_user_limit: stored_count("per_user_limit", stock.per_user_limit)?,
                 holders: holders
                     .into_iter()
-                    .map(|(user, n)| count("holdings", n).map(|n| (user, n)))
+                    .map(|(user, n)| stored_count("holdings", n).map(|n| (user, n)))
                     .collect::<Result<_, _>>()?,
             }))
         })
@@ -481,7 +484,7 @@ impl RequestStore for SqlRewardsStore {
             .bind(user)
             .fetch_all(pool)
             .await?;
-            let sum = |what, n: i64| u64::try_from(n).map_err(|e| bad(what, e));
+            let sum = |what, n: i64| u64::try_from(n).map_err(|e| bad_row(what, e));
             Ok(Wallet {
                 points: points.map(|n| sum("points", n)).transpose()?.unwrap_or(0),
                 items: items
