@@ -1,12 +1,14 @@
 //! The coupon use cases. Issuing is the hot path: the stock gate answers
 //! first, from memory or Redis; only a take it allows reaches the database,
-//! as one insert that is the durable claim; a failed write gives the unit
-//! back.
+//! where the coupon's insert is the durable claim; a failed write gives the
+//! unit back. Claims arriving together are written together: one multi-row
+//! insert and one commit per batch (`kernel::batch`).
 
 use std::sync::Arc;
 
 use gate::{CLAIM_WRITE_TIMEOUT, PoolId, StockGate};
 use kernel::auth::Staff;
+use kernel::batch::Batcher;
 use kernel::{Page, PageRequest, SharedClock, Timestamp, UserId};
 
 use crate::error::CommerceError;
@@ -20,11 +22,18 @@ use crate::store::{CouponStore, IssueOutcome};
 /// one is never stale; the cache only saves the issue path a read.
 const CACHED_CAMPAIGNS: u64 = 10_000;
 
+/// Most claims written by one batch.
+const ISSUE_BATCH: usize = 512;
+
+/// Writes coupon claims in batches; each caller hears its own outcome.
+type IssueWriter = Batcher<Coupon, Result<IssueOutcome, sqlx::Error>>;
+
 pub struct CouponService {
     store: Arc<dyn CouponStore>,
     clock: SharedClock,
     gate: Arc<dyn StockGate>,
     campaigns: moka::sync::Cache<CouponCampaignId, Arc<Campaign>>,
+    issues: IssueWriter,
 }
 
 impl std::fmt::Debug for CouponService {
@@ -37,13 +46,23 @@ impl CouponService {
     /// `gate` holds each campaign's public stock as the pool
     /// [`campaign_pool`]; build it with a
     /// [`CampaignStockLoader`](crate::CampaignStockLoader) over the same store.
+    /// Starts the claim writer on the current Tokio runtime.
     #[must_use]
     pub fn new(store: Arc<dyn CouponStore>, clock: SharedClock, gate: Arc<dyn StockGate>) -> Self {
+        let writer = Arc::clone(&store);
+        // Batches in flight: as many as the store writes at once to effect.
+        // One on SQLite: claims arriving while a batch commits then form the
+        // next batch whole, rather than a sliver riding in a commit of its own.
+        let in_flight = store.write_parallelism();
+        let issues = Batcher::start(ISSUE_BATCH, in_flight, move |coupons| {
+            write_claims(Arc::clone(&writer), coupons)
+        });
         Self {
             store,
             clock,
             gate,
             campaigns: moka::sync::Cache::new(CACHED_CAMPAIGNS),
+            issues,
         }
     }
 
@@ -116,7 +135,7 @@ impl CouponService {
         // that must not stop a claim between its take and its write, or
         // between a failed write and its give-back.
         let claim = claim(
-            Arc::clone(&self.store),
+            self.issues.clone(),
             Arc::clone(&self.gate),
             campaign,
             user,
@@ -204,7 +223,7 @@ fn new_code() -> Result<CouponCode, CommerceError> {
 /// which looks for the coupon only once the lease is older than that bound
 /// (so never while the write may still be running).
 async fn claim(
-    store: Arc<dyn CouponStore>,
+    issues: IssueWriter,
     gate: Arc<dyn StockGate>,
     campaign: Arc<Campaign>,
     user: UserId,
@@ -214,12 +233,21 @@ async fn claim(
     let (pool, holder) = (campaign_pool(campaign.id), holder(user));
     let lease = coupon.id.to_string();
     gate.take_claim(&pool, &holder, 1, &lease).await?;
-    let Ok(written) = tokio::time::timeout(CLAIM_WRITE_TIMEOUT, store.issue(coupon.clone())).await
-    else {
-        return Err(CommerceError::Internal(format!(
-            "the coupon write did not answer within {CLAIM_WRITE_TIMEOUT:?}"
-        )));
-    };
+    // Unanswered, the write may still commit: its unit is left to the sweep.
+    let written =
+        match tokio::time::timeout(CLAIM_WRITE_TIMEOUT, issues.submit(coupon.clone())).await {
+            Ok(Ok(written)) => written,
+            Ok(Err(e)) => {
+                return Err(CommerceError::Internal(format!(
+                    "the coupon write failed: {e}"
+                )));
+            }
+            Err(_) => {
+                return Err(CommerceError::Internal(format!(
+                    "the coupon write did not answer within {CLAIM_WRITE_TIMEOUT:?}"
+                )));
+            }
+        };
     let refused = match written {
         Ok(IssueOutcome::Issued) => {
             // Not fatal: a lease left behind is settled by the sweep.
@@ -240,4 +268,31 @@ async fn claim(
         tracing::error!(pool = %pool, error = %e, "could not give back the unit of an unwritten coupon");
     }
     Err(refused)
+}
+
+/// Writes a batch of claims in one transaction. If the batch fails as a
+/// whole (one duplicate code, a deadlock between batches) each claim is
+/// written on its own, so one bad claim fails only itself.
+async fn write_claims(
+    store: Arc<dyn CouponStore>,
+    coupons: Vec<Coupon>,
+) -> Vec<Result<IssueOutcome, sqlx::Error>> {
+    let count = coupons.len();
+    tracing::trace!(claims = count, "writing a batch of coupon claims");
+    if count > 1 {
+        match store.issue(coupons.clone()).await {
+            Ok(outcomes) => return outcomes.into_iter().map(Ok).collect(),
+            Err(e) => {
+                tracing::warn!(claims = count, error = %e, "a batch of coupon claims failed; writing them one by one")
+            }
+        }
+    }
+    let mut outcomes = Vec::with_capacity(count);
+    for coupon in coupons {
+        outcomes.push(match store.issue(vec![coupon]).await {
+            Ok(mut outcome) => outcome.pop().ok_or(sqlx::Error::RowNotFound),
+            Err(e) => Err(e),
+        });
+    }
+    outcomes
 }

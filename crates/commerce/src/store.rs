@@ -6,10 +6,11 @@
 //! Issuing never updates a shared row: the coupon insert is the claim, and a
 //! campaign's issued count is the count of its public coupons.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::LazyLock;
 
 use async_trait::async_trait;
-use kernel::db::{Db, bad_row, stored_count};
+use kernel::db::{Backend, Db, bad_row, stored_count};
 use kernel::{PageRequest, Timestamp, UserId};
 
 use crate::model::{
@@ -37,9 +38,11 @@ pub trait CouponStore: Send + Sync {
     async fn list_campaigns(&self, page: PageRequest) -> Result<Vec<Campaign>, sqlx::Error>;
     /// Every campaign's id, in id order.
     async fn campaign_ids(&self) -> Result<Vec<CouponCampaignId>, sqlx::Error>;
-    /// Writes a coupon from the campaign's public stock as the user's next
-    /// one, unless the user already holds the campaign's `per_user_limit`.
-    async fn issue(&self, coupon: Coupon) -> Result<IssueOutcome, sqlx::Error>;
+    /// Writes coupons from their campaigns' public stock, each as its
+    /// user's next one unless the user already holds the campaign's
+    /// `per_user_limit`, in one transaction; the outcomes are in the order
+    /// given. An error (a duplicate code, say) writes none of them.
+    async fn issue(&self, coupons: Vec<Coupon>) -> Result<Vec<IssueOutcome>, sqlx::Error>;
     /// Writes a reward grant's coupon unless the grant already has one, and
     /// returns the grant's coupon either way; `None` if the campaign does not
     /// exist. Grants are outside the public stock and the per-user limit.
@@ -51,6 +54,10 @@ pub trait CouponStore: Send + Sync {
     async fn stock(&self, id: CouponCampaignId) -> Result<Option<CampaignStock>, sqlx::Error>;
     /// Whether the coupon is written (the stock gate's claim is durable).
     async fn coupon_exists(&self, id: CouponId) -> Result<bool, sqlx::Error>;
+    /// How many [`CouponStore::issue`] calls are worth running at once.
+    fn write_parallelism(&self) -> usize {
+        1
+    }
 }
 
 /// The SQL implementation for both backends.
@@ -166,6 +173,66 @@ const ISSUE: &str = "insert into coupons (id, code, campaign_id, user_id, ordina
      where c.id = $7 and held.ordinal < c.per_user_limit \
      on conflict (campaign_id, user_id, ordinal) do nothing";
 
+/// Rows of one multi-row issue statement, most first: a batch is written in
+/// chunks of these sizes, so a handful of statements serve every batch size
+/// (and stay in each connection's prepared-statement cache).
+const ISSUE_CHUNKS: [usize; 9] = [256, 128, 64, 32, 16, 8, 4, 2, 1];
+
+/// The multi-row form of [`ISSUE`] for `rows` coupons, seven parameters each
+/// (id, code, user, status, issued at, expires at, campaign), answering the
+/// ids it wrote. A row whose user is at the limit is skipped by the `where`,
+/// a row that lost its ordinal to a concurrent writer by the conflict clause
+/// (two rows of one user would compute the same ordinal, so the caller never
+/// puts them in one statement). The caller writes skipped rows one at a time.
+///
+/// SQLite gets anonymous `?` parameters: looking up a numbered one costs a
+/// scan of all of them, which made binding a 256-row statement quadratic.
+fn issue_rows_sql(rows: usize, backend: Backend) -> String {
+    let values: Vec<String> = (0..rows)
+        .map(|row| {
+            let params: Vec<String> = (1..=7)
+                .map(|i| match backend {
+                    Backend::Sqlite => "?".to_owned(),
+                    Backend::Postgres => format!("${}", row * 7 + i),
+                })
+                .collect();
+            format!("({})", params.join(", "))
+        })
+        .collect();
+    format!(
+        "insert into coupons (id, code, campaign_id, user_id, ordinal, status, \
+         issued_at, expires_at, updated_at) \
+         select id, code, campaign_id, user_id, held + 1, status, issued_at, expires_at, issued_at \
+         from (select v.column1 as id, v.column2 as code, c.id as campaign_id, \
+               v.column3 as user_id, v.column4 as status, v.column5 as issued_at, \
+               v.column6 as expires_at, c.per_user_limit as per_user_limit, \
+               coalesce((select max(h.ordinal) from coupons h \
+                         where h.campaign_id = c.id and h.user_id = v.column3), 0) as held \
+               from (values {}) v join coupon_campaigns c on c.id = v.column7) fresh \
+         where held < per_user_limit \
+         on conflict (campaign_id, user_id, ordinal) do nothing \
+         returning id",
+        values.join(", ")
+    )
+}
+
+/// [`issue_rows_sql`] for each size of [`ISSUE_CHUNKS`], built once per backend.
+fn issue_statements(backend: Backend) -> &'static [(usize, String)] {
+    type Statements = LazyLock<Vec<(usize, String)>>;
+    fn build(backend: Backend) -> Vec<(usize, String)> {
+        ISSUE_CHUNKS
+            .iter()
+            .map(|&rows| (rows, issue_rows_sql(rows, backend)))
+            .collect()
+    }
+    static SQLITE: Statements = LazyLock::new(|| build(Backend::Sqlite));
+    static POSTGRES: Statements = LazyLock::new(|| build(Backend::Postgres));
+    match backend {
+        Backend::Sqlite => &SQLITE,
+        Backend::Postgres => &POSTGRES,
+    }
+}
+
 /// The user's highest ordinal in a campaign, beside its per-user limit.
 const HELD: &str = "select cast(coalesce((select max(ordinal) from coupons \
      where campaign_id = c.id and user_id = $2), 0) as bigint), c.per_user_limit \
@@ -245,35 +312,80 @@ impl CouponStore for SqlCouponStore {
         })
     }
 
-    async fn issue(&self, coupon: Coupon) -> Result<IssueOutcome, sqlx::Error> {
-        kernel::write_tx!(&self.db, |conn| {
-            // Each lost race means another coupon of this user was committed,
-            // so the next try sees a higher ordinal: this ends by the limit.
-            loop {
-                let written = sqlx::query(ISSUE)
-                    .bind(coupon.id)
-                    .bind(coupon.code.as_str())
-                    .bind(coupon.user_id)
-                    .bind(coupon.status.as_str())
-                    .bind(coupon.issued_at)
-                    .bind(coupon.expires_at)
-                    .bind(coupon.campaign_id)
-                    .execute(&mut *conn)
-                    .await?;
-                if written.rows_affected() == 1 {
-                    return Ok(IssueOutcome::Issued);
-                }
-                let held: Option<(i64, i64)> = sqlx::query_as(HELD)
-                    .bind(coupon.campaign_id)
-                    .bind(coupon.user_id)
-                    .fetch_optional(&mut *conn)
-                    .await?;
-                match held {
-                    None => return Ok(IssueOutcome::CampaignNotFound),
-                    Some((held, limit)) if held >= limit => return Ok(IssueOutcome::LimitReached),
-                    Some(_) => {}
+    async fn issue(&self, coupons: Vec<Coupon>) -> Result<Vec<IssueOutcome>, sqlx::Error> {
+        kernel::write_tx!(&self.db, |conn, backend| {
+            // Each user's first coupon of a campaign goes into the multi-row
+            // statements; a user's later ones are written one by one after
+            // them, in order, so they are answered as if written in turn.
+            let mut users = HashSet::with_capacity(coupons.len());
+            let firsts: Vec<&Coupon> = coupons
+                .iter()
+                .filter(|c| users.insert((c.campaign_id, c.user_id)))
+                .collect();
+            let mut written = HashSet::with_capacity(coupons.len());
+            let mut rest = firsts.as_slice();
+            for (rows, sql) in issue_statements(backend) {
+                while rest.len() >= *rows {
+                    let (chunk, after) = rest.split_at(*rows);
+                    let mut query = sqlx::query_scalar(sql.as_str());
+                    for coupon in chunk {
+                        query = query
+                            .bind(coupon.id)
+                            .bind(coupon.code.as_str())
+                            .bind(coupon.user_id)
+                            .bind(coupon.status.as_str())
+                            .bind(coupon.issued_at)
+                            .bind(coupon.expires_at)
+                            .bind(coupon.campaign_id);
+                    }
+                    let ids: Vec<CouponId> = query.fetch_all(&mut *conn).await?;
+                    written.extend(ids);
+                    rest = after;
                 }
             }
+            let mut outcomes = Vec::with_capacity(coupons.len());
+            'coupons: for coupon in &coupons {
+                if written.contains(&coupon.id) {
+                    outcomes.push(IssueOutcome::Issued);
+                    continue;
+                }
+                // Skipped by the batch: one at a time. Each lost race means
+                // another coupon of this user was committed, so the next try
+                // sees a higher ordinal: this ends by the limit.
+                loop {
+                    let inserted = sqlx::query(ISSUE)
+                        .bind(coupon.id)
+                        .bind(coupon.code.as_str())
+                        .bind(coupon.user_id)
+                        .bind(coupon.status.as_str())
+                        .bind(coupon.issued_at)
+                        .bind(coupon.expires_at)
+                        .bind(coupon.campaign_id)
+                        .execute(&mut *conn)
+                        .await?;
+                    if inserted.rows_affected() == 1 {
+                        outcomes.push(IssueOutcome::Issued);
+                        continue 'coupons;
+                    }
+                    let held: Option<(i64, i64)> = sqlx::query_as(HELD)
+                        .bind(coupon.campaign_id)
+                        .bind(coupon.user_id)
+                        .fetch_optional(&mut *conn)
+                        .await?;
+                    match held {
+                        None => {
+                            outcomes.push(IssueOutcome::CampaignNotFound);
+                            continue 'coupons;
+                        }
+                        Some((held, limit)) if held >= limit => {
+                            outcomes.push(IssueOutcome::LimitReached);
+                            continue 'coupons;
+                        }
+                        Some(_) => {}
+                    }
+                }
+            }
+            Ok(outcomes)
         })
     }
 
@@ -317,6 +429,10 @@ impl CouponStore for SqlCouponStore {
                 .await
         })?;
         rows.into_iter().map(Coupon::try_from).collect()
+    }
+
+    fn write_parallelism(&self) -> usize {
+        self.db.write_parallelism()
     }
 
     async fn coupon_exists(&self, id: CouponId) -> Result<bool, sqlx::Error> {

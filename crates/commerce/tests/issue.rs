@@ -448,10 +448,25 @@ async fn my_coupons_are_mine_and_read_as_expired_once_their_campaign_ends() {
     assert_eq!(later.items[0].status, CouponStatus::Expired);
 }
 
-/// A store whose issue writes fail while `failing` is set.
+/// A store whose issue writes fail while `failing` is set, and which fails
+/// every batch of more than one coupon while `refusing_batches` is set
+/// (writing single coupons slowly then, so that batches form behind them).
 struct FlakyStore {
     inner: Arc<dyn CouponStore>,
     failing: AtomicBool,
+    refusing_batches: AtomicBool,
+    refused_batches: AtomicU32,
+}
+
+impl FlakyStore {
+    fn new(inner: &Arc<dyn CouponStore>) -> Arc<Self> {
+        Arc::new(Self {
+            inner: Arc::clone(inner),
+            failing: AtomicBool::new(false),
+            refusing_batches: AtomicBool::new(false),
+            refused_batches: AtomicU32::new(0),
+        })
+    }
 }
 
 #[async_trait]
@@ -468,11 +483,18 @@ impl CouponStore for FlakyStore {
     async fn campaign_ids(&self) -> Result<Vec<CouponCampaignId>, sqlx::Error> {
         self.inner.campaign_ids().await
     }
-    async fn issue(&self, coupon: Coupon) -> Result<IssueOutcome, sqlx::Error> {
+    async fn issue(&self, coupons: Vec<Coupon>) -> Result<Vec<IssueOutcome>, sqlx::Error> {
         if self.failing.load(Ordering::SeqCst) {
             return Err(sqlx::Error::PoolTimedOut);
         }
-        self.inner.issue(coupon).await
+        if self.refusing_batches.load(Ordering::SeqCst) {
+            if coupons.len() > 1 {
+                self.refused_batches.fetch_add(1, Ordering::SeqCst);
+                return Err(sqlx::Error::PoolTimedOut);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        self.inner.issue(coupons).await
     }
     async fn grant(&self, grant: GrantId, coupon: Coupon) -> Result<Option<Coupon>, sqlx::Error> {
         self.inner.grant(grant, coupon).await
@@ -496,10 +518,8 @@ impl CouponStore for FlakyStore {
 async fn a_failed_durable_write_gives_the_unit_back() {
     let h = Harness::start().await;
     for kind in gate_kinds() {
-        let flaky = Arc::new(FlakyStore {
-            inner: Arc::clone(&h.store),
-            failing: AtomicBool::new(true),
-        });
+        let flaky = FlakyStore::new(&h.store);
+        flaky.failing.store(true, Ordering::SeqCst);
         let store: Arc<dyn CouponStore> = flaky.clone();
         let gate = gate_of(&kind, &h.db, &store).await;
         let service = service(&store, &h.clock, Arc::clone(&gate));
@@ -522,6 +542,26 @@ async fn a_failed_durable_write_gives_the_unit_back() {
         assert_eq!(h.rows(drop.id).await, HashMap::from([(ann, 1)]), "{kind:?}");
         forget(&gate, drop.id).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_batch_that_fails_as_a_whole_is_written_claim_by_claim() {
+    let h = Harness::start().await;
+    let flaky = FlakyStore::new(&h.store);
+    flaky.refusing_batches.store(true, Ordering::SeqCst);
+    let store: Arc<dyn CouponStore> = flaky.clone();
+    let service = service(&store, &h.clock, memory_gate(&store));
+    let drop = create(&service, 100, 1).await.campaign;
+
+    let outcome = rush(&service, drop.id, 60, 1).await;
+
+    assert!(
+        flaky.refused_batches.load(Ordering::SeqCst) >= 1,
+        "claims queued behind slow writes form batches"
+    );
+    assert_eq!(outcome.successes(), 60);
+    assert_eq!(h.rows(drop.id).await.values().sum::<i64>(), 60);
+    assert_eq!(h.remaining(drop.id).await, 40);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

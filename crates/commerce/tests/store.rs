@@ -82,7 +82,9 @@ fn page(limit: u32) -> PageRequest {
 }
 
 async fn issue(store: &SqlCouponStore, coupon: Coupon) -> IssueOutcome {
-    store.issue(coupon).await.expect("issue")
+    let outcomes = store.issue(vec![coupon]).await.expect("issue");
+    assert_eq!(outcomes.len(), 1, "one outcome per coupon");
+    outcomes[0]
 }
 
 async fn ordinals(db: &Db, campaign: CouponCampaignId, user: UserId) -> Vec<i64> {
@@ -222,7 +224,7 @@ async fn a_code_is_never_written_twice() {
     copy.code = first.code.clone();
 
     assert_eq!(issue(&store, first).await, IssueOutcome::Issued);
-    let refused = store.issue(copy.clone()).await;
+    let refused = store.issue(vec![copy.clone()]).await;
 
     assert!(
         matches!(&refused, Err(e) if kernel::db::is_unique_violation(e, "code")),
@@ -235,6 +237,93 @@ async fn a_code_is_never_written_twice() {
             .expect("list")
             .is_empty()
     );
+}
+
+#[tokio::test]
+async fn a_batch_answers_each_coupon_in_order_as_if_written_one_by_one() {
+    let (_test, db, store) = open().await;
+    let (pairs, single) = (
+        created(&store, campaign(100, 2)).await,
+        created(&store, campaign(100, 1)).await,
+    );
+    let (ann, bob, cid) = (UserId::new(), UserId::new(), UserId::new());
+    assert_eq!(
+        issue(&store, coupon(&single, cid)).await,
+        IssueOutcome::Issued
+    );
+    let batch = vec![
+        coupon(&pairs, ann),
+        coupon(&single, cid),
+        coupon(&pairs, ann),
+        coupon(&single, bob),
+        coupon(&pairs, ann),
+        coupon(&campaign(10, 1), bob),
+        coupon(&pairs, bob),
+    ];
+    let ids: Vec<CouponId> = batch.iter().map(|c| c.id).collect();
+
+    let outcomes = store.issue(batch).await.expect("the batch");
+
+    assert_eq!(
+        outcomes,
+        [
+            IssueOutcome::Issued,
+            IssueOutcome::LimitReached,
+            IssueOutcome::Issued,
+            IssueOutcome::Issued,
+            IssueOutcome::LimitReached,
+            IssueOutcome::CampaignNotFound,
+            IssueOutcome::Issued,
+        ]
+    );
+    assert_eq!(ordinals(&db, pairs.id, ann).await, [1, 2]);
+    assert_eq!(ordinals(&db, pairs.id, bob).await, [1]);
+    assert_eq!(ordinals(&db, single.id, bob).await, [1]);
+    assert_eq!(ordinals(&db, single.id, cid).await, [1]);
+    let anns: Vec<CouponId> = store
+        .coupons_of(ann, page(10))
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    assert_eq!(anns, [ids[0], ids[2]]);
+}
+
+#[tokio::test]
+async fn a_batch_larger_than_any_one_statement_is_written_whole() {
+    let (_test, db, store) = open().await;
+    let drop = created(&store, campaign(1_000, 1)).await;
+    let users: Vec<UserId> = (0..300).map(|_| UserId::new()).collect();
+    let batch: Vec<Coupon> = users.iter().map(|u| coupon(&drop, *u)).collect();
+
+    let outcomes = store.issue(batch).await.expect("the batch");
+
+    assert_eq!(outcomes, vec![IssueOutcome::Issued; 300]);
+    let stock = store.stock(drop.id).await.expect("read").expect("exists");
+    assert_eq!(stock.issued(), 300);
+    for user in &users[..3] {
+        assert_eq!(ordinals(&db, drop.id, *user).await, [1]);
+    }
+}
+
+#[tokio::test]
+async fn a_batch_with_a_duplicate_code_writes_nothing() {
+    let (_test, _db, store) = open().await;
+    let drop = created(&store, campaign(10, 1)).await;
+    let (ann, bob) = (UserId::new(), UserId::new());
+    let first = coupon(&drop, ann);
+    let mut copy = coupon(&drop, bob);
+    copy.code = first.code.clone();
+
+    let refused = store.issue(vec![first, copy]).await;
+
+    assert!(
+        matches!(&refused, Err(e) if kernel::db::is_unique_violation(e, "code")),
+        "{refused:?}"
+    );
+    let stock = store.stock(drop.id).await.expect("read").expect("exists");
+    assert_eq!(stock.issued(), 0);
 }
 
 #[tokio::test]
@@ -367,12 +456,12 @@ async fn one_user_racing_for_ordinals_gets_exactly_the_limit() {
     let tasks: Vec<_> = (0..20)
         .map(|_| {
             let (store, coupon) = (Arc::clone(&store), coupon(&drop, user));
-            tokio::spawn(async move { store.issue(coupon).await })
+            tokio::spawn(async move { issue(&store, coupon).await })
         })
         .collect();
     let mut outcomes = HashMap::new();
     for task in tasks {
-        let outcome = task.await.expect("ran").expect("written or refused");
+        let outcome = task.await.expect("ran");
         *outcomes.entry(outcome).or_insert(0) += 1;
     }
 

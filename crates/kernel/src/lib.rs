@@ -1,9 +1,11 @@
 //! Shared building blocks every Stampede module stands on: ids, time, errors
 //! as problem+json, request extractors, keyset pagination, the authenticated
-//! principal with its roles, and the database handle.
+//! principal with its roles, the database handle and micro-batching of hot
+//! writes.
 #![forbid(unsafe_code)]
 
 pub mod auth;
+pub mod batch;
 pub mod clock;
 pub mod db;
 pub mod error;

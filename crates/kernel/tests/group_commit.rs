@@ -86,6 +86,33 @@ async fn an_error_returned_by_the_body_undoes_its_statements() {
     });
     assert!(result.is_err());
     assert_eq!(count(&db).await, 0);
+    insert(&db, "next".into())
+        .await
+        .expect("the writer goes on after a rollback");
+    assert_eq!(count(&db).await, 1);
+    db.close().await;
+}
+
+/// SQLite only: there a write runs on the shared writer, which must survive
+/// it; on PostgreSQL a write runs in its caller's task.
+#[tokio::test]
+async fn a_panicking_write_fails_alone_and_the_writer_goes_on() {
+    let (_test, db) = open().await;
+    if db.backend() != kernel::Backend::Sqlite {
+        return;
+    }
+    let panicked: Result<(), sqlx::Error> = kernel::write_tx!(&db, |conn| {
+        sqlx::query("insert into note (body) values ('half done')")
+            .execute(&mut *conn)
+            .await?;
+        assert!(std::hint::black_box(false), "a bug in a write");
+        Ok(())
+    });
+    assert!(panicked.is_err());
+    insert(&db, "after".into())
+        .await
+        .expect("later writes land");
+    assert_eq!(count(&db).await, 1);
     db.close().await;
 }
 

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Coupon rush in embedded mode (SQLite, in-process stock gate): the trivial
+# route, a drop and a firehose against one server, through one tool, in one
+# run; then the trivial route again. Prints one summary line per scenario.
+# Usage: bench/embedded.sh [CONNECTIONS] [SECONDS]   (release build first:
+#   cargo build --release -p server -p loadtest)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+C=${1:-256}; D=${2:-10}
+PORT=${STAMPEDE_BENCH_PORT:-18555}
+DIR=$(mktemp -d)
+export STAMPEDE_ADMIN_EMAIL=bench@example.com STAMPEDE_ADMIN_PASSWORD='bench password 1'
+STAMPEDE_RATE_LIMIT=off STAMPEDE_LOG_LEVEL=warn target/release/stampede serve --test-users \
+    --listen "127.0.0.1:$PORT" --database-url "sqlite://$DIR/stampede.db" 2>"$DIR/server.log" &
+SERVER=$!
+trap 'kill $SERVER 2>/dev/null; wait $SERVER 2>/dev/null; rm -rf "$DIR"' EXIT
+for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.1; done
+. "$(dirname "$0")/lib.sh"
+run healthz  --connections "$C" --requests 2000000 --duration "$D"
+run drop     --connections "$C" --requests 2000000 --duration "$D" --users 1000
+run firehose --connections "$C" --requests "${FIREHOSE_REQUESTS:-200000}" --duration "$D" --users 1000
+run healthz  --connections "$C" --requests 2000000 --duration "$D"
