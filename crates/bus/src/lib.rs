@@ -35,6 +35,32 @@ pub fn migrations() -> kernel::db::Migrations {
     }
 }
 
+/// What the bus has yet to do: messages the relay has not published, and
+/// deliveries no subscriber has finished (retries waiting included, dead
+/// letters not).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backlog {
+    pub unpublished: u64,
+    pub pending: u64,
+}
+
+/// Reads the bus's backlog (for `/metrics`, and for a load test waiting for
+/// a quiet server).
+pub async fn backlog(db: &kernel::Db) -> Result<Backlog, sqlx::Error> {
+    let (unpublished, pending): (i64, i64) = kernel::read!(db, |pool| {
+        sqlx::query_as(
+            "select (select count(*) from outbox_messages where published_at is null), \
+                    (select count(*) from inbox_deliveries where state = 'PENDING')",
+        )
+        .fetch_one(pool)
+        .await
+    })?;
+    Ok(Backlog {
+        unpublished: kernel::db::stored_count("unpublished messages", unpublished)?.into(),
+        pending: kernel::db::stored_count("pending deliveries", pending)?.into(),
+    })
+}
+
 /// Runs `work` until `stop` resolves: again at once while it finds work,
 /// else when woken or after `poll`. A failure is logged and retried.
 async fn work_loop<F, Fut>(

@@ -217,6 +217,56 @@ async fn a_message_committed_before_a_relay_crash_is_delivered_after_the_restart
 }
 
 #[tokio::test]
+async fn the_backlog_counts_unpublished_messages_then_pending_deliveries() {
+    let (_test, db) = open().await;
+    let (first, second) = (Recorder::new("first", 0), Recorder::new("second", 0));
+    let bus = bus(
+        &db,
+        Arc::new(SystemClock),
+        vec![first.clone(), second.clone()],
+        RetryPolicy::default(),
+    );
+    let backlog = || bus::backlog(&db);
+    assert_eq!(
+        backlog().await.expect("read"),
+        bus::Backlog {
+            unpublished: 0,
+            pending: 0
+        }
+    );
+
+    produce(&db, envelope(1, SystemClock.now()), true).await;
+    produce(&db, envelope(2, SystemClock.now()), true).await;
+    assert_eq!(
+        backlog().await.expect("read"),
+        bus::Backlog {
+            unpublished: 2,
+            pending: 0
+        }
+    );
+
+    bus.relay.run_once().await.expect("relay");
+    assert_eq!(
+        backlog().await.expect("read"),
+        bus::Backlog {
+            unpublished: 0,
+            pending: 4
+        },
+        "one delivery per message and subscriber"
+    );
+
+    while bus.dispatcher.run_once().await.expect("dispatch") > 0 {}
+    assert_eq!(
+        backlog().await.expect("read"),
+        bus::Backlog {
+            unpublished: 0,
+            pending: 0
+        }
+    );
+    db.close().await;
+}
+
+#[tokio::test]
 async fn a_message_published_twice_is_delivered_once() {
     let (_test, db) = open().await;
     let recorder = Recorder::new("r", 0);

@@ -190,6 +190,30 @@ impl Api {
         }
     }
 
+    /// The server's bus backlog (unpublished messages plus pending
+    /// deliveries) from `/metrics`; `None` if the server does not report it.
+    pub async fn backlog(&mut self) -> Result<Option<u64>, ApiError> {
+        let text = self
+            .exchange(Method::GET, "/metrics".into(), None, None, StatusCode::OK)
+            .await?;
+        let text = String::from_utf8_lossy(&text);
+        let gauge = |name: &str| {
+            text.lines().find_map(|line| {
+                line.strip_prefix(name)?
+                    .strip_prefix(' ')?
+                    .trim()
+                    .parse::<f64>()
+                    .ok()
+            })
+        };
+        Ok(
+            match (gauge("bus_outbox_unpublished"), gauge("bus_inbox_pending")) {
+                (Some(unpublished), Some(pending)) => Some((unpublished + pending) as u64),
+                _ => None,
+            },
+        )
+    }
+
     /// One JSON call; anything but `expected` is an error naming the call.
     async fn call<T: DeserializeOwned>(
         &mut self,
@@ -199,6 +223,23 @@ impl Api {
         body: Option<&Value>,
         expected: StatusCode,
     ) -> Result<T, ApiError> {
+        let call = format!("{method} {}", path.split('?').next().unwrap_or_default());
+        let answer = self.exchange(method, path, token, body, expected).await?;
+        serde_json::from_slice(&answer).map_err(|e| ApiError::Body {
+            call,
+            reason: e.to_string(),
+        })
+    }
+
+    /// One call; its body, or an error naming the call if the status is not `expected`.
+    async fn exchange(
+        &mut self,
+        method: Method,
+        path: String,
+        token: Option<&str>,
+        body: Option<&Value>,
+        expected: StatusCode,
+    ) -> Result<Bytes, ApiError> {
         let call = format!("{method} {}", path.split('?').next().unwrap_or_default());
         let bad_body = |reason: String| ApiError::Body {
             call: call.clone(),
@@ -237,6 +278,6 @@ impl Api {
                 body: String::from_utf8_lossy(&answer.body).into_owned(),
             });
         }
-        serde_json::from_slice(&answer.body).map_err(|e| bad_body(e.to_string()))
+        Ok(answer.body)
     }
 }

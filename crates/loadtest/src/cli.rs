@@ -53,6 +53,12 @@ pub struct Options {
     /// Seconds one request may wait for its answer.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=600))]
     pub timeout: u64,
+    /// Before the timed window, wait up to this many seconds for the server's
+    /// message backlog (read from /metrics) to drain: new users' sign-up
+    /// messages are still being handled, and would share the rush's writes. 0
+    /// does not wait.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(0..=3600))]
+    pub settle: u64,
     /// Users whose GET /coupons/mine is compared with the tool's records afterwards.
     #[arg(long, default_value_t = 200)]
     pub verify_users: usize,

@@ -76,6 +76,7 @@ async fn issue_run(options: &Options, target: Target) -> Result<Report, RunError
                 .await?
         }
     };
+    settle(&mut api, Duration::from_secs(options.settle)).await?;
     // Read back rather than trusted: the server's view is what the checks compare with.
     let before = api.campaign(campaign.id).await?;
     let shot = Shot::Issue {
@@ -184,6 +185,34 @@ fn plan(options: &Options, target: Target, shot: Shot) -> RushPlan {
 }
 
 /// Setup steps, on stderr so `--json` output stays clean.
+/// Waits, up to `patience`, for the server's message backlog to drain, so
+/// the timed window measures the rush and not the setup's aftermath.
+async fn settle(api: &mut Api, patience: Duration) -> Result<(), ApiError> {
+    if patience.is_zero() {
+        return Ok(());
+    }
+    let deadline = std::time::Instant::now() + patience;
+    let mut told = false;
+    loop {
+        match api.backlog().await? {
+            None | Some(0) => return Ok(()),
+            Some(left) if std::time::Instant::now() >= deadline => {
+                progress(format!(
+                    "{left} messages still pending on the server; rushing anyway"
+                ));
+                return Ok(());
+            }
+            Some(left) => {
+                if !told {
+                    progress(format!("waiting for the server's {left} pending messages"));
+                    told = true;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
 fn progress(step: String) {
     eprintln!("stampede-loadtest: {step}");
 }

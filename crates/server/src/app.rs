@@ -565,13 +565,21 @@ async fn readyz(State(db): State<Db>) -> Result<Json<Health>, Problem> {
 }
 
 /// Prometheus metrics: requests by route template, method and status;
-/// latency histogram; database pool gauges.
+/// latency histogram; database pool gauges; the bus's backlog
+/// (`bus_outbox_unpublished`, `bus_inbox_pending`).
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
 async fn metrics(State(db): State<Db>) -> Response {
     let (size, idle) = db.pool_stats();
     platform::metrics::set_gauge("db_pool_connections", f64::from(size));
     platform::metrics::set_gauge("db_pool_idle_connections", idle as f64);
+    match bus::backlog(&db).await {
+        Ok(backlog) => {
+            platform::metrics::set_gauge("bus_outbox_unpublished", backlog.unpublished as f64);
+            platform::metrics::set_gauge("bus_inbox_pending", backlog.pending as f64);
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot read the bus backlog for /metrics"),
+    }
     (
         StatusCode::OK,
         [(

@@ -198,6 +198,8 @@ async fn metrics_label_requests_by_route_template_not_raw_path() {
     assert!(!text.contains(&id), "raw ids must not become labels");
     assert!(text.contains("http_request_duration_seconds_bucket"));
     assert!(text.contains("db_pool_connections"));
+    assert!(text.contains("bus_outbox_unpublished"), "{text}");
+    assert!(text.contains("bus_inbox_pending"), "{text}");
 }
 
 #[tokio::test]
