@@ -265,9 +265,26 @@ fn writer_gone() -> sqlx::Error {
 }
 
 impl GroupCommitWriter {
+    /// Starts the writer on a thread of its own. Every write waits on it, so
+    /// it must not queue for a turn behind the request tasks on a busy
+    /// runtime: on the shared runtime, each of its many wake-ups per commit
+    /// (every statement is a hand-off to sqlx's SQLite thread) waited behind
+    /// hundreds of connections' tasks.
     fn start(conn: SqliteConnection, max_batch: usize) -> Self {
         let (queue, rx) = mpsc::channel(max_batch.max(1) * 4);
-        tokio::spawn(run_writer(conn, rx, max_batch.max(1)));
+        let writer = move || match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(runtime) => runtime.block_on(run_writer(conn, rx, max_batch.max(1))),
+            Err(e) => tracing::error!(error = %e, "the SQLite writer has no runtime; writes fail"),
+        };
+        if let Err(e) = std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(writer)
+        {
+            tracing::error!(error = %e, "the SQLite writer's thread did not start; writes fail");
+        }
         Self { queue }
     }
 

@@ -1,5 +1,10 @@
 //! `stampede-loadtest`: see `docs/loadtest.md`.
 
+/// mimalloc rather than the system allocator: under a rush glibc's malloc and
+/// its arena locks took a third of the server's CPU (docs/BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::process::ExitCode;
 
 use clap::Parser;

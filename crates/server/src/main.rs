@@ -1,5 +1,10 @@
 //! `stampede`: serve, migrate, and administer.
 
+/// mimalloc rather than the system allocator: under a rush glibc's malloc and
+/// its arena locks took a third of the server's CPU (docs/BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
