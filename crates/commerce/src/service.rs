@@ -4,6 +4,7 @@
 //! unit back. Claims arriving together are written together: one multi-row
 //! insert and one commit per batch (`kernel::batch`).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use gate::{CLAIM_WRITE_TIMEOUT, PoolId, StockGate};
@@ -13,7 +14,7 @@ use kernel::{Page, PageRequest, SharedClock, Timestamp, UserId};
 
 use crate::error::CommerceError;
 use crate::model::{
-    Campaign, Coupon, CouponCampaign, CouponCampaignId, CouponCode, GrantId, NewCampaign,
+    Campaign, Coupon, CouponCampaign, CouponCampaignId, CouponCode, CouponId, GrantId, NewCampaign,
 };
 use crate::stock::{CampaignStock, campaign_pool, holder};
 use crate::store::{CouponStore, IssueOutcome};
@@ -49,13 +50,13 @@ impl CouponService {
     /// Starts the claim writer on the current Tokio runtime.
     #[must_use]
     pub fn new(store: Arc<dyn CouponStore>, clock: SharedClock, gate: Arc<dyn StockGate>) -> Self {
-        let writer = Arc::clone(&store);
+        let (writer, settler) = (Arc::clone(&store), Arc::clone(&gate));
         // Batches in flight: as many as the store writes at once to effect.
         // One on SQLite: claims arriving while a batch commits then form the
         // next batch whole, rather than a sliver riding in a commit of its own.
         let in_flight = store.write_parallelism();
         let issues = Batcher::start(ISSUE_BATCH, in_flight, move |coupons| {
-            write_claims(Arc::clone(&writer), coupons)
+            write_claims(Arc::clone(&writer), Arc::clone(&settler), coupons)
         });
         Self {
             store,
@@ -217,8 +218,9 @@ fn new_code() -> Result<CouponCode, CommerceError> {
 }
 
 /// Takes a unit from the gate under a lease named by the coupon id, then
-/// writes the coupon: settles the lease once it is written, gives the unit
-/// back if the write fails or the database refuses it. A write still
+/// writes the coupon (the batch writer settles the lease once it is
+/// written), and gives the unit back if the write fails or the database
+/// refuses it. A write still
 /// unanswered after [`CLAIM_WRITE_TIMEOUT`] is left to the gate's sweep,
 /// which looks for the coupon only once the lease is older than that bound
 /// (so never while the write may still be running).
@@ -249,13 +251,7 @@ async fn claim(
             }
         };
     let refused = match written {
-        Ok(IssueOutcome::Issued) => {
-            // Not fatal: a lease left behind is settled by the sweep.
-            if let Err(e) = gate.settle(&pool, &lease).await {
-                tracing::warn!(pool = %pool, error = %e, "could not settle the lease of a written coupon");
-            }
-            return Ok(coupon);
-        }
+        Ok(IssueOutcome::Issued) => return Ok(coupon),
         Ok(IssueOutcome::LimitReached) => {
             tracing::warn!(pool = %pool, "the database refused an issue the gate allowed: \
                 its counters drifted from the coupons table; reconcile them");
@@ -270,10 +266,39 @@ async fn claim(
     Err(refused)
 }
 
+/// Writes a batch of claims, then settles the leases of those written, a
+/// call per pool for the lot.
+async fn write_claims(
+    store: Arc<dyn CouponStore>,
+    gate: Arc<dyn StockGate>,
+    coupons: Vec<Coupon>,
+) -> Vec<Result<IssueOutcome, sqlx::Error>> {
+    let campaigns: Vec<(CouponCampaignId, CouponId)> =
+        coupons.iter().map(|c| (c.campaign_id, c.id)).collect();
+    let outcomes = write_batch(store, coupons).await;
+    let mut written: BTreeMap<CouponCampaignId, Vec<String>> = BTreeMap::new();
+    for ((campaign, coupon), outcome) in campaigns.into_iter().zip(&outcomes) {
+        if matches!(outcome, Ok(IssueOutcome::Issued)) {
+            written
+                .entry(campaign)
+                .or_default()
+                .push(coupon.to_string());
+        }
+    }
+    for (campaign, leases) in written {
+        let pool = campaign_pool(campaign);
+        // Not fatal: a lease left behind is settled by the sweep.
+        if let Err(e) = gate.settle_many(&pool, &leases).await {
+            tracing::warn!(pool = %pool, error = %e, "could not settle the leases of written coupons");
+        }
+    }
+    outcomes
+}
+
 /// Writes a batch of claims in one transaction. If the batch fails as a
 /// whole (one duplicate code, a deadlock between batches) each claim is
 /// written on its own, so one bad claim fails only itself.
-async fn write_claims(
+async fn write_batch(
     store: Arc<dyn CouponStore>,
     coupons: Vec<Coupon>,
 ) -> Vec<Result<IssueOutcome, sqlx::Error>> {

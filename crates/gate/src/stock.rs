@@ -242,6 +242,15 @@ pub trait StockGate: Send + Sync {
         Ok(())
     }
 
+    /// [`StockGate::settle`] for many claims of one pool at once (a batch of
+    /// claims written together), in as few round trips as the gate allows.
+    async fn settle_many(&self, pool: &PoolId, claims: &[String]) -> Result<(), Unavailable> {
+        for claim in claims {
+            self.settle(pool, claim).await?;
+        }
+        Ok(())
+    }
+
     /// The claim failed: returns its units, exactly once. If its lease is
     /// gone (settled, swept, or cleared by a reset) nothing goes back.
     async fn give_back_claim(

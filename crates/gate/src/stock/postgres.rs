@@ -419,6 +419,16 @@ impl StockGate for PgStockGate {
             .map_err(db_error)
     }
 
+    async fn settle_many(&self, pool: &PoolId, claims: &[String]) -> Result<(), Unavailable> {
+        sqlx::query("delete from stock_leases where pool_id = $1 and claim_id = any($2)")
+            .bind(pool.as_str())
+            .bind(claims)
+            .execute(&self.pool)
+            .await
+            .map(drop)
+            .map_err(db_error)
+    }
+
     async fn give_back_claim(
         &self,
         pool: &PoolId,

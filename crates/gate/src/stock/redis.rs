@@ -137,6 +137,21 @@ return 1
     )
 });
 
+/// [`SETTLE`] for every claim in ARGV, a thousand at a time (Lua's stack
+/// bounds `unpack`).
+static SETTLE_MANY: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+for i = 1, #ARGV, 1000 do
+  local last = math.min(i + 999, #ARGV)
+  redis.call('hdel', KEYS[1], unpack(ARGV, i, last))
+  redis.call('zrem', KEYS[2], unpack(ARGV, i, last))
+end
+return 1
+",
+    )
+});
+
 /// Leases older than ARGV[1] milliseconds by Redis time, at most ARGV[2] of
 /// them: claim and `quantity:user` pairs. KEYS as for [`SETTLE`].
 static STALE: LazyLock<Script> = LazyLock::new(|| {
@@ -471,6 +486,20 @@ impl StockGate for RedisStockGate {
             .key(&keys.leases)
             .key(&keys.lease_times)
             .arg(claim)
+            .invoke_async::<i64>(&mut self.connection.handle())
+            .await
+            .map(drop)
+            .map_err(unavailable)
+    }
+
+    async fn settle_many(&self, pool: &PoolId, claims: &[String]) -> Result<(), Unavailable> {
+        if claims.is_empty() {
+            return Ok(());
+        }
+        let keys = self.keys(pool);
+        let mut settle = SETTLE_MANY.key(&keys.leases);
+        settle.key(&keys.lease_times).arg(claims);
+        settle
             .invoke_async::<i64>(&mut self.connection.handle())
             .await
             .map(drop)

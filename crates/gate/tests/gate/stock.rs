@@ -956,6 +956,43 @@ async fn a_settled_claim_keeps_its_unit_and_leaves_no_lease(kind: Kind) {
     );
 }
 
+on_every_gate!(claims_settled_together_keep_their_units_and_leave_no_leases);
+async fn claims_settled_together_keep_their_units_and_leave_no_leases(kind: Kind) {
+    let (gate, pool) = one_pool(&kind, Some(10), Some(1)).await;
+    let claims: Vec<String> = (0..4).map(|i| format!("coupon-{i}")).collect();
+    for (i, claim) in claims.iter().enumerate() {
+        gate.take_claim(&pool, &format!("user-{i}"), 1, claim)
+            .await
+            .expect("a unit");
+    }
+    gate.take_claim(&pool, "bob", 1, "coupon-unsettled")
+        .await
+        .expect("a unit");
+
+    gate.settle_many(&pool, &claims[..3])
+        .await
+        .expect("settled");
+    gate.settle_many(&pool, &[])
+        .await
+        .expect("nothing to settle");
+    age(Duration::from_millis(10)).await;
+
+    assert_eq!(remaining(&gate, &pool).await, Some(5));
+    let mut stale: Vec<String> = gate
+        .stale_claims(Duration::ZERO)
+        .await
+        .expect("available")
+        .into_iter()
+        .map(|c| c.claim)
+        .collect();
+    stale.sort();
+    let expected: Vec<String> = match kind {
+        Kind::Memory => Vec::new(),
+        Kind::Redis(_) | Kind::Postgres => vec!["coupon-3".into(), "coupon-unsettled".into()],
+    };
+    assert_eq!(stale, expected);
+}
+
 on_shared_gates!(a_failed_claim_gives_its_unit_back_exactly_once);
 async fn a_failed_claim_gives_its_unit_back_exactly_once(kind: Kind) {
     let (gate, pool) = one_pool(&kind, Some(2), None).await;
