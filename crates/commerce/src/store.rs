@@ -173,10 +173,12 @@ const ISSUE: &str = "insert into coupons (id, code, campaign_id, user_id, ordina
      where c.id = $7 and held.ordinal < c.per_user_limit \
      on conflict (campaign_id, user_id, ordinal) do nothing";
 
-/// Rows of one multi-row issue statement, most first: a batch is written in
-/// chunks of these sizes, so a handful of statements serve every batch size
-/// (and stay in each connection's prepared-statement cache).
-const ISSUE_CHUNKS: [usize; 9] = [256, 128, 64, 32, 16, 8, 4, 2, 1];
+/// Rows of one multi-row issue statement, fewest first. A batch is written
+/// by the smallest that holds it (or the largest, repeatedly), the rows it
+/// does not fill padded with nulls that match no campaign: one statement
+/// (one round trip) per batch, and a handful of statements in each
+/// connection's prepared-statement cache.
+const ISSUE_SIZES: [usize; 4] = [8, 32, 128, 512];
 
 /// The multi-row form of [`ISSUE`] for `rows` coupons, seven parameters each
 /// (id, code, user, status, issued at, expires at, campaign), answering the
@@ -216,11 +218,11 @@ fn issue_rows_sql(rows: usize, backend: Backend) -> String {
     )
 }
 
-/// [`issue_rows_sql`] for each size of [`ISSUE_CHUNKS`], built once per backend.
+/// [`issue_rows_sql`] for each size of [`ISSUE_SIZES`], built once per backend.
 fn issue_statements(backend: Backend) -> &'static [(usize, String)] {
     type Statements = LazyLock<Vec<(usize, String)>>;
     fn build(backend: Backend) -> Vec<(usize, String)> {
-        ISSUE_CHUNKS
+        ISSUE_SIZES
             .iter()
             .map(|&rows| (rows, issue_rows_sql(rows, backend)))
             .collect()
@@ -324,24 +326,38 @@ impl CouponStore for SqlCouponStore {
                 .collect();
             let mut written = HashSet::with_capacity(coupons.len());
             let mut rest = firsts.as_slice();
-            for (rows, sql) in issue_statements(backend) {
-                while rest.len() >= *rows {
-                    let (chunk, after) = rest.split_at(*rows);
-                    let mut query = sqlx::query_scalar(sql.as_str());
-                    for coupon in chunk {
-                        query = query
-                            .bind(coupon.id)
-                            .bind(coupon.code.as_str())
-                            .bind(coupon.user_id)
-                            .bind(coupon.status.as_str())
-                            .bind(coupon.issued_at)
-                            .bind(coupon.expires_at)
-                            .bind(coupon.campaign_id);
-                    }
-                    let ids: Vec<CouponId> = query.fetch_all(&mut *conn).await?;
-                    written.extend(ids);
-                    rest = after;
+            let statements = issue_statements(backend);
+            while !rest.is_empty() {
+                let (rows, sql) = statements
+                    .iter()
+                    .find(|(rows, _)| *rows >= rest.len())
+                    .or(statements.last())
+                    .ok_or_else(|| bad_row("issue statements", "none built"))?;
+                let (chunk, after) = rest.split_at(rest.len().min(*rows));
+                let mut query = sqlx::query_scalar(sql.as_str());
+                for coupon in chunk {
+                    query = query
+                        .bind(Some(coupon.id))
+                        .bind(Some(coupon.code.as_str()))
+                        .bind(Some(coupon.user_id))
+                        .bind(Some(coupon.status.as_str()))
+                        .bind(Some(coupon.issued_at))
+                        .bind(Some(coupon.expires_at))
+                        .bind(Some(coupon.campaign_id));
                 }
+                for _ in chunk.len()..*rows {
+                    query = query
+                        .bind(None::<CouponId>)
+                        .bind(None::<&str>)
+                        .bind(None::<UserId>)
+                        .bind(None::<&str>)
+                        .bind(None::<Timestamp>)
+                        .bind(None::<Timestamp>)
+                        .bind(None::<CouponCampaignId>);
+                }
+                let ids: Vec<CouponId> = query.fetch_all(&mut *conn).await?;
+                written.extend(ids);
+                rest = after;
             }
             let mut outcomes = Vec::with_capacity(coupons.len());
             'coupons: for coupon in &coupons {

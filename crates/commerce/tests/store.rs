@@ -294,14 +294,14 @@ async fn a_batch_answers_each_coupon_in_order_as_if_written_one_by_one() {
 async fn a_batch_larger_than_any_one_statement_is_written_whole() {
     let (_test, db, store) = open().await;
     let drop = created(&store, campaign(1_000, 1)).await;
-    let users: Vec<UserId> = (0..300).map(|_| UserId::new()).collect();
+    let users: Vec<UserId> = (0..600).map(|_| UserId::new()).collect();
     let batch: Vec<Coupon> = users.iter().map(|u| coupon(&drop, *u)).collect();
 
     let outcomes = store.issue(batch).await.expect("the batch");
 
-    assert_eq!(outcomes, vec![IssueOutcome::Issued; 300]);
+    assert_eq!(outcomes, vec![IssueOutcome::Issued; 600]);
     let stock = store.stock(drop.id).await.expect("read").expect("exists");
-    assert_eq!(stock.issued(), 300);
+    assert_eq!(stock.issued(), 600);
     for user in &users[..3] {
         assert_eq!(ordinals(&db, drop.id, *user).await, [1]);
     }
