@@ -136,10 +136,13 @@ impl Db {
             .connect_with(connect.clone())
             .await
             .map_err(DbError::Connect)?;
+        let checkpointer = SqliteConnection::connect_with(&connect)
+            .await
+            .map_err(DbError::Connect)?;
         let conn = SqliteConnection::connect_with(&writer_options(connect))
             .await
             .map_err(DbError::Connect)?;
-        let writer = GroupCommitWriter::start(conn, options.max_batch);
+        let writer = GroupCommitWriter::start(conn, checkpointer, options.max_batch);
         Ok(Self::Sqlite(SqliteDb { read, writer }))
     }
 
@@ -213,16 +216,32 @@ impl Db {
 }
 
 /// The writer's connection does every write, so it keeps the hot pages of
-/// every table and index in memory (64 MiB of page cache rather than 2), and
-/// copies the WAL back into the database less often (every 64 MiB of WAL
-/// rather than 4): under a rush each commit dirties pages all over the
-/// random-keyed indexes, and with the defaults the writer spent its time
-/// re-reading pages and checkpointing.
+/// every table and index in memory (64 MiB of page cache rather than 2),
+/// keeps statement journals in memory, and never copies the WAL back into
+/// the database itself: under a rush each commit dirties pages all over the
+/// random-keyed indexes, and a checkpoint inside a commit stalled every
+/// write behind it. A checkpointer beside it does that ([`CHECKPOINT_EVERY`]).
 fn writer_options(options: SqliteConnectOptions) -> SqliteConnectOptions {
     options
         .pragma("cache_size", "-65536")
-        .pragma("wal_autocheckpoint", "16384")
+        .pragma("wal_autocheckpoint", "0")
         .pragma("temp_store", "memory")
+}
+
+/// How often the checkpointer copies the WAL back into the database. A
+/// passive checkpoint never blocks the writer; once it has copied every
+/// frame, the writer's next transaction starts the WAL over.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
+
+async fn run_checkpointer(mut conn: SqliteConnection) {
+    let mut every = tokio::time::interval(CHECKPOINT_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        if let Err(e) = conn.execute("pragma wal_checkpoint(PASSIVE)").await {
+            tracing::warn!(error = %e, "WAL checkpoint failed; trying again");
+        }
+    }
 }
 
 impl SqliteDb {
@@ -270,13 +289,18 @@ impl GroupCommitWriter {
     /// runtime: on the shared runtime, each of its many wake-ups per commit
     /// (every statement is a hand-off to sqlx's SQLite thread) waited behind
     /// hundreds of connections' tasks.
-    fn start(conn: SqliteConnection, max_batch: usize) -> Self {
+    fn start(conn: SqliteConnection, checkpointer: SqliteConnection, max_batch: usize) -> Self {
         let (queue, rx) = mpsc::channel(max_batch.max(1) * 4);
         let writer = move || match tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
         {
-            Ok(runtime) => runtime.block_on(run_writer(conn, rx, max_batch.max(1))),
+            // The checkpointer lives as long as the writer: the runtime
+            // drops it when the writer's loop ends.
+            Ok(runtime) => runtime.block_on(async move {
+                tokio::spawn(run_checkpointer(checkpointer));
+                run_writer(conn, rx, max_batch.max(1)).await;
+            }),
             Err(e) => tracing::error!(error = %e, "the SQLite writer has no runtime; writes fail"),
         };
         if let Err(e) = std::thread::Builder::new()

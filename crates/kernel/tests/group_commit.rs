@@ -177,3 +177,33 @@ async fn an_unknown_scheme_is_refused_with_a_clear_error() {
         "{err}"
     );
 }
+
+/// SQLite only: the writer never checkpoints inside a commit; a checkpointer
+/// beside it copies the WAL back into the database file.
+#[tokio::test]
+async fn the_wal_is_copied_into_the_database_file_in_the_background() {
+    let (test, db) = open().await;
+    if db.backend() != kernel::Backend::Sqlite {
+        return;
+    }
+    let file = test.url().trim_start_matches("sqlite://").to_owned();
+    let size = || {
+        std::fs::metadata(&file)
+            .map(|m| m.len())
+            .expect("the database file")
+    };
+    let before = size();
+
+    let long = "x".repeat(1000);
+    for i in 0..500 {
+        insert(&db, format!("{i} {long}")).await.expect("insert");
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+
+    assert!(
+        size() > before + 400_000,
+        "half a megabyte of notes reached the database file: {before} → {}",
+        size()
+    );
+    db.close().await;
+}
