@@ -220,10 +220,9 @@ fn new_code() -> Result<CouponCode, CommerceError> {
 /// Takes a unit from the gate under a lease named by the coupon id, then
 /// writes the coupon (the batch writer settles the lease once it is
 /// written), and gives the unit back if the write fails or the database
-/// refuses it. A write still
-/// unanswered after [`CLAIM_WRITE_TIMEOUT`] is left to the gate's sweep,
-/// which looks for the coupon only once the lease is older than that bound
-/// (so never while the write may still be running).
+/// refuses it. A write still unanswered after [`CLAIM_WRITE_TIMEOUT`] is
+/// left to the gate's sweep, which looks for the coupon only once the lease
+/// is older than that bound (so never while the write may still be running).
 async fn claim(
     issues: IssueWriter,
     gate: Arc<dyn StockGate>,

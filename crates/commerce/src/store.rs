@@ -360,7 +360,7 @@ impl CouponStore for SqlCouponStore {
                 rest = after;
             }
             let mut outcomes = Vec::with_capacity(coupons.len());
-            'coupons: for coupon in &coupons {
+            for coupon in &coupons {
                 if written.contains(&coupon.id) {
                     outcomes.push(IssueOutcome::Issued);
                     continue;
@@ -368,7 +368,7 @@ impl CouponStore for SqlCouponStore {
                 // Skipped by the batch: one at a time. Each lost race means
                 // another coupon of this user was committed, so the next try
                 // sees a higher ordinal: this ends by the limit.
-                loop {
+                let outcome = loop {
                     let inserted = sqlx::query(ISSUE)
                         .bind(coupon.id)
                         .bind(coupon.code.as_str())
@@ -380,8 +380,7 @@ impl CouponStore for SqlCouponStore {
                         .execute(&mut *conn)
                         .await?;
                     if inserted.rows_affected() == 1 {
-                        outcomes.push(IssueOutcome::Issued);
-                        continue 'coupons;
+                        break IssueOutcome::Issued;
                     }
                     let held: Option<(i64, i64)> = sqlx::query_as(HELD)
                         .bind(coupon.campaign_id)
@@ -389,17 +388,12 @@ impl CouponStore for SqlCouponStore {
                         .fetch_optional(&mut *conn)
                         .await?;
                     match held {
-                        None => {
-                            outcomes.push(IssueOutcome::CampaignNotFound);
-                            continue 'coupons;
-                        }
-                        Some((held, limit)) if held >= limit => {
-                            outcomes.push(IssueOutcome::LimitReached);
-                            continue 'coupons;
-                        }
+                        None => break IssueOutcome::CampaignNotFound,
+                        Some((held, limit)) if held >= limit => break IssueOutcome::LimitReached,
                         Some(_) => {}
                     }
-                }
+                };
+                outcomes.push(outcome);
             }
             Ok(outcomes)
         })

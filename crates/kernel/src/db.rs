@@ -3,12 +3,14 @@
 //!
 //! Writes go through [`write_tx!`], reads through [`read!`]; each expands the
 //! same query code once per backend, so a store is written once and runs on
-//! both. On SQLite every write runs on a single group-commit writer: writes
-//! that arrive together share one transaction and one fsync (each in its own
-//! savepoint, so one failing write does not undo its neighbours), and no
-//! caller hears "done" before the fsync. PostgreSQL does the same batching
-//! itself when concurrent transactions commit. See
-//! `docs/adr/0002-durable-writes-and-group-commit.md`.
+//! both. On SQLite every write runs on a single group-commit writer, on a
+//! thread of its own: writes that arrive together share one transaction and
+//! one fsync (each in its own savepoint, so one failing write does not undo
+//! its neighbours; a write alone needs none), and no caller hears "done"
+//! before the fsync; a checkpointer beside it copies the WAL back into the
+//! database. PostgreSQL does the same batching itself when concurrent
+//! transactions commit. See `docs/adr/0002-durable-writes-and-group-commit.md`
+//! and `docs/adr/0012-batched-claim-writes.md`.
 
 use std::path::Path;
 use std::str::FromStr;

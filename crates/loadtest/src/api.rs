@@ -223,7 +223,7 @@ impl Api {
         body: Option<&Value>,
         expected: StatusCode,
     ) -> Result<T, ApiError> {
-        let call = format!("{method} {}", path.split('?').next().unwrap_or_default());
+        let call = call_name(&method, &path);
         let answer = self.exchange(method, path, token, body, expected).await?;
         serde_json::from_slice(&answer).map_err(|e| ApiError::Body {
             call,
@@ -240,7 +240,7 @@ impl Api {
         body: Option<&Value>,
         expected: StatusCode,
     ) -> Result<Bytes, ApiError> {
-        let call = format!("{method} {}", path.split('?').next().unwrap_or_default());
+        let call = call_name(&method, &path);
         let bad_body = |reason: String| ApiError::Body {
             call: call.clone(),
             reason,
@@ -280,4 +280,9 @@ impl Api {
         }
         Ok(answer.body)
     }
+}
+
+/// How errors name a call: its method and path, without the query.
+fn call_name(method: &Method, path: &str) -> String {
+    format!("{method} {}", path.split('?').next().unwrap_or_default())
 }
