@@ -188,7 +188,7 @@ const ISSUE_SIZES: [usize; 4] = [8, 32, 128, 512];
 /// puts them in one statement). The caller writes skipped rows one at a time.
 ///
 /// SQLite gets anonymous `?` parameters: looking up a numbered one costs a
-/// scan of all of them, which made binding a 256-row statement quadratic.
+/// scan of all of them, which made binding a large statement quadratic.
 fn issue_rows_sql(rows: usize, backend: Backend) -> String {
     let values: Vec<String> = (0..rows)
         .map(|row| {
