@@ -169,7 +169,7 @@ impl CouponService {
     ) -> Result<Coupon, CommerceError> {
         let campaign = self.cached_campaign(campaign_id).await?;
         let now = self.clock.now();
-        let coupon = Coupon::new(&campaign, user, new_code()?, now);
+        let coupon = Coupon::new(&campaign, user, new_code(now)?, now);
         let granted = self
             .store
             .grant(grant, coupon)
@@ -212,8 +212,8 @@ impl CouponService {
     }
 }
 
-fn new_code() -> Result<CouponCode, CommerceError> {
-    CouponCode::generate()
+fn new_code(now: Timestamp) -> Result<CouponCode, CommerceError> {
+    CouponCode::generate(now)
         .map_err(|e| CommerceError::Internal(format!("no randomness for a coupon code: {e}")))
 }
 
@@ -230,7 +230,7 @@ async fn claim(
     user: UserId,
     now: Timestamp,
 ) -> Result<Coupon, CommerceError> {
-    let coupon = Coupon::new(&campaign, user, new_code()?, now);
+    let coupon = Coupon::new(&campaign, user, new_code(now)?, now);
     let (pool, holder) = (campaign_pool(campaign.id), holder(user));
     let lease = coupon.id.to_string();
     gate.take_claim(&pool, &holder, 1, &lease).await?;

@@ -162,7 +162,7 @@ impl TryFrom<CouponRow> for Coupon {
 
 /// A public issue: the user's next ordinal, written only while it stays
 /// within the campaign's per-user limit. Two writers racing for the same
-/// ordinal meet at the unique (campaign_id, user_id, ordinal); the loser
+/// ordinal meet at the unique (user_id, campaign_id, ordinal); the loser
 /// writes nothing and tries the next one.
 const ISSUE: &str = "insert into coupons (id, code, campaign_id, user_id, ordinal, status, \
      issued_at, expires_at, updated_at) \
@@ -171,7 +171,7 @@ const ISSUE: &str = "insert into coupons (id, code, campaign_id, user_id, ordina
      (select coalesce(max(ordinal), 0) as ordinal from coupons \
       where campaign_id = $7 and user_id = $3) held \
      where c.id = $7 and held.ordinal < c.per_user_limit \
-     on conflict (campaign_id, user_id, ordinal) do nothing";
+     on conflict (user_id, campaign_id, ordinal) do nothing";
 
 /// Rows of one multi-row issue statement, fewest first. A batch is written
 /// by the smallest that holds it (or the largest, repeatedly), the rows it
@@ -212,7 +212,7 @@ fn issue_rows_sql(rows: usize, backend: Backend) -> String {
                          where h.campaign_id = c.id and h.user_id = v.column3), 0) as held \
                from (values {}) v join coupon_campaigns c on c.id = v.column7) fresh \
          where held < per_user_limit \
-         on conflict (campaign_id, user_id, ordinal) do nothing \
+         on conflict (user_id, campaign_id, ordinal) do nothing \
          returning id",
         values.join(", ")
     )

@@ -69,11 +69,12 @@ async fn created(store: &SqlCouponStore, campaign: Campaign) -> Campaign {
 }
 
 fn coupon(campaign: &Campaign, user: UserId) -> Coupon {
+    let issued_at = t0() + Duration::minutes(1);
     Coupon::new(
         campaign,
         user,
-        CouponCode::generate().expect("random"),
-        t0() + Duration::minutes(1),
+        CouponCode::generate(issued_at).expect("random"),
+        issued_at,
     )
 }
 
