@@ -187,6 +187,10 @@ const ISSUE_SIZES: [usize; 4] = [8, 32, 128, 512];
 /// (two rows of one user would compute the same ordinal, so the caller never
 /// puts them in one statement). The caller writes skipped rows one at a time.
 ///
+/// `fresh` is materialised so each row's `held` is looked up once: both
+/// databases otherwise ran the subquery twice, for the filter and for the
+/// ordinal.
+///
 /// SQLite gets anonymous `?` parameters: looking up a numbered one costs a
 /// scan of all of them, which made binding a large statement quadratic.
 fn issue_rows_sql(rows: usize, backend: Backend) -> String {
@@ -202,16 +206,17 @@ fn issue_rows_sql(rows: usize, backend: Backend) -> String {
         })
         .collect();
     format!(
-        "insert into coupons (id, code, campaign_id, user_id, ordinal, status, \
+        "with fresh as materialized (\
+           select v.column1 as id, v.column2 as code, c.id as campaign_id, \
+           v.column3 as user_id, v.column4 as status, v.column5 as issued_at, \
+           v.column6 as expires_at, c.per_user_limit as per_user_limit, \
+           coalesce((select max(h.ordinal) from coupons h \
+                     where h.campaign_id = c.id and h.user_id = v.column3), 0) as held \
+           from (values {}) v join coupon_campaigns c on c.id = v.column7) \
+         insert into coupons (id, code, campaign_id, user_id, ordinal, status, \
          issued_at, expires_at, updated_at) \
          select id, code, campaign_id, user_id, held + 1, status, issued_at, expires_at, issued_at \
-         from (select v.column1 as id, v.column2 as code, c.id as campaign_id, \
-               v.column3 as user_id, v.column4 as status, v.column5 as issued_at, \
-               v.column6 as expires_at, c.per_user_limit as per_user_limit, \
-               coalesce((select max(h.ordinal) from coupons h \
-                         where h.campaign_id = c.id and h.user_id = v.column3), 0) as held \
-               from (values {}) v join coupon_campaigns c on c.id = v.column7) fresh \
-         where held < per_user_limit \
+         from fresh where held < per_user_limit \
          on conflict (user_id, campaign_id, ordinal) do nothing \
          returning id",
         values.join(", ")
@@ -243,7 +248,7 @@ const HELD: &str = "select cast(coalesce((select max(ordinal) from coupons \
 const GRANT: &str = "insert into coupons (id, code, campaign_id, user_id, grant_id, status, \
      issued_at, expires_at, updated_at) \
      select $1, $2, c.id, $3, $4, $5, $6, $7, $6 from coupon_campaigns c where c.id = $8 \
-     on conflict (grant_id) do nothing";
+     on conflict (grant_id) where grant_id is not null do nothing";
 
 const COUPON_BY_GRANT: &str = concat!(
     "select ",
