@@ -47,7 +47,8 @@ impl CouponService {
     /// `gate` holds each campaign's public stock as the pool
     /// [`campaign_pool`]; build it with a
     /// [`CampaignStockLoader`](crate::CampaignStockLoader) over the same store.
-    /// Starts the claim writer on the current Tokio runtime.
+    /// Starts the claim writer on the store's writer runtime; call it within
+    /// a Tokio runtime.
     #[must_use]
     pub fn new(store: Arc<dyn CouponStore>, clock: SharedClock, gate: Arc<dyn StockGate>) -> Self {
         let (writer, settler) = (Arc::clone(&store), Arc::clone(&gate));
@@ -55,9 +56,12 @@ impl CouponService {
         // One on SQLite: claims arriving while a batch commits then form the
         // next batch whole, rather than a sliver riding in a commit of its own.
         let in_flight = store.write_parallelism();
-        let issues = Batcher::start(ISSUE_BATCH, in_flight, move |coupons| {
-            write_claims(Arc::clone(&writer), Arc::clone(&settler), coupons)
-        });
+        let issues = Batcher::start_on(
+            &store.writer_runtime(),
+            ISSUE_BATCH,
+            in_flight,
+            move |coupons| write_claims(Arc::clone(&writer), Arc::clone(&settler), coupons),
+        );
         Self {
             store,
             clock,

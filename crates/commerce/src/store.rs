@@ -58,6 +58,10 @@ pub trait CouponStore: Send + Sync {
     fn write_parallelism(&self) -> usize {
         1
     }
+    /// Where the claim batcher runs ([`kernel::Db::writer_runtime`]).
+    fn writer_runtime(&self) -> tokio::runtime::Handle {
+        tokio::runtime::Handle::current()
+    }
 }
 
 /// The SQL implementation for both backends.
@@ -448,6 +452,10 @@ impl CouponStore for SqlCouponStore {
 
     fn write_parallelism(&self) -> usize {
         self.db.write_parallelism()
+    }
+
+    fn writer_runtime(&self) -> tokio::runtime::Handle {
+        self.db.writer_runtime()
     }
 
     async fn coupon_exists(&self, id: CouponId) -> Result<bool, sqlx::Error> {

@@ -13,6 +13,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
+use tokio::runtime::Handle;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 /// The batch was not handled: the batcher stopped, or its handler panicked
@@ -48,9 +49,19 @@ impl<I: Send + 'static, O: Send + 'static> Batcher<I, O> {
         F: Fn(Vec<I>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Vec<O>> + Send + 'static,
     {
+        Self::start_on(&Handle::current(), max_batch, in_flight, handle)
+    }
+
+    /// [`Batcher::start`] on `runtime`: the batching task and each batch's
+    /// handling run there (see [`Db::writer_runtime`](crate::Db::writer_runtime)).
+    pub fn start_on<F, Fut>(runtime: &Handle, max_batch: usize, in_flight: usize, handle: F) -> Self
+    where
+        F: Fn(Vec<I>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Vec<O>> + Send + 'static,
+    {
         let max_batch = max_batch.max(1);
         let (queue, rx) = mpsc::channel(max_batch * in_flight.max(1) * 2);
-        tokio::spawn(run(rx, max_batch, in_flight.max(1), handle));
+        runtime.spawn(run(rx, max_batch, in_flight.max(1), handle));
         Self { queue }
     }
 
@@ -125,6 +136,39 @@ mod tests {
             let (i, answer) = call.await.expect("caller task");
             assert_eq!(answer, Ok(i * 10));
         }
+    }
+
+    #[tokio::test]
+    async fn a_batcher_started_on_another_runtime_handles_its_batches_there() {
+        let (handle_tx, handle_rx) = std::sync::mpsc::channel();
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let other = std::thread::Builder::new()
+            .name("other-runtime".into())
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
+                handle_tx.send(runtime.handle().clone()).expect("handle");
+                runtime.block_on(async move {
+                    let _ = stop_rx.await;
+                });
+            })
+            .expect("thread");
+        let runtime = handle_rx.recv().expect("handle");
+        let batcher = Batcher::start_on(&runtime, 8, 1, |items: Vec<u32>| async move {
+            let thread = std::thread::current().name().map(str::to_owned);
+            items
+                .into_iter()
+                .map(|i| (i, thread.clone()))
+                .collect::<Vec<_>>()
+        });
+
+        let answer = batcher.submit(7).await;
+
+        assert_eq!(answer, Ok((7, Some("other-runtime".to_owned()))));
+        let _ = stop_tx.send(());
+        other.join().expect("other runtime's thread");
     }
 
     #[tokio::test]

@@ -196,6 +196,24 @@ impl Db {
         }
     }
 
+    /// Where to run work that feeds this database's writes, such as a
+    /// [`Batcher`](crate::batch::Batcher) of hot writes: on SQLite the
+    /// writer's own thread, so that between one batch's commit and the next
+    /// batch's start nothing waits for a turn behind request tasks on a busy
+    /// runtime; on PostgreSQL the current runtime. Call it within a Tokio
+    /// runtime.
+    #[must_use]
+    pub fn writer_runtime(&self) -> tokio::runtime::Handle {
+        match self {
+            Self::Sqlite(db) => db
+                .writer
+                .runtime
+                .clone()
+                .unwrap_or_else(tokio::runtime::Handle::current),
+            Self::Postgres(_) => tokio::runtime::Handle::current(),
+        }
+    }
+
     /// Connections open and idle, for the pool gauges.
     #[must_use]
     pub fn pool_stats(&self) -> (u32, usize) {
@@ -279,6 +297,8 @@ enum Command {
 #[derive(Debug, Clone)]
 struct GroupCommitWriter {
     queue: mpsc::Sender<Command>,
+    /// The runtime on the writer's thread.
+    runtime: Option<tokio::runtime::Handle>,
 }
 
 fn writer_gone() -> sqlx::Error {
@@ -293,17 +313,27 @@ impl GroupCommitWriter {
     /// hundreds of connections' tasks.
     fn start(conn: SqliteConnection, checkpointer: SqliteConnection, max_batch: usize) -> Self {
         let (queue, rx) = mpsc::channel(max_batch.max(1) * 4);
-        let writer = move || match tokio::runtime::Builder::new_current_thread()
+        let runtime = match tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
         {
-            // The checkpointer lives as long as the writer: the runtime
-            // drops it when the writer's loop ends.
-            Ok(runtime) => runtime.block_on(async move {
+            Ok(runtime) => runtime,
+            Err(e) => {
+                tracing::error!(error = %e, "the SQLite writer has no runtime; writes fail");
+                return Self {
+                    queue,
+                    runtime: None,
+                };
+            }
+        };
+        let handle = runtime.handle().clone();
+        // The checkpointer, and whatever else runs on this runtime, lives as
+        // long as the writer: the runtime drops it when the writer's loop ends.
+        let writer = move || {
+            runtime.block_on(async move {
                 tokio::spawn(run_checkpointer(checkpointer));
                 run_writer(conn, rx, max_batch.max(1)).await;
-            }),
-            Err(e) => tracing::error!(error = %e, "the SQLite writer has no runtime; writes fail"),
+            });
         };
         if let Err(e) = std::thread::Builder::new()
             .name("sqlite-writer".into())
@@ -311,7 +341,10 @@ impl GroupCommitWriter {
         {
             tracing::error!(error = %e, "the SQLite writer's thread did not start; writes fail");
         }
-        Self { queue }
+        Self {
+            queue,
+            runtime: Some(handle),
+        }
     }
 
     async fn write<T, E, F>(&self, f: F) -> Result<T, E>
