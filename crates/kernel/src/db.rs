@@ -185,14 +185,16 @@ impl Db {
         }
     }
 
-    /// How many write transactions are worth running at once: one on
-    /// SQLite, whose single writer folds concurrent writes into one commit
-    /// anyway; several on PostgreSQL, which commits them side by side.
+    /// How many batched write transactions are worth running at once: one
+    /// on SQLite, whose single writer folds concurrent writes into one
+    /// commit anyway; two on PostgreSQL, so one batch runs its statement
+    /// while the other waits for its commit. More made smaller batches that
+    /// cost PostgreSQL more CPU per row for no more throughput (ADR 0012).
     #[must_use]
     pub fn write_parallelism(&self) -> usize {
         match self {
             Self::Sqlite(_) => 1,
-            Self::Postgres(pool) => (pool.options().get_max_connections() as usize / 4).max(1),
+            Self::Postgres(pool) => (pool.options().get_max_connections() as usize).clamp(1, 2),
         }
     }
 

@@ -35,6 +35,7 @@ use std::time::Duration;
 
 use ::redis::Script;
 use async_trait::async_trait;
+use kernel::batch::Batcher;
 
 use super::loading::Loads;
 use super::{
@@ -56,7 +57,8 @@ const NO_LEASE: i64 = -2;
 /// KEYS[1] the pool's counters, KEYS[2] its per-user counts; ARGV[1] the
 /// user, ARGV[2] the quantity. The stock is checked first, so a take larger
 /// than what is left is sold out whatever the user holds. Ends having taken,
-/// without answering: [`TAKE`] and [`TAKE_CLAIM`] answer.
+/// without answering: [`TAKE`] answers. [`TAKE_CLAIMS`] follows the same
+/// rules for many claims.
 macro_rules! take_lua {
     () => {
         r"
@@ -76,17 +78,50 @@ redis.call('hincrby', KEYS[1], 'taken', ARGV[2])
 
 static TAKE: LazyLock<Script> = LazyLock::new(|| Script::new(concat!(take_lua!(), "return 1\n")));
 
-/// [`TAKE`], recording the lease of claim ARGV[3] in KEYS[3] and KEYS[4].
-static TAKE_CLAIM: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(concat!(
-        take_lua!(),
+/// Takes under leases, many claims of one pool at once: ARGV holds
+/// (user, quantity, claim) triples, and each is answered in turn as
+/// [`TAKE`] would, in an array; a claim taken is leased in KEYS[3]
+/// (`quantity:user`) and KEYS[4] (its Redis time, in milliseconds). A pool
+/// whose keys are absent answers [`ABSENT`] for every claim.
+static TAKE_CLAIMS: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
         r"
+local pool = redis.call('hmget', KEYS[1], 'taken', 'stock', 'per_user')
+local answers = {}
+if not pool[1] then
+  for i = 1, #ARGV, 3 do answers[#answers + 1] = -1 end
+  return answers
+end
+local taken_before = tonumber(pool[1])
+local taken = taken_before
+local stock = pool[2] and tonumber(pool[2])
+local per_user = pool[3] and tonumber(pool[3])
 local now = redis.call('time')
-redis.call('hset', KEYS[3], ARGV[3], ARGV[2] .. ':' .. ARGV[1])
-redis.call('zadd', KEYS[4], now[1] * 1000 + math.floor(now[2] / 1000), ARGV[3])
-return 1
-"
-    ))
+local at = now[1] * 1000 + math.floor(now[2] / 1000)
+for i = 1, #ARGV, 3 do
+  local user, quantity, claim = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2]
+  local answer = 1
+  if stock and taken + quantity > stock then
+    answer = 0
+  elseif per_user then
+    local held = tonumber(redis.call('hget', KEYS[2], user) or 0)
+    if held + quantity > per_user then
+      answer = 2
+    else
+      redis.call('hincrby', KEYS[2], user, quantity)
+    end
+  end
+  if answer == 1 then
+    taken = taken + quantity
+    redis.call('hset', KEYS[3], claim, ARGV[i + 1] .. ':' .. user)
+    redis.call('zadd', KEYS[4], at, claim)
+  end
+  answers[#answers + 1] = answer
+end
+if taken ~= taken_before then redis.call('hincrby', KEYS[1], 'taken', taken - taken_before) end
+return answers
+",
+    )
 });
 
 /// Keys and arguments as for [`TAKE`]. Answers the units that went back:
@@ -225,7 +260,33 @@ pub struct RedisStockGate {
     loads: Loads,
     /// Pools this process has added to the set of leased pools.
     leased_pools: Mutex<HashSet<PoolId>>,
+    /// Takes under leases, sent to Redis together ([`TAKE_CLAIMS`]).
+    claim_takes: Batcher<ClaimTake, Result<i64, Unavailable>>,
 }
+
+/// One take under a lease, waiting for its batch.
+struct ClaimTake {
+    pool: PoolId,
+    user: String,
+    quantity: u32,
+    claim: String,
+}
+
+impl ClaimTake {
+    fn new(pool: &PoolId, user: &str, quantity: u32, claim: &str) -> Self {
+        Self {
+            pool: pool.clone(),
+            user: user.to_owned(),
+            quantity,
+            claim: claim.to_owned(),
+        }
+    }
+}
+
+/// Most takes sent to Redis in one call.
+const CLAIM_TAKE_BATCH: usize = 256;
+/// Calls of [`TAKE_CLAIMS`] at once: one in Redis while the next forms.
+const CLAIM_TAKES_IN_FLIGHT: usize = 2;
 
 impl RedisStockGate {
     /// Connects to the Redis at `url` and keeps pools under `prefix` (no
@@ -240,29 +301,33 @@ impl RedisStockGate {
     }
 
     /// A gate over a connection shared with other users of Redis, keeping
-    /// pools under `prefix`.
+    /// pools under `prefix`. Call it within a Tokio runtime: takes under
+    /// leases are batched by a task on it.
     #[must_use]
     pub fn new(
         connection: RedisConnection,
         prefix: impl Into<String>,
         loader: Arc<dyn StockLoader>,
     ) -> Self {
+        let prefix = prefix.into();
+        // Under a rush every claim takes: one script call per batch of
+        // takes rather than per take spares Redis and both sides' sockets
+        // most of their per-call work.
+        let claim_takes = Batcher::start(CLAIM_TAKE_BATCH, CLAIM_TAKES_IN_FLIGHT, {
+            let (connection, prefix) = (connection.clone(), prefix.clone());
+            move |takes| take_claims(connection.clone(), prefix.clone(), takes)
+        });
         Self {
             connection,
-            prefix: prefix.into(),
+            prefix,
             loads: Loads::new(loader),
             leased_pools: Mutex::new(HashSet::new()),
+            claim_takes,
         }
     }
 
     fn keys(&self, pool: &PoolId) -> PoolKeys {
-        let counters = format!("{}:stock:{{{pool}}}", self.prefix);
-        PoolKeys {
-            users: format!("{counters}:users"),
-            leases: format!("{counters}:leases"),
-            lease_times: format!("{counters}:lease_times"),
-            counters,
-        }
+        PoolKeys::of(&self.prefix, pool)
     }
 
     /// The set of pools that have had leases.
@@ -317,33 +382,16 @@ impl RedisStockGate {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// The answer of [`TAKE`] or [`TAKE_CLAIM`] as a take's result.
-    async fn take_with(
-        &self,
-        script: &Script,
-        pool: &PoolId,
-        user: &str,
-        quantity: u32,
-        claim: Option<&str>,
-    ) -> Result<(), Refusal> {
-        if quantity == 0 {
-            return Err(zero_quantity(pool));
-        }
-        let keys = self.keys(pool);
-        let answer = self
-            .on_loaded(pool, &keys, || async {
-                let answer = self.run(script, &keys, user, quantity, claim).await?;
-                Ok((answer != ABSENT).then_some(answer))
-            })
-            .await?;
-        match answer {
-            TAKEN => Ok(()),
-            SOLD_OUT => Err(Refusal::SoldOut),
-            LIMIT_REACHED => Err(Refusal::LimitReached),
-            other => Err(Refusal::Unavailable(format!(
-                "redis: unexpected answer {other} from the take script"
-            ))),
-        }
+    /// A take under a lease of a pool Redis did not have: loads the pool,
+    /// then takes on its own.
+    async fn take_claim_once_loaded(&self, take: ClaimTake) -> Result<i64, Unavailable> {
+        let keys = self.keys(&take.pool);
+        self.on_loaded(&take.pool, &keys, || async {
+            let mut answers = run_take_claims(&self.connection, &keys, &[&take]).await?;
+            let answer = answers.pop().unwrap_or(ABSENT);
+            Ok((answer != ABSENT).then_some(answer))
+        })
+        .await
     }
 
     /// The answer of [`GIVE_BACK`] or [`GIVE_BACK_CLAIM`] as a give-back's
@@ -454,6 +502,82 @@ impl fmt::Debug for RedisStockGate {
     }
 }
 
+/// What [`TAKE`] or [`TAKE_CLAIMS`] answered for one take, as its result.
+fn take_answer(answer: i64) -> Result<(), Refusal> {
+    match answer {
+        TAKEN => Ok(()),
+        SOLD_OUT => Err(Refusal::SoldOut),
+        LIMIT_REACHED => Err(Refusal::LimitReached),
+        other => Err(Refusal::Unavailable(format!(
+            "redis: unexpected answer {other} from the take script"
+        ))),
+    }
+}
+
+/// Handles one batch of takes under leases: one [`TAKE_CLAIMS`] call per
+/// pool, answers in the batch's order.
+async fn take_claims(
+    connection: RedisConnection,
+    prefix: String,
+    takes: Vec<ClaimTake>,
+) -> Vec<Result<i64, Unavailable>> {
+    let mut by_pool: HashMap<&PoolId, Vec<usize>> = HashMap::new();
+    for (i, take) in takes.iter().enumerate() {
+        by_pool.entry(&take.pool).or_default().push(i);
+    }
+    let mut answers: Vec<Result<i64, Unavailable>> =
+        vec![Err(Unavailable("redis: take not sent".into())); takes.len()];
+    for (pool, indexes) in by_pool {
+        let keys = PoolKeys::of(&prefix, pool);
+        let of_pool: Vec<&ClaimTake> = indexes.iter().map(|&i| &takes[i]).collect();
+        match run_take_claims(&connection, &keys, &of_pool).await {
+            Ok(got) => {
+                for (&i, answer) in indexes.iter().zip(got) {
+                    answers[i] = Ok(answer);
+                }
+            }
+            Err(e) => {
+                for &i in &indexes {
+                    answers[i] = Err(e.clone());
+                }
+            }
+        }
+    }
+    answers
+}
+
+/// Runs [`TAKE_CLAIMS`] for takes of one pool: one answer per take.
+async fn run_take_claims(
+    connection: &RedisConnection,
+    keys: &PoolKeys,
+    takes: &[&ClaimTake],
+) -> Result<Vec<i64>, Unavailable> {
+    let mut invocation = TAKE_CLAIMS.key(&keys.counters);
+    invocation
+        .key(&keys.users)
+        .key(&keys.leases)
+        .key(&keys.lease_times);
+    for take in takes {
+        invocation
+            .arg(&take.user)
+            .arg(take.quantity)
+            .arg(&take.claim);
+    }
+    let answers: Vec<i64> = invocation
+        .invoke_async(&mut connection.handle())
+        .await
+        .map_err(unavailable)?;
+    if answers.len() == takes.len() {
+        Ok(answers)
+    } else {
+        Err(Unavailable(format!(
+            "redis: {} answers from the take script for {} takes",
+            answers.len(),
+            takes.len()
+        )))
+    }
+}
+
 /// A pool's keys.
 struct PoolKeys {
     counters: String,
@@ -462,10 +586,32 @@ struct PoolKeys {
     lease_times: String,
 }
 
+impl PoolKeys {
+    fn of(prefix: &str, pool: &PoolId) -> Self {
+        let counters = format!("{prefix}:stock:{{{pool}}}");
+        Self {
+            users: format!("{counters}:users"),
+            leases: format!("{counters}:leases"),
+            lease_times: format!("{counters}:lease_times"),
+            counters,
+        }
+    }
+}
+
 #[async_trait]
 impl StockGate for RedisStockGate {
     async fn take(&self, pool: &PoolId, user: &str, quantity: u32) -> Result<(), Refusal> {
-        self.take_with(&TAKE, pool, user, quantity, None).await
+        if quantity == 0 {
+            return Err(zero_quantity(pool));
+        }
+        let keys = self.keys(pool);
+        let answer = self
+            .on_loaded(pool, &keys, || async {
+                let answer = self.run(&TAKE, &keys, user, quantity, None).await?;
+                Ok((answer != ABSENT).then_some(answer))
+            })
+            .await?;
+        take_answer(answer)
     }
 
     async fn take_claim(
@@ -475,9 +621,20 @@ impl StockGate for RedisStockGate {
         quantity: u32,
         claim: &str,
     ) -> Result<(), Refusal> {
+        if quantity == 0 {
+            return Err(zero_quantity(pool));
+        }
         self.note_leased(pool).await?;
-        self.take_with(&TAKE_CLAIM, pool, user, quantity, Some(claim))
+        let batched = self
+            .claim_takes
+            .submit(ClaimTake::new(pool, user, quantity, claim))
             .await
+            .map_err(|e| Unavailable(format!("redis: {e}")))??;
+        if batched != ABSENT {
+            return take_answer(batched);
+        }
+        let loaded = ClaimTake::new(pool, user, quantity, claim);
+        take_answer(self.take_claim_once_loaded(loaded).await?)
     }
 
     async fn settle(&self, pool: &PoolId, claim: &str) -> Result<(), Unavailable> {

@@ -177,10 +177,19 @@ impl Outcome {
     }
 }
 
+/// How a rush's attempts take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Taking {
+    /// `take`.
+    Plainly,
+    /// `take_claim`, each attempt under a lease of its own (`claim-<i>`).
+    UnderLeases,
+}
+
 /// Every attempt (a user) as its own task, all released at once; each takes
 /// one unit.
 async fn rush(gate: &Arc<dyn StockGate>, pool: &PoolId, attempts: Vec<String>) -> Outcome {
-    rush_across(std::slice::from_ref(gate), pool, attempts).await
+    rush_across(std::slice::from_ref(gate), pool, attempts, Taking::Plainly).await
 }
 
 /// A rush whose attempts take turns between several gate instances.
@@ -188,6 +197,7 @@ async fn rush_across(
     gates: &[Arc<dyn StockGate>],
     pool: &PoolId,
     attempts: Vec<String>,
+    taking: Taking,
 ) -> Outcome {
     let start = Arc::new(Barrier::new(attempts.len()));
     let tasks: Vec<_> = attempts
@@ -198,7 +208,13 @@ async fn rush_across(
             let (pool, start) = (pool.clone(), Arc::clone(&start));
             tokio::spawn(async move {
                 start.wait().await;
-                let taken = gate.take(&pool, &user, 1).await;
+                let taken = match taking {
+                    Taking::Plainly => gate.take(&pool, &user, 1).await,
+                    Taking::UnderLeases => {
+                        gate.take_claim(&pool, &user, 1, &format!("claim-{i}"))
+                            .await
+                    }
+                };
                 (user, taken)
             })
         })
@@ -287,6 +303,97 @@ async fn one_user_firing_200_takes_at_once_gets_exactly_one(kind: Kind) {
     assert_eq!(outcome.successes(), 1);
     assert_eq!(outcome.limit_reached, 199);
     assert_eq!(remaining(&gate, &pool).await, Some(99));
+}
+
+on_every_gate!(a_rush_of_claims_sells_exactly_the_stock_and_leases_each_unit_once);
+async fn a_rush_of_claims_sells_exactly_the_stock_and_leases_each_unit_once(kind: Kind) {
+    // Under leases the Redis gate sends takes in batches: the same rules,
+    // taken in turn inside each batch.
+    let (gate, pool) = one_pool(&kind, Some(50), Some(2)).await;
+
+    let outcome = rush_across(
+        std::slice::from_ref(&gate),
+        &pool,
+        attempts(100, 3),
+        Taking::UnderLeases,
+    )
+    .await;
+
+    assert_eq!(outcome.successes(), 50);
+    assert!(outcome.taken_by.values().all(|n| *n <= 2), "{outcome:?}");
+    assert_eq!(outcome.sold_out + outcome.limit_reached, 250);
+    assert_eq!(remaining(&gate, &pool).await, Some(0));
+    let leases = gate.stale_claims(Duration::ZERO).await.expect("available");
+    if kind == Kind::Memory {
+        // Its leases would die with its counters: it keeps none.
+        assert!(leases.is_empty(), "{leases:?}");
+        return;
+    }
+    assert_eq!(leases.len(), 50, "one lease per unit taken");
+    let mut by_user: HashMap<String, u32> = HashMap::new();
+    for lease in &leases {
+        *by_user.entry(lease.user.clone()).or_default() += lease.quantity;
+    }
+    assert_eq!(by_user, outcome.taken_by);
+}
+
+on_every_gate!(one_user_firing_200_claims_at_once_gets_exactly_the_limit);
+async fn one_user_firing_200_claims_at_once_gets_exactly_the_limit(kind: Kind) {
+    let (gate, pool) = one_pool(&kind, Some(100), Some(3)).await;
+
+    let outcome = rush_across(
+        std::slice::from_ref(&gate),
+        &pool,
+        attempts(1, 200),
+        Taking::UnderLeases,
+    )
+    .await;
+
+    assert_eq!(outcome.successes(), 3);
+    assert_eq!(outcome.limit_reached, 197);
+    assert_eq!(remaining(&gate, &pool).await, Some(97));
+}
+
+on_every_gate!(claims_on_two_pools_at_once_are_counted_apart);
+async fn claims_on_two_pools_at_once_are_counted_apart(kind: Kind) {
+    let (first, second) = (PoolId::new("coupon:first"), PoolId::new("coupon:second"));
+    let db = Database::new();
+    db.add(&first, limits(Some(30), Some(1)))
+        .add(&second, limits(Some(20), Some(1)));
+    let gate = gate_over(&kind, &db).await;
+    let start = Arc::new(Barrier::new(200));
+
+    let tasks: Vec<_> = (0..200)
+        .map(|i| {
+            let pool = if i % 2 == 0 {
+                first.clone()
+            } else {
+                second.clone()
+            };
+            let (gate, start) = (Arc::clone(&gate), Arc::clone(&start));
+            tokio::spawn(async move {
+                start.wait().await;
+                let taken = gate
+                    .take_claim(&pool, &format!("user-{}", i / 2), 1, &format!("claim-{i}"))
+                    .await;
+                (pool, taken)
+            })
+        })
+        .collect();
+    let mut taken: HashMap<PoolId, u32> = HashMap::new();
+    for task in tasks {
+        let (pool, outcome) = task.await.expect("task ran to the end");
+        match outcome {
+            Ok(()) => *taken.entry(pool).or_default() += 1,
+            Err(Refusal::SoldOut) => {}
+            Err(other) => panic!("unexpected refusal {other:?}"),
+        }
+    }
+
+    assert_eq!(taken.get(&first), Some(&30));
+    assert_eq!(taken.get(&second), Some(&20));
+    assert_eq!(remaining(&gate, &first).await, Some(0));
+    assert_eq!(remaining(&gate, &second).await, Some(0));
 }
 
 on_every_gate!(racing_takes_at_the_sell_out_boundary_never_oversell_and_losers_keep_nothing);
@@ -1198,7 +1305,7 @@ async fn two_instances_in_one_rush_sell_exactly_the_stock(kind: Kind) {
     let gates = [store.gate(loader(&db)).await, store.gate(loader(&db)).await];
 
     // Every user tries twice, once through each instance.
-    let outcome = rush_across(&gates, &pool, attempts(200, 2)).await;
+    let outcome = rush_across(&gates, &pool, attempts(200, 2), Taking::Plainly).await;
 
     assert_eq!(outcome.successes(), 50);
     assert!(outcome.taken_by.values().all(|n| *n == 1), "{outcome:?}");
@@ -1311,7 +1418,13 @@ async fn a_pool_installed_with_other_shards_or_none_still_serves(kind: Kind) {
     let store = Store::open(kind).await;
     let gates = [store.gate(loader(&db)).await, store.gate(loader(&db)).await];
 
-    let outcome = rush_across(&gates, &pool, attempts(usize::from(PG_SHARDS) * 8, 1)).await;
+    let outcome = rush_across(
+        &gates,
+        &pool,
+        attempts(usize::from(PG_SHARDS) * 8, 1),
+        Taking::Plainly,
+    )
+    .await;
 
     assert_eq!(outcome.successes(), 1);
     assert_eq!(remaining(&gates[0], &pool).await, Some(0));
