@@ -192,6 +192,17 @@ async fn rush(gate: &Arc<dyn StockGate>, pool: &PoolId, attempts: Vec<String>) -
     rush_across(std::slice::from_ref(gate), pool, attempts, Taking::Plainly).await
 }
 
+/// [`rush`] with each attempt taking under a lease of its own.
+async fn rush_claims(gate: &Arc<dyn StockGate>, pool: &PoolId, attempts: Vec<String>) -> Outcome {
+    rush_across(
+        std::slice::from_ref(gate),
+        pool,
+        attempts,
+        Taking::UnderLeases,
+    )
+    .await
+}
+
 /// A rush whose attempts take turns between several gate instances.
 async fn rush_across(
     gates: &[Arc<dyn StockGate>],
@@ -311,13 +322,7 @@ async fn a_rush_of_claims_sells_exactly_the_stock_and_leases_each_unit_once(kind
     // taken in turn inside each batch.
     let (gate, pool) = one_pool(&kind, Some(50), Some(2)).await;
 
-    let outcome = rush_across(
-        std::slice::from_ref(&gate),
-        &pool,
-        attempts(100, 3),
-        Taking::UnderLeases,
-    )
-    .await;
+    let outcome = rush_claims(&gate, &pool, attempts(100, 3)).await;
 
     assert_eq!(outcome.successes(), 50);
     assert!(outcome.taken_by.values().all(|n| *n <= 2), "{outcome:?}");
@@ -341,13 +346,7 @@ on_every_gate!(one_user_firing_200_claims_at_once_gets_exactly_the_limit);
 async fn one_user_firing_200_claims_at_once_gets_exactly_the_limit(kind: Kind) {
     let (gate, pool) = one_pool(&kind, Some(100), Some(3)).await;
 
-    let outcome = rush_across(
-        std::slice::from_ref(&gate),
-        &pool,
-        attempts(1, 200),
-        Taking::UnderLeases,
-    )
-    .await;
+    let outcome = rush_claims(&gate, &pool, attempts(1, 200)).await;
 
     assert_eq!(outcome.successes(), 3);
     assert_eq!(outcome.limit_reached, 197);
