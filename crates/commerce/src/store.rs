@@ -185,11 +185,16 @@ const ISSUE: &str = "insert into coupons (id, code, campaign_id, user_id, ordina
 const ISSUE_SIZES: [usize; 4] = [8, 32, 128, 512];
 
 /// The multi-row form of [`ISSUE`] for `rows` coupons, seven parameters each
-/// (id, code, user, status, issued at, expires at, campaign), answering the
-/// ids it wrote. A row whose user is at the limit is skipped by the `where`,
-/// a row that lost its ordinal to a concurrent writer by the conflict clause
-/// (two rows of one user would compute the same ordinal, so the caller never
-/// puts them in one statement). The caller writes skipped rows one at a time.
+/// (id, code, user, status, issued at, expires at, campaign). A row whose
+/// user is at the limit is skipped by the `where`, a row that lost its
+/// ordinal to a concurrent writer by the conflict clause (two rows of one
+/// user would compute the same ordinal, so the caller never puts them in one
+/// statement). The caller writes skipped rows one at a time.
+///
+/// It returns no rows: when it wrote as many as it was given (nearly always)
+/// the count says enough, and otherwise the caller looks the written ones up
+/// by id. `returning id` cost sqlx's SQLite thread a hand-off to its caller
+/// for every row.
 ///
 /// `fresh` is materialised so each row's `held` is looked up once: both
 /// databases otherwise ran the subquery twice, for the filter and for the
@@ -221,8 +226,7 @@ fn issue_rows_sql(rows: usize, backend: Backend) -> String {
          issued_at, expires_at, updated_at) \
          select id, code, campaign_id, user_id, held + 1, status, issued_at, expires_at, issued_at \
          from fresh where held < per_user_limit \
-         on conflict (user_id, campaign_id, ordinal) do nothing \
-         returning id",
+         on conflict (user_id, campaign_id, ordinal) do nothing",
         values.join(", ")
     )
 }
@@ -243,6 +247,8 @@ fn issue_statements(backend: Backend) -> &'static [(usize, String)] {
         Backend::Postgres => &POSTGRES,
     }
 }
+
+const COUPON_EXISTS: &str = "select 1 from coupons where id = $1";
 
 /// The user's highest ordinal in a campaign, beside its per-user limit.
 const HELD: &str = "select cast(coalesce((select max(ordinal) from coupons \
@@ -343,7 +349,7 @@ impl CouponStore for SqlCouponStore {
                     .or(statements.last())
                     .ok_or_else(|| bad_row("issue statements", "none built"))?;
                 let (chunk, after) = rest.split_at(rest.len().min(*rows));
-                let mut query = sqlx::query_scalar(sql.as_str());
+                let mut query = sqlx::query(sql.as_str());
                 for coupon in chunk {
                     query = query
                         .bind(Some(coupon.id))
@@ -364,8 +370,23 @@ impl CouponStore for SqlCouponStore {
                         .bind(None::<Timestamp>)
                         .bind(None::<CouponCampaignId>);
                 }
-                let ids: Vec<CouponId> = query.fetch_all(&mut *conn).await?;
-                written.extend(ids);
+                let inserted = query.execute(&mut *conn).await?.rows_affected();
+                if usize::try_from(inserted) == Ok(chunk.len()) {
+                    written.extend(chunk.iter().map(|c| c.id));
+                } else {
+                    // Some rows were skipped: which ones, by id (rare: a
+                    // drifted gate, or a race with another instance).
+                    for coupon in chunk {
+                        if sqlx::query(COUPON_EXISTS)
+                            .bind(coupon.id)
+                            .fetch_optional(&mut *conn)
+                            .await?
+                            .is_some()
+                        {
+                            written.insert(coupon.id);
+                        }
+                    }
+                }
                 rest = after;
             }
             let mut outcomes = Vec::with_capacity(coupons.len());
@@ -460,7 +481,7 @@ impl CouponStore for SqlCouponStore {
 
     async fn coupon_exists(&self, id: CouponId) -> Result<bool, sqlx::Error> {
         let found: Option<i32> = kernel::read!(&self.db, |pool| {
-            sqlx::query_scalar("select 1 from coupons where id = $1")
+            sqlx::query_scalar(COUPON_EXISTS)
                 .bind(id)
                 .fetch_optional(pool)
                 .await
