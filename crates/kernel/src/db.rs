@@ -252,16 +252,38 @@ fn writer_options(options: SqliteConnectOptions) -> SqliteConnectOptions {
 
 /// How often the checkpointer copies the WAL back into the database. A
 /// passive checkpoint never blocks the writer; once it has copied every
-/// frame, the writer's next transaction starts the WAL over.
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
+/// frame, the writer's next transaction starts the WAL over. (Every 200 ms
+/// rather than 500: each restart then has less to copy; 5 % more firehose.)
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
+
+/// WAL frames (4 KiB pages) past which the checkpointer makes the WAL start
+/// over. Under a steady rush a passive checkpoint never catches up with the
+/// writer, so the WAL never starts over by itself: it grew to a gigabyte in
+/// a 20-second firehose, and every page the writer reads is looked up in an
+/// index of the whole WAL.
+const RESTART_WAL_AFTER_FRAMES: i64 = 8_192;
 
 async fn run_checkpointer(mut conn: SqliteConnection) {
     let mut every = tokio::time::interval(CHECKPOINT_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         every.tick().await;
-        if let Err(e) = conn.execute("pragma wal_checkpoint(PASSIVE)").await {
-            tracing::warn!(error = %e, "WAL checkpoint failed; trying again");
+        let passive: Result<(i64, i64, i64), _> = sqlx::query_as("pragma wal_checkpoint(PASSIVE)")
+            .fetch_one(&mut conn)
+            .await;
+        let frames = match passive {
+            Ok((_, frames, _)) => frames,
+            Err(e) => {
+                tracing::warn!(error = %e, "WAL checkpoint failed; trying again");
+                continue;
+            }
+        };
+        if frames > RESTART_WAL_AFTER_FRAMES {
+            // Holds the next commit back while it copies what the passive
+            // checkpoint left (little) and the WAL starts over.
+            if let Err(e) = conn.execute("pragma wal_checkpoint(RESTART)").await {
+                tracing::warn!(error = %e, "WAL restart failed; trying again");
+            }
         }
     }
 }
