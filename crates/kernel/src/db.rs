@@ -15,6 +15,7 @@
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures::FutureExt;
@@ -256,14 +257,16 @@ fn writer_options(options: SqliteConnectOptions) -> SqliteConnectOptions {
 /// rather than 500: each restart then has less to copy; 5 % more firehose.)
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
 
-/// WAL frames (4 KiB pages) past which the checkpointer makes the WAL start
-/// over. Under a steady rush a passive checkpoint never catches up with the
+/// WAL frames (4 KiB pages) past which the WAL is made to start over.
+/// Under a steady rush a passive checkpoint never catches up with the
 /// writer, so the WAL never starts over by itself: it grew to a gigabyte in
 /// a 20-second firehose, and every page the writer reads is looked up in an
 /// index of the whole WAL.
 const RESTART_WAL_AFTER_FRAMES: i64 = 8_192;
 
-async fn run_checkpointer(mut conn: SqliteConnection) {
+/// Copies the WAL back every [`CHECKPOINT_EVERY`] without blocking anyone,
+/// and asks the writer to start the WAL over once it is long.
+async fn run_checkpointer(mut conn: SqliteConnection, restart_wanted: Arc<AtomicBool>) {
     let mut every = tokio::time::interval(CHECKPOINT_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -271,20 +274,24 @@ async fn run_checkpointer(mut conn: SqliteConnection) {
         let passive: Result<(i64, i64, i64), _> = sqlx::query_as("pragma wal_checkpoint(PASSIVE)")
             .fetch_one(&mut conn)
             .await;
-        let frames = match passive {
-            Ok((_, frames, _)) => frames,
-            Err(e) => {
-                tracing::warn!(error = %e, "WAL checkpoint failed; trying again");
-                continue;
+        match passive {
+            Ok((_, frames, _)) if frames > RESTART_WAL_AFTER_FRAMES => {
+                restart_wanted.store(true, Ordering::Relaxed);
             }
-        };
-        if frames > RESTART_WAL_AFTER_FRAMES {
-            // Holds the next commit back while it copies what the passive
-            // checkpoint left (little) and the WAL starts over.
-            if let Err(e) = conn.execute("pragma wal_checkpoint(RESTART)").await {
-                tracing::warn!(error = %e, "WAL restart failed; trying again");
-            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed; trying again"),
         }
+    }
+}
+
+/// Starts the WAL over, on the writer's connection between two
+/// transactions: it copies what the last passive checkpoint left (little)
+/// and holds the next commit back meanwhile. From the checkpointer's own
+/// connection a restart waited for the writer's lock, which the writer took
+/// again at once after every commit, and seldom got it.
+async fn restart_wal(conn: &mut SqliteConnection) {
+    if let Err(e) = conn.execute("pragma wal_checkpoint(RESTART)").await {
+        tracing::warn!(error = %e, "WAL restart failed; trying again later");
     }
 }
 
@@ -355,8 +362,9 @@ impl GroupCommitWriter {
         // long as the writer: the runtime drops it when the writer's loop ends.
         let writer = move || {
             runtime.block_on(async move {
-                tokio::spawn(run_checkpointer(checkpointer));
-                run_writer(conn, rx, max_batch.max(1)).await;
+                let restart_wanted = Arc::new(AtomicBool::new(false));
+                tokio::spawn(run_checkpointer(checkpointer, Arc::clone(&restart_wanted)));
+                run_writer(conn, rx, max_batch.max(1), &restart_wanted).await;
             });
         };
         if let Err(e) = std::thread::Builder::new()
@@ -446,7 +454,12 @@ where
     outcome
 }
 
-async fn run_writer(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Command>, max_batch: usize) {
+async fn run_writer(
+    mut conn: SqliteConnection,
+    mut rx: mpsc::Receiver<Command>,
+    max_batch: usize,
+    restart_wanted: &AtomicBool,
+) {
     let mut batch: Vec<Job> = Vec::with_capacity(max_batch);
     let mut pending: Option<Command> = None;
     loop {
@@ -476,6 +489,9 @@ async fn run_writer(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Command>,
                     }
                 }
                 commit_batch(&mut conn, &mut batch).await;
+                if restart_wanted.swap(false, Ordering::Relaxed) {
+                    restart_wal(&mut conn).await;
+                }
             }
         }
     }
