@@ -54,36 +54,15 @@ const LIMIT_REACHED: i64 = 2;
 /// What the give-back through a lease answers when the lease is gone.
 const NO_LEASE: i64 = -2;
 
-/// KEYS[1] the pool's counters, KEYS[2] its per-user counts; ARGV[1] the
-/// user, ARGV[2] the quantity. The stock is checked first, so a take larger
-/// than what is left is sold out whatever the user holds. Ends having taken,
-/// without answering: [`TAKE`] answers. [`TAKE_CLAIMS`] follows the same
-/// rules for many claims.
-macro_rules! take_lua {
-    () => {
-        r"
-local pool = redis.call('hmget', KEYS[1], 'taken', 'stock', 'per_user')
-if not pool[1] then return -1 end
-local quantity = tonumber(ARGV[2])
-if pool[2] and tonumber(pool[1]) + quantity > tonumber(pool[2]) then return 0 end
-if pool[3] then
-  local held = tonumber(redis.call('hget', KEYS[2], ARGV[1]) or 0)
-  if held + quantity > tonumber(pool[3]) then return 2 end
-  redis.call('hincrby', KEYS[2], ARGV[1], ARGV[2])
-end
-redis.call('hincrby', KEYS[1], 'taken', ARGV[2])
-"
-    };
-}
-
-static TAKE: LazyLock<Script> = LazyLock::new(|| Script::new(concat!(take_lua!(), "return 1\n")));
-
-/// Takes under leases, many claims of one pool at once: ARGV holds
-/// (user, quantity, claim) triples, and each is answered in turn as
-/// [`TAKE`] would, in an array; a claim taken is leased in KEYS[3]
-/// (`quantity:user`) and KEYS[4] (its Redis time, in milliseconds). A pool
-/// whose keys are absent answers [`ABSENT`] for every claim.
-static TAKE_CLAIMS: LazyLock<Script> = LazyLock::new(|| {
+/// Takes, many of one pool at once. KEYS[1] the pool's counters, KEYS[2]
+/// its per-user counts, KEYS[3] and KEYS[4] its leases and their times;
+/// ARGV holds (user, quantity, claim) triples, answered in turn in an array
+/// ([`TAKEN`], [`SOLD_OUT`] or [`LIMIT_REACHED`]). The stock is checked
+/// first, so a take larger than what is left is sold out whatever the user
+/// holds. A take with a claim ('' for none) is leased under it: `quantity:user`
+/// in KEYS[3], its Redis time in milliseconds in KEYS[4]. A pool whose keys
+/// are absent answers [`ABSENT`] for every take.
+static TAKES: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 local pool = redis.call('hmget', KEYS[1], 'taken', 'stock', 'per_user')
@@ -113,8 +92,10 @@ for i = 1, #ARGV, 3 do
   end
   if answer == 1 then
     taken = taken + quantity
-    redis.call('hset', KEYS[3], claim, ARGV[i + 1] .. ':' .. user)
-    redis.call('zadd', KEYS[4], at, claim)
+    if claim ~= '' then
+      redis.call('hset', KEYS[3], claim, ARGV[i + 1] .. ':' .. user)
+      redis.call('zadd', KEYS[4], at, claim)
+    end
   end
   answers[#answers + 1] = answer
 end
@@ -124,7 +105,8 @@ return answers
     )
 });
 
-/// Keys and arguments as for [`TAKE`]. Answers the units that went back:
+/// KEYS as for [`TAKES`]; ARGV[1] the user, ARGV[2] the quantity. Answers
+/// the units that went back:
 /// no more than the user holds (when counted per user), nor than the pool
 /// counts as taken.
 macro_rules! give_back_lua {
@@ -214,7 +196,7 @@ return found
 const STALE_BATCH: usize = 1000;
 
 /// Writes a pool's limits and counters, replacing whatever was there.
-/// KEYS as for [`TAKE`], then the leases' two keys, which are cleared;
+/// KEYS as for [`TAKES`] (the leases' two keys are cleared);
 /// ARGV[1] taken, ARGV[2] the stock and ARGV[3] the
 /// per-user limit ('' for none), then user and count pairs, written a
 /// thousand arguments at a time (Lua's stack bounds `unpack`).
@@ -260,19 +242,20 @@ pub struct RedisStockGate {
     loads: Loads,
     /// Pools this process has added to the set of leased pools.
     leased_pools: Mutex<HashSet<PoolId>>,
-    /// Takes under leases, sent to Redis together ([`TAKE_CLAIMS`]).
-    claim_takes: Batcher<ClaimTake, Result<i64, Unavailable>>,
+    /// Takes under leases, sent to Redis together ([`TAKES`]).
+    claim_takes: Batcher<Take, Result<i64, Unavailable>>,
 }
 
-/// One take under a lease, waiting for its batch.
-struct ClaimTake {
+/// One take for [`TAKES`].
+struct Take {
     pool: PoolId,
     user: String,
     quantity: u32,
+    /// The lease's claim; empty for a take without a lease.
     claim: String,
 }
 
-impl ClaimTake {
+impl Take {
     fn new(pool: &PoolId, user: &str, quantity: u32, claim: &str) -> Self {
         Self {
             pool: pool.clone(),
@@ -285,7 +268,7 @@ impl ClaimTake {
 
 /// Most takes sent to Redis in one call.
 const CLAIM_TAKE_BATCH: usize = 256;
-/// Calls of [`TAKE_CLAIMS`] at once: one in Redis while the next forms.
+/// Calls of [`TAKES`] at once: one in Redis while the next forms.
 const CLAIM_TAKES_IN_FLIGHT: usize = 2;
 
 impl RedisStockGate {
@@ -382,12 +365,11 @@ impl RedisStockGate {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// A take under a lease of a pool Redis did not have: loads the pool,
-    /// then takes on its own.
-    async fn take_claim_once_loaded(&self, take: ClaimTake) -> Result<i64, Unavailable> {
+    /// One take on its own, loading the pool first if Redis lacks it.
+    async fn take_once_loaded(&self, take: Take) -> Result<i64, Unavailable> {
         let keys = self.keys(&take.pool);
         self.on_loaded(&take.pool, &keys, || async {
-            let mut answers = run_take_claims(&self.connection, &keys, &[&take]).await?;
+            let mut answers = run_takes(&self.connection, &keys, &[&take]).await?;
             let answer = answers.pop().unwrap_or(ABSENT);
             Ok((answer != ABSENT).then_some(answer))
         })
@@ -502,7 +484,7 @@ impl fmt::Debug for RedisStockGate {
     }
 }
 
-/// What [`TAKE`] or [`TAKE_CLAIMS`] answered for one take, as its result.
+/// What [`TAKES`] answered for one take, as its result.
 fn take_answer(answer: i64) -> Result<(), Refusal> {
     match answer {
         TAKEN => Ok(()),
@@ -514,12 +496,12 @@ fn take_answer(answer: i64) -> Result<(), Refusal> {
     }
 }
 
-/// Handles one batch of takes under leases: one [`TAKE_CLAIMS`] call per
-/// pool, answers in the batch's order.
+/// Handles one batch of takes under leases: one [`TAKES`] call per pool,
+/// answers in the batch's order.
 async fn take_claims(
     connection: RedisConnection,
     prefix: String,
-    takes: Vec<ClaimTake>,
+    takes: Vec<Take>,
 ) -> Vec<Result<i64, Unavailable>> {
     let mut by_pool: HashMap<&PoolId, Vec<usize>> = HashMap::new();
     for (i, take) in takes.iter().enumerate() {
@@ -529,8 +511,8 @@ async fn take_claims(
         vec![Err(Unavailable("redis: take not sent".into())); takes.len()];
     for (pool, indexes) in by_pool {
         let keys = PoolKeys::of(&prefix, pool);
-        let of_pool: Vec<&ClaimTake> = indexes.iter().map(|&i| &takes[i]).collect();
-        match run_take_claims(&connection, &keys, &of_pool).await {
+        let of_pool: Vec<&Take> = indexes.iter().map(|&i| &takes[i]).collect();
+        match run_takes(&connection, &keys, &of_pool).await {
             Ok(got) => {
                 for (&i, answer) in indexes.iter().zip(got) {
                     answers[i] = Ok(answer);
@@ -546,13 +528,13 @@ async fn take_claims(
     answers
 }
 
-/// Runs [`TAKE_CLAIMS`] for takes of one pool: one answer per take.
-async fn run_take_claims(
+/// Runs [`TAKES`] for takes of one pool: one answer per take.
+async fn run_takes(
     connection: &RedisConnection,
     keys: &PoolKeys,
-    takes: &[&ClaimTake],
+    takes: &[&Take],
 ) -> Result<Vec<i64>, Unavailable> {
-    let mut invocation = TAKE_CLAIMS.key(&keys.counters);
+    let mut invocation = TAKES.key(&keys.counters);
     invocation
         .key(&keys.users)
         .key(&keys.leases)
@@ -604,14 +586,10 @@ impl StockGate for RedisStockGate {
         if quantity == 0 {
             return Err(zero_quantity(pool));
         }
-        let keys = self.keys(pool);
-        let answer = self
-            .on_loaded(pool, &keys, || async {
-                let answer = self.run(&TAKE, &keys, user, quantity, None).await?;
-                Ok((answer != ABSENT).then_some(answer))
-            })
-            .await?;
-        take_answer(answer)
+        take_answer(
+            self.take_once_loaded(Take::new(pool, user, quantity, ""))
+                .await?,
+        )
     }
 
     async fn take_claim(
@@ -627,14 +605,14 @@ impl StockGate for RedisStockGate {
         self.note_leased(pool).await?;
         let batched = self
             .claim_takes
-            .submit(ClaimTake::new(pool, user, quantity, claim))
+            .submit(Take::new(pool, user, quantity, claim))
             .await
             .map_err(|e| Unavailable(format!("redis: {e}")))??;
         if batched != ABSENT {
             return take_answer(batched);
         }
-        let loaded = ClaimTake::new(pool, user, quantity, claim);
-        take_answer(self.take_claim_once_loaded(loaded).await?)
+        let loaded = Take::new(pool, user, quantity, claim);
+        take_answer(self.take_once_loaded(loaded).await?)
     }
 
     async fn settle(&self, pool: &PoolId, claim: &str) -> Result<(), Unavailable> {
