@@ -173,7 +173,7 @@ impl CouponService {
     ) -> Result<Coupon, CommerceError> {
         let campaign = self.cached_campaign(campaign_id).await?;
         let now = self.clock.now();
-        let coupon = Coupon::new(&campaign, user, new_code(now)?, now);
+        let coupon = Coupon::new(&campaign, user, CouponCode::generate(now), now);
         let granted = self
             .store
             .grant(grant, coupon)
@@ -216,11 +216,6 @@ impl CouponService {
     }
 }
 
-fn new_code(now: Timestamp) -> Result<CouponCode, CommerceError> {
-    CouponCode::generate(now)
-        .map_err(|e| CommerceError::Internal(format!("no randomness for a coupon code: {e}")))
-}
-
 /// Takes a unit from the gate under a lease named by the coupon id, then
 /// writes the coupon (the batch writer settles the lease once it is
 /// written), and gives the unit back if the write fails or the database
@@ -234,7 +229,7 @@ async fn claim(
     user: UserId,
     now: Timestamp,
 ) -> Result<Coupon, CommerceError> {
-    let coupon = Coupon::new(&campaign, user, new_code(now)?, now);
+    let coupon = Coupon::new(&campaign, user, CouponCode::generate(now), now);
     let (pool, holder) = (campaign_pool(campaign.id), holder(user));
     let lease = coupon.id.to_string();
     gate.take_claim(&pool, &holder, 1, &lease).await?;

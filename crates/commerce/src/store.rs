@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::LazyLock;
 
 use async_trait::async_trait;
-use kernel::db::{Backend, Db, bad_row, stored_count};
+use kernel::db::{Db, bad_row, stored_count};
 use kernel::{PageRequest, Timestamp, UserId};
 
 use crate::model::{
@@ -177,75 +177,180 @@ const ISSUE: &str = "insert into coupons (id, code, campaign_id, user_id, ordina
      where c.id = $7 and held.ordinal < c.per_user_limit \
      on conflict (user_id, campaign_id, ordinal) do nothing";
 
-/// Rows of one multi-row issue statement, fewest first. A batch is written
-/// by the smallest that holds it (or the largest, repeatedly), the rows it
-/// does not fill padded with nulls that match no campaign: one statement
-/// (one round trip) per batch, and a handful of statements in each
-/// connection's prepared-statement cache.
-const ISSUE_SIZES: [usize; 4] = [8, 32, 128, 512];
+/// Rows of one multi-row SQLite issue statement, fewest first. A batch is
+/// written by the smallest that holds it (or the largest, repeatedly), the
+/// rows it does not fill padded with nulls that match no campaign: one
+/// statement per batch, and a handful of statements in each connection's
+/// prepared-statement cache.
+const SQLITE_ISSUE_SIZES: [usize; 4] = [8, 32, 128, 512];
 
-/// The multi-row form of [`ISSUE`] for `rows` coupons, seven parameters each
-/// (id, code, user, status, issued at, expires at, campaign). A row whose
-/// user is at the limit is skipped by the `where`, a row that lost its
-/// ordinal to a concurrent writer by the conflict clause (two rows of one
-/// user would compute the same ordinal, so the caller never puts them in one
-/// statement). The caller writes skipped rows one at a time.
+/// How a batch's first coupons become rows: a backend's multi-row issue.
+/// A row whose user is at the limit is skipped by the `where`, a row that
+/// lost its ordinal to a concurrent writer by the conflict clause (two rows
+/// of one user would compute the same ordinal, so the caller never puts them
+/// in one statement). The caller writes skipped rows one at a time.
 ///
-/// It returns no rows: when it wrote as many as it was given (nearly always)
-/// the count says enough, and otherwise the caller looks the written ones up
-/// by id. `returning id` cost sqlx's SQLite thread a hand-off to its caller
-/// for every row.
+/// The statements return no rows: when they wrote as many as they were given
+/// (nearly always) the count says enough, and otherwise the caller looks the
+/// written ones up by id. `returning id` cost sqlx's SQLite thread a
+/// hand-off to its caller for every row.
 ///
 /// `fresh` is materialised so each row's `held` is looked up once: both
 /// databases otherwise ran the subquery twice, for the filter and for the
 /// ordinal.
-///
-/// SQLite gets anonymous `?` parameters: looking up a numbered one costs a
-/// scan of all of them, which made binding a large statement quadratic.
-fn issue_rows_sql(rows: usize, backend: Backend) -> String {
-    let values: Vec<String> = (0..rows)
-        .map(|row| {
-            let params: Vec<String> = (1..=7)
-                .map(|i| match backend {
-                    Backend::Sqlite => "?".to_owned(),
-                    Backend::Postgres => format!("${}", row * 7 + i),
-                })
-                .collect();
-            format!("({})", params.join(", "))
-        })
-        .collect();
-    format!(
-        "with fresh as materialized (\
-           select v.column1 as id, v.column2 as code, c.id as campaign_id, \
-           v.column3 as user_id, v.column4 as status, v.column5 as issued_at, \
-           v.column6 as expires_at, c.per_user_limit as per_user_limit, \
-           coalesce((select max(h.ordinal) from coupons h \
-                     where h.campaign_id = c.id and h.user_id = v.column3), 0) as held \
-           from (values {}) v join coupon_campaigns c on c.id = v.column7) \
-         insert into coupons (id, code, campaign_id, user_id, ordinal, status, \
+#[async_trait]
+trait IssueRows {
+    /// Most rows one statement takes.
+    const ROWS_PER_STATEMENT: usize;
+    /// Writes what it may of `coupons`; returns how many rows it wrote.
+    async fn insert_rows(&mut self, coupons: &[&Coupon]) -> Result<u64, sqlx::Error>;
+}
+
+/// The part of the multi-row issue after its rows: `fresh` is their
+/// `(id, code, user_id, status, issued_at, expires_at, campaign_id)`.
+macro_rules! issue_rows_tail {
+    () => {
+        "insert into coupons (id, code, campaign_id, user_id, ordinal, status, \
          issued_at, expires_at, updated_at) \
          select id, code, campaign_id, user_id, held + 1, status, issued_at, expires_at, issued_at \
          from fresh where held < per_user_limit \
-         on conflict (user_id, campaign_id, ordinal) do nothing",
-        values.join(", ")
+         on conflict (user_id, campaign_id, ordinal) do nothing"
+    };
+}
+
+/// The columns of `fresh` for a row `v` of the given names, and its campaign `c`.
+macro_rules! issue_rows_fresh {
+    ($id:literal, $code:literal, $user:literal, $status:literal, $issued:literal, $expires:literal) => {
+        concat!(
+            "select v.",
+            $id,
+            " as id, v.",
+            $code,
+            " as code, c.id as campaign_id, \
+             v.",
+            $user,
+            " as user_id, v.",
+            $status,
+            " as status, v.",
+            $issued,
+            " as issued_at, \
+             v.",
+            $expires,
+            " as expires_at, c.per_user_limit as per_user_limit, \
+             coalesce((select max(h.ordinal) from coupons h \
+                       where h.campaign_id = c.id and h.user_id = v.",
+            $user,
+            "), 0) as held "
+        )
+    };
+}
+
+/// PostgreSQL takes the whole batch as seven arrays: one statement of seven
+/// parameters, whatever the batch's size, so one prepared statement and a
+/// generic plan serve every batch. The padded `VALUES` form had PostgreSQL
+/// plan each batch afresh over up to 3,584 parameters.
+const POSTGRES_ISSUE_ROWS: &str = concat!(
+    "with fresh as materialized (",
+    issue_rows_fresh!("id", "code", "user_id", "status", "issued_at", "expires_at"),
+    "from unnest($1::uuid[], $2::text[], $3::uuid[], $4::text[], $5::timestamptz[], \
+     $6::timestamptz[], $7::uuid[]) \
+     as v (id, code, user_id, status, issued_at, expires_at, campaign_id) \
+     join coupon_campaigns c on c.id = v.campaign_id) ",
+    issue_rows_tail!()
+);
+
+#[async_trait]
+impl IssueRows for sqlx::PgConnection {
+    const ROWS_PER_STATEMENT: usize = usize::MAX;
+
+    async fn insert_rows(&mut self, coupons: &[&Coupon]) -> Result<u64, sqlx::Error> {
+        let column =
+            |f: fn(&Coupon) -> uuid::Uuid| coupons.iter().map(|c| f(c)).collect::<Vec<_>>();
+        let text = |f: fn(&Coupon) -> &str| coupons.iter().map(|c| f(c)).collect::<Vec<_>>();
+        let time = |f: fn(&Coupon) -> Timestamp| {
+            coupons
+                .iter()
+                .map(|c| f(c).as_datetime())
+                .collect::<Vec<_>>()
+        };
+        let done = sqlx::query(POSTGRES_ISSUE_ROWS)
+            .bind(column(|c| c.id.0))
+            .bind(text(|c| c.code.as_str()))
+            .bind(column(|c| c.user_id.0))
+            .bind(text(|c| c.status.as_str()))
+            .bind(time(|c| c.issued_at))
+            .bind(time(|c| c.expires_at))
+            .bind(column(|c| c.campaign_id.0))
+            .execute(self)
+            .await?;
+        Ok(done.rows_affected())
+    }
+}
+
+/// The SQLite statement for `rows` coupons, seven anonymous `?` parameters
+/// each (looking up a numbered one costs a scan of all of them, which made
+/// binding a large statement quadratic).
+fn sqlite_issue_rows_sql(rows: usize) -> String {
+    let values = vec!["(?, ?, ?, ?, ?, ?, ?)"; rows].join(", ");
+    format!(
+        concat!(
+            "with fresh as materialized (",
+            issue_rows_fresh!(
+                "column1", "column2", "column3", "column4", "column5", "column6"
+            ),
+            "from (values {}) v join coupon_campaigns c on c.id = v.column7) ",
+            issue_rows_tail!()
+        ),
+        values
     )
 }
 
-/// [`issue_rows_sql`] for each size of [`ISSUE_SIZES`], built once per backend.
-fn issue_statements(backend: Backend) -> &'static [(usize, String)] {
-    type Statements = LazyLock<Vec<(usize, String)>>;
-    fn build(backend: Backend) -> Vec<(usize, String)> {
-        ISSUE_SIZES
+/// [`sqlite_issue_rows_sql`] for each size of [`SQLITE_ISSUE_SIZES`], built once.
+static SQLITE_ISSUE_ROWS: LazyLock<Vec<(usize, String)>> = LazyLock::new(|| {
+    SQLITE_ISSUE_SIZES
+        .iter()
+        .map(|&rows| (rows, sqlite_issue_rows_sql(rows)))
+        .collect()
+});
+
+#[async_trait]
+impl IssueRows for sqlx::SqliteConnection {
+    const ROWS_PER_STATEMENT: usize = SQLITE_ISSUE_SIZES[SQLITE_ISSUE_SIZES.len() - 1];
+
+    async fn insert_rows(&mut self, coupons: &[&Coupon]) -> Result<u64, sqlx::Error> {
+        let (rows, sql) = SQLITE_ISSUE_ROWS
             .iter()
-            .map(|&rows| (rows, issue_rows_sql(rows, backend)))
-            .collect()
+            .find(|(rows, _)| *rows >= coupons.len())
+            .ok_or_else(|| bad_row("issue statements", "none holds the batch"))?;
+        let mut query = sqlx::query(sql.as_str());
+        for coupon in coupons {
+            query = query
+                .bind(Some(coupon.id))
+                .bind(Some(coupon.code.as_str()))
+                .bind(Some(coupon.user_id))
+                .bind(Some(coupon.status.as_str()))
+                .bind(Some(coupon.issued_at))
+                .bind(Some(coupon.expires_at))
+                .bind(Some(coupon.campaign_id));
+        }
+        for _ in coupons.len()..*rows {
+            query = query
+                .bind(None::<CouponId>)
+                .bind(None::<&str>)
+                .bind(None::<UserId>)
+                .bind(None::<&str>)
+                .bind(None::<Timestamp>)
+                .bind(None::<Timestamp>)
+                .bind(None::<CouponCampaignId>);
+        }
+        Ok(query.execute(self).await?.rows_affected())
     }
-    static SQLITE: Statements = LazyLock::new(|| build(Backend::Sqlite));
-    static POSTGRES: Statements = LazyLock::new(|| build(Backend::Postgres));
-    match backend {
-        Backend::Sqlite => &SQLITE,
-        Backend::Postgres => &POSTGRES,
-    }
+}
+
+/// [`IssueRows::ROWS_PER_STATEMENT`] of a connection, by value (so a generic
+/// body can name it without naming the connection's type).
+fn rows_per_statement<C: IssueRows>(_: &C) -> usize {
+    C::ROWS_PER_STATEMENT
 }
 
 const COUPON_EXISTS: &str = "select 1 from coupons where id = $1";
@@ -330,7 +435,7 @@ impl CouponStore for SqlCouponStore {
     }
 
     async fn issue(&self, coupons: Vec<Coupon>) -> Result<Vec<IssueOutcome>, sqlx::Error> {
-        kernel::write_tx!(&self.db, |conn, backend| {
+        kernel::write_tx!(&self.db, |conn| {
             // Each user's first coupon of a campaign goes into the multi-row
             // statements; a user's later ones are written one by one after
             // them, in order, so they are answered as if written in turn.
@@ -340,37 +445,8 @@ impl CouponStore for SqlCouponStore {
                 .filter(|c| users.insert((c.campaign_id, c.user_id)))
                 .collect();
             let mut written = HashSet::with_capacity(coupons.len());
-            let mut rest = firsts.as_slice();
-            let statements = issue_statements(backend);
-            while !rest.is_empty() {
-                let (rows, sql) = statements
-                    .iter()
-                    .find(|(rows, _)| *rows >= rest.len())
-                    .or(statements.last())
-                    .ok_or_else(|| bad_row("issue statements", "none built"))?;
-                let (chunk, after) = rest.split_at(rest.len().min(*rows));
-                let mut query = sqlx::query(sql.as_str());
-                for coupon in chunk {
-                    query = query
-                        .bind(Some(coupon.id))
-                        .bind(Some(coupon.code.as_str()))
-                        .bind(Some(coupon.user_id))
-                        .bind(Some(coupon.status.as_str()))
-                        .bind(Some(coupon.issued_at))
-                        .bind(Some(coupon.expires_at))
-                        .bind(Some(coupon.campaign_id));
-                }
-                for _ in chunk.len()..*rows {
-                    query = query
-                        .bind(None::<CouponId>)
-                        .bind(None::<&str>)
-                        .bind(None::<UserId>)
-                        .bind(None::<&str>)
-                        .bind(None::<Timestamp>)
-                        .bind(None::<Timestamp>)
-                        .bind(None::<CouponCampaignId>);
-                }
-                let inserted = query.execute(&mut *conn).await?.rows_affected();
+            for chunk in firsts.chunks(rows_per_statement(&*conn)) {
+                let inserted = conn.insert_rows(chunk).await?;
                 if usize::try_from(inserted) == Ok(chunk.len()) {
                     written.extend(chunk.iter().map(|c| c.id));
                 } else {
@@ -387,7 +463,6 @@ impl CouponStore for SqlCouponStore {
                         }
                     }
                 }
-                rest = after;
             }
             let mut outcomes = Vec::with_capacity(coupons.len());
             for coupon in &coupons {

@@ -29,8 +29,9 @@ const GROUP_CHARS: usize = 5;
 const UNBIASED_BELOW: u8 = 248;
 
 /// A coupon code, shown grouped as `XXXXX-XXXXX-XXXXX-XXXXX`. Unguessable:
-/// after a three-character time prefix, about 84 random bits from the
-/// operating system; unique by a database constraint.
+/// after a three-character time prefix, about 84 random bits from a
+/// cryptographic generator seeded by the operating system; unique by a
+/// database constraint.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, ToSchema)]
 #[serde(transparent)]
 #[schema(value_type = String, example = "K7QW2-MZ9RT-4XHNB-PC8DV")]
@@ -43,18 +44,21 @@ pub struct CouponCode(String);
 pub struct InvalidCode;
 
 impl CouponCode {
-    /// A fresh code issued at `now`: its time prefix, then characters from
-    /// the operating system's random source.
-    pub fn generate(now: Timestamp) -> Result<Self, getrandom::Error> {
+    /// A fresh code issued at `now`: its time prefix, then random
+    /// characters from the thread's ChaCha generator (`rand::rng`, seeded
+    /// and reseeded from the operating system). A system call per code cost
+    /// the rush more than the code's insert.
+    #[must_use]
+    pub fn generate(now: Timestamp) -> Self {
         let mut chars = time_prefix(now).to_vec();
         chars.reserve(RANDOM_CHARS);
         let mut random = [0u8; 32];
         while chars.len() < CODE_CHARS {
-            getrandom::fill(&mut random)?;
+            rand::fill(&mut random);
             let wanted = CODE_CHARS - chars.len();
             chars.extend(random.iter().filter_map(|b| code_char(*b)).take(wanted));
         }
-        Ok(Self::grouped(&chars))
+        Self::grouped(&chars)
     }
 
     /// Reads a code as a person may type it: any case, with or without the
@@ -284,8 +288,7 @@ mod tests {
             time::OffsetDateTime::from_unix_timestamp(1_787_460_000).expect("in range"),
         );
         let prefix_at = |millis: i64| {
-            let code =
-                CouponCode::generate(cycle_start + Duration::milliseconds(millis)).expect("random");
+            let code = CouponCode::generate(cycle_start + Duration::milliseconds(millis));
             code.as_str()[..TIME_CHARS].to_owned()
         };
 
@@ -306,11 +309,7 @@ mod tests {
     #[test]
     fn generated_codes_are_grouped_in_fives_and_do_not_repeat() {
         let codes: HashSet<String> = (0..10_000)
-            .map(|_| {
-                CouponCode::generate(Timestamp::from(datetime!(2026-11-30 10:00:00 UTC)))
-                    .expect("random")
-                    .0
-            })
+            .map(|_| CouponCode::generate(Timestamp::from(datetime!(2026-11-30 10:00:00 UTC))).0)
             .collect();
 
         assert_eq!(codes.len(), 10_000);
@@ -328,8 +327,7 @@ mod tests {
 
     #[test]
     fn a_typed_code_is_read_in_any_case_with_or_without_hyphens() {
-        let code = CouponCode::generate(Timestamp::from(datetime!(2026-11-30 10:00:00 UTC)))
-            .expect("random");
+        let code = CouponCode::generate(Timestamp::from(datetime!(2026-11-30 10:00:00 UTC)));
         let bare = code.as_str().replace('-', "").to_ascii_lowercase();
 
         assert_eq!(CouponCode::parse(&format!("  {bare} ")), Ok(code.clone()));
