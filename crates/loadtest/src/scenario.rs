@@ -34,6 +34,7 @@ pub async fn run(options: &Options) -> Result<Report, RunError> {
     let target = Target::parse(&options.url)?;
     match options.scenario {
         Scenario::Healthz => {
+            announce_rush(options);
             let outcome = rush(plan(options, target, Shot::Healthz)).await?;
             let checks = healthz_checks(&outcome);
             Ok(Report::new(options, None, &outcome, checks))
@@ -83,10 +84,7 @@ async fn issue_run(options: &Options, target: Target) -> Result<Report, RunError
         campaign: campaign.id,
         users: issuing_users(&users)?,
     };
-    progress(format!(
-        "rush: {} requests at most, {} s at most, {} connections",
-        options.requests, options.duration, options.connections
-    ));
+    announce_rush(options);
     let outcome = rush(plan(options, target, shot)).await?;
 
     progress("reading back".into());
@@ -211,6 +209,14 @@ async fn settle(api: &mut Api, patience: Duration) -> Result<(), ApiError> {
             }
         }
     }
+}
+
+/// Says the timed window starts now (`bench/lib.sh` samples CPU from it).
+fn announce_rush(options: &Options) {
+    progress(format!(
+        "rush: {} requests at most, {} s at most, {} connections",
+        options.requests, options.duration, options.connections
+    ));
 }
 
 fn progress(step: String) {
