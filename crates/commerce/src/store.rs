@@ -54,10 +54,6 @@ pub trait CouponStore: Send + Sync {
     async fn stock(&self, id: CouponCampaignId) -> Result<Option<CampaignStock>, sqlx::Error>;
     /// Whether the coupon is written (the stock gate's claim is durable).
     async fn coupon_exists(&self, id: CouponId) -> Result<bool, sqlx::Error>;
-    /// How many [`CouponStore::issue`] calls are worth running at once.
-    fn write_parallelism(&self) -> usize {
-        1
-    }
     /// Where the claim batcher runs ([`kernel::Db::writer_runtime`]).
     fn writer_runtime(&self) -> tokio::runtime::Handle {
         tokio::runtime::Handle::current()
@@ -544,10 +540,6 @@ impl CouponStore for SqlCouponStore {
                 .await
         })?;
         rows.into_iter().map(Coupon::try_from).collect()
-    }
-
-    fn write_parallelism(&self) -> usize {
-        self.db.write_parallelism()
     }
 
     fn writer_runtime(&self) -> tokio::runtime::Handle {

@@ -186,19 +186,6 @@ impl Db {
         }
     }
 
-    /// How many batched write transactions are worth running at once: one
-    /// on SQLite, whose single writer folds concurrent writes into one
-    /// commit anyway; two on PostgreSQL, so one batch runs its statement
-    /// while the other waits for its commit. More made smaller batches that
-    /// cost PostgreSQL more CPU per row for no more throughput (ADR 0012).
-    #[must_use]
-    pub fn write_parallelism(&self) -> usize {
-        match self {
-            Self::Sqlite(_) => 1,
-            Self::Postgres(pool) => (pool.options().get_max_connections() as usize).clamp(1, 2),
-        }
-    }
-
     /// Where to run work that feeds this database's writes, such as a
     /// [`Batcher`](crate::batch::Batcher) of hot writes: on SQLite the
     /// writer's own thread, so that between one batch's commit and the next
