@@ -223,9 +223,11 @@ impl CouponService {
 /// Takes a unit from the gate under a lease named by the coupon id, then
 /// writes the coupon (the batch writer settles the lease once it is
 /// written), and gives the unit back if the write fails or the database
-/// refuses it. A write still unanswered after [`CLAIM_WRITE_TIMEOUT`] is
-/// left to the gate's sweep, which looks for the coupon only once the lease
-/// is older than that bound (so never while the write may still be running).
+/// refuses it. A write still unanswered after [`CLAIM_WRITE_TIMEOUT`], or
+/// one whose answer was lost with its connection (it may have committed),
+/// is left to the gate's sweep, which looks for the coupon only once the
+/// lease is older than that bound (so never while the write may still be
+/// running): giving such a unit back on the spot could sell it twice.
 async fn claim(
     issues: IssueWriter,
     gate: Arc<dyn StockGate>,
@@ -260,6 +262,12 @@ async fn claim(
             CommerceError::LimitReached
         }
         Ok(IssueOutcome::CampaignNotFound) => CommerceError::CampaignNotFound,
+        Err(e) if kernel::db::may_have_committed(&e) => {
+            tracing::warn!(pool = %pool, error = %e, "a coupon write may have committed without \
+                an answer: its unit stays taken until the lease sweep asks the database \
+                (the in-memory gate: until a restart or `stampede reconcile`)");
+            return Err(CommerceError::Database(e));
+        }
         Err(e) => CommerceError::Database(e),
     };
     if let Err(e) = gate.give_back_claim(&pool, &holder, 1, &lease).await {

@@ -448,12 +448,15 @@ async fn my_coupons_are_mine_and_read_as_expired_once_their_campaign_ends() {
     assert_eq!(later.items[0].status, CouponStatus::Expired);
 }
 
-/// A store whose issue writes fail while `failing` is set, and which fails
-/// every batch of more than one coupon while `refusing_batches` is set
-/// (writing single coupons slowly then, so that batches form behind them).
+/// A store whose issue writes fail while `failing` is set, whose writes
+/// commit but lose their answer (as when the connection breaks during the
+/// commit) while `losing_answers` is set, and which fails every batch of
+/// more than one coupon while `refusing_batches` is set (writing single
+/// coupons slowly then, so that batches form behind them).
 struct FlakyStore {
     inner: Arc<dyn CouponStore>,
     failing: AtomicBool,
+    losing_answers: AtomicBool,
     refusing_batches: AtomicBool,
     refused_batches: AtomicU32,
 }
@@ -463,6 +466,7 @@ impl FlakyStore {
         Arc::new(Self {
             inner: Arc::clone(inner),
             failing: AtomicBool::new(false),
+            losing_answers: AtomicBool::new(false),
             refusing_batches: AtomicBool::new(false),
             refused_batches: AtomicU32::new(0),
         })
@@ -486,6 +490,13 @@ impl CouponStore for FlakyStore {
     async fn issue(&self, coupons: Vec<Coupon>) -> Result<Vec<IssueOutcome>, sqlx::Error> {
         if self.failing.load(Ordering::SeqCst) {
             return Err(sqlx::Error::PoolTimedOut);
+        }
+        if self.losing_answers.load(Ordering::SeqCst) {
+            self.inner.issue(coupons).await?;
+            return Err(sqlx::Error::Io(std::io::Error::new(
+                std::io::ErrorKind::ConnectionReset,
+                "the connection broke before the commit's answer",
+            )));
         }
         if self.refusing_batches.load(Ordering::SeqCst) {
             if coupons.len() > 1 {
@@ -540,6 +551,58 @@ async fn a_failed_durable_write_gives_the_unit_back() {
             .await
             .expect("ann's unit and her limit came back");
         assert_eq!(h.rows(drop.id).await, HashMap::from([(ann, 1)]), "{kind:?}");
+        forget(&gate, drop.id).await;
+    }
+}
+
+/// A write whose answer was lost may have committed, and here it did: its
+/// unit stays taken rather than go back to be sold a second time, and the
+/// sweep, asking the database, settles it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_write_whose_answer_was_lost_keeps_its_unit_until_the_database_is_asked() {
+    let h = Harness::start().await;
+    let older_than = std::time::Duration::from_millis(50);
+    for kind in gate_kinds() {
+        let flaky = FlakyStore::new(&h.store);
+        flaky.losing_answers.store(true, Ordering::SeqCst);
+        let store: Arc<dyn CouponStore> = flaky.clone();
+        let gate = gate_of(&kind, &h.db, &store).await;
+        let service = service(&store, &h.clock, Arc::clone(&gate));
+        let drop = create(&service, 2, 1).await.campaign;
+        let ann = UserId::new();
+
+        let lost = service.issue(ann, drop.id).await;
+
+        assert!(
+            matches!(lost, Err(CommerceError::Database(_))),
+            "{kind:?}: {lost:?}"
+        );
+        assert_eq!(h.rows(drop.id).await, HashMap::from([(ann, 1)]), "{kind:?}");
+        let shown = service.campaign(drop.id).await.expect("shown");
+        assert_eq!(shown.remaining, 1, "{kind:?}: the written unit stays taken");
+
+        flaky.losing_answers.store(false, Ordering::SeqCst);
+        tokio::time::sleep(older_than * 2).await;
+        let loader = CampaignStockLoader::new(Arc::clone(&store));
+        let report = gate::sweep(gate.as_ref(), &loader, older_than).await;
+        let settled = match kind {
+            // No leases: the in-memory gate keeps the unit taken until its
+            // counters are next read from the database.
+            GateKind::Memory => 0,
+            GateKind::Redis(_) | GateKind::Postgres => 1,
+        };
+        assert_eq!(
+            (report.settled, report.returned, report.failed),
+            (settled, 0, 0),
+            "{kind:?}: {report:?}"
+        );
+        let shown = service.campaign(drop.id).await.expect("shown");
+        assert_eq!(shown.remaining, 1, "{kind:?}");
+        let again = service.issue(ann, drop.id).await;
+        assert!(
+            matches!(again, Err(CommerceError::LimitReached)),
+            "{kind:?}: ann holds her one coupon: {again:?}"
+        );
         forget(&gate, drop.id).await;
     }
 }

@@ -199,12 +199,19 @@ impl RewardsService {
         let outcome = tokio::time::timeout(CLAIM_WRITE_TIMEOUT, claimed)
             .await
             .map_err(|_| RewardsError::WriteTimedOut(CLAIM_WRITE_TIMEOUT))?;
-        if matches!(outcome, Ok(ClaimOutcome::Claimed)) {
-            if let Err(error) = self.gate.settle(&pool, &lease).await {
-                tracing::warn!(%pool, %error, "could not settle the lease of a recorded request");
+        match &outcome {
+            Ok(ClaimOutcome::Claimed) => {
+                if let Err(error) = self.gate.settle(&pool, &lease).await {
+                    tracing::warn!(%pool, %error, "could not settle the lease of a recorded request");
+                }
             }
-        } else {
-            self.give_back_claim(&pool, user, &lease).await;
+            // The write may have committed without an answer: giving the
+            // unit back now could grant it twice, so the sweep decides.
+            Err(error) if kernel::db::may_have_committed(error) => {
+                tracing::warn!(%pool, %error, "a request's write may have committed without an \
+                    answer: its unit stays taken until the lease sweep asks the database");
+            }
+            _ => self.give_back_claim(&pool, user, &lease).await,
         }
         match outcome? {
             ClaimOutcome::Claimed => Ok(request),
