@@ -181,10 +181,14 @@ const ISSUE: &str = "insert into coupons (id, code, campaign_id, user_id, ordina
 const SQLITE_ISSUE_SIZES: [usize; 4] = [8, 32, 128, 512];
 
 /// How a batch's first coupons become rows: a backend's multi-row issue.
-/// A row whose user is at the limit is skipped by the `where`, a row that
-/// lost its ordinal to a concurrent writer by the conflict clause (two rows
-/// of one user would compute the same ordinal, so the caller never puts them
-/// in one statement). The caller writes skipped rows one at a time.
+/// A row whose user is at the limit is skipped by the `where`; a row that
+/// breaks a unique constraint by the conflict clause, which names none: a
+/// row that lost its ordinal to a concurrent writer (two rows of one user
+/// would compute the same ordinal, so the caller never puts them in one
+/// statement), a coupon already written (a batch written again after its
+/// commit's answer was lost), a duplicate code. The caller looks the
+/// skipped rows up by id and writes the missing ones one at a time, where
+/// a duplicate code fails.
 ///
 /// The statements return no rows: when they wrote as many as they were given
 /// (nearly always) the count says enough, and otherwise the caller looks the
@@ -255,10 +259,7 @@ const POSTGRES_ISSUE_ROWS: &str = concat!(
      $6::timestamptz[], $7::uuid[]) \
      as v (id, code, user_id, status, issued_at, expires_at, campaign_id) \
      join coupon_campaigns c on c.id = v.campaign_id) ",
-    issue_rows_tail!(
-        "insert",
-        " on conflict (user_id, campaign_id, ordinal) do nothing"
-    )
+    issue_rows_tail!("insert", " on conflict do nothing")
 );
 
 #[async_trait]

@@ -211,6 +211,30 @@ async fn an_issue_for_an_unknown_campaign_writes_nothing() {
     );
 }
 
+/// A batch whose commit's answer was lost is written again claim by claim;
+/// a coupon it did write must then read as issued, once, and not fail (its
+/// unit would go back and be sold twice) nor take a second ordinal.
+#[tokio::test]
+async fn writing_an_already_written_coupon_again_answers_issued_and_writes_nothing() {
+    let (_test, db, store) = open().await;
+    let drop = created(&store, campaign(10, 3)).await;
+    let ann = UserId::new();
+    let written = coupon(&drop, ann);
+    assert_eq!(issue(&store, written.clone()).await, IssueOutcome::Issued);
+
+    let again = store.issue(vec![written.clone()]).await;
+    let in_a_batch = store
+        .issue(vec![written, coupon(&drop, UserId::new())])
+        .await;
+
+    assert_eq!(again.ok(), Some(vec![IssueOutcome::Issued]));
+    assert_eq!(
+        in_a_batch.ok(),
+        Some(vec![IssueOutcome::Issued, IssueOutcome::Issued])
+    );
+    assert_eq!(ordinals(&db, drop.id, ann).await, [1]);
+}
+
 #[tokio::test]
 async fn a_code_is_never_written_twice() {
     let (_test, _db, store) = open().await;
