@@ -8,13 +8,14 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use gate::{CLAIM_WRITE_TIMEOUT, PoolId, StockGate};
-use kernel::auth::Staff;
+use kernel::auth::{Reader, Staff};
 use kernel::batch::Batcher;
 use kernel::{Page, PageRequest, SharedClock, Timestamp, UserId};
 
 use crate::error::CommerceError;
 use crate::model::{
-    Campaign, Coupon, CouponCampaign, CouponCampaignId, CouponCode, CouponId, GrantId, NewCampaign,
+    Campaign, CampaignIssues, Coupon, CouponCampaign, CouponCampaignId, CouponCode, CouponId,
+    GrantId, NewCampaign,
 };
 use crate::stock::{CampaignStock, campaign_pool, holder};
 use crate::store::{CouponStore, IssueOutcome};
@@ -33,6 +34,16 @@ const ISSUE_BATCH: usize = 512;
 /// flight sold 3 % more than two with a fifth less PostgreSQL CPU per claim
 /// (ADR 0012).
 const ISSUE_BATCHES_IN_FLIGHT: usize = 1;
+
+/// Campaigns listed by [`CouponService::analytics`], most recent first.
+const CAMPAIGNS_LISTED: i64 = 100;
+
+/// `GET /analytics/commerce`. Sales per product join it with products.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct CommerceAnalytics {
+    /// The 100 most recent campaigns with their coupons issued and granted.
+    pub coupons_per_campaign: Vec<CampaignIssues>,
+}
 
 /// Writes coupon claims in batches; each caller hears its own outcome.
 type IssueWriter = Batcher<Coupon, Result<IssueOutcome, sqlx::Error>>;
@@ -184,6 +195,14 @@ impl CouponService {
             .await?
             .ok_or(CommerceError::CampaignNotFound)?;
         Ok(granted.as_of(now))
+    }
+
+    /// Coupons handed out per campaign, the most recent campaigns first
+    /// (readers).
+    pub async fn analytics(&self, _: &Reader) -> Result<CommerceAnalytics, CommerceError> {
+        Ok(CommerceAnalytics {
+            coupons_per_campaign: self.store.issues_per_campaign(CAMPAIGNS_LISTED).await?,
+        })
     }
 
     /// Every campaign's stock-gate pool, for reconciliation.

@@ -14,8 +14,8 @@ use kernel::db::{Db, bad_row, stored_count};
 use kernel::{PageRequest, Timestamp, UserId};
 
 use crate::model::{
-    Campaign, CampaignName, Coupon, CouponCampaignId, CouponCode, CouponId, Discount, DiscountSpec,
-    GrantId, Schedule,
+    Campaign, CampaignIssues, CampaignName, Coupon, CouponCampaignId, CouponCode, CouponId,
+    Discount, DiscountSpec, GrantId, Schedule,
 };
 use crate::stock::CampaignStock;
 
@@ -54,6 +54,9 @@ pub trait CouponStore: Send + Sync {
     async fn stock(&self, id: CouponCampaignId) -> Result<Option<CampaignStock>, sqlx::Error>;
     /// Whether the coupon is written (the stock gate's claim is durable).
     async fn coupon_exists(&self, id: CouponId) -> Result<bool, sqlx::Error>;
+    /// The `limit` most recent campaigns (newest first) with their coupons
+    /// issued and granted.
+    async fn issues_per_campaign(&self, limit: i64) -> Result<Vec<CampaignIssues>, sqlx::Error>;
     /// Where the claim batcher runs ([`kernel::Db::writer_runtime`]).
     fn writer_runtime(&self) -> tokio::runtime::Handle {
         tokio::runtime::Handle::current()
@@ -363,6 +366,17 @@ fn rows_per_statement<C: IssueRows>(_: &C) -> usize {
 
 const COUPON_EXISTS: &str = "select 1 from coupons where id = $1";
 
+/// Campaign ids are time-ordered: the newest first. Counted through the
+/// `campaign_id` index, per campaign listed.
+const ISSUES_PER_CAMPAIGN: &str = "select c.id, c.name, c.total_quantity, \
+     cast(coalesce(sum(case when k.id is not null and k.grant_id is null then 1 else 0 end), 0) \
+          as bigint) as issued, \
+     cast(coalesce(sum(case when k.grant_id is not null then 1 else 0 end), 0) as bigint) as granted \
+     from (select id, name, total_quantity from coupon_campaigns order by id desc limit $1) c \
+     left join coupons k on k.campaign_id = c.id \
+     group by c.id, c.name, c.total_quantity \
+     order by c.id desc";
+
 /// The user's highest ordinal in a campaign, beside its per-user limit.
 const HELD: &str = "select cast(coalesce((select max(ordinal) from coupons \
      where campaign_id = c.id and user_id = $2), 0) as bigint), c.per_user_limit \
@@ -566,6 +580,28 @@ impl CouponStore for SqlCouponStore {
                 .await
         })?;
         Ok(found.is_some())
+    }
+
+    async fn issues_per_campaign(&self, limit: i64) -> Result<Vec<CampaignIssues>, sqlx::Error> {
+        let rows: Vec<(CouponCampaignId, String, i64, i64, i64)> =
+            kernel::read!(&self.db, |pool| {
+                sqlx::query_as(ISSUES_PER_CAMPAIGN)
+                    .bind(limit)
+                    .fetch_all(pool)
+                    .await
+            })?;
+        rows.into_iter()
+            .map(|(id, name, total, issued, granted)| {
+                let count = |what, n: i64| u64::try_from(n).map_err(|e| bad_row(what, e));
+                Ok(CampaignIssues::new(
+                    id,
+                    name,
+                    stored_count("total_quantity", total)?,
+                    count("issued", issued)?,
+                    count("granted", granted)?,
+                ))
+            })
+            .collect()
     }
 
     async fn stock(&self, id: CouponCampaignId) -> Result<Option<CampaignStock>, sqlx::Error> {

@@ -15,8 +15,8 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use async_trait::async_trait;
 use commerce::model::{
-    Campaign, Coupon, CouponCampaign, CouponCampaignId, CouponId, CouponStatus, DiscountSpec,
-    GrantId, NewCampaign,
+    Campaign, CampaignIssues, Coupon, CouponCampaign, CouponCampaignId, CouponId, CouponStatus,
+    DiscountSpec, GrantId, NewCampaign,
 };
 use commerce::stock::{CampaignStock, campaign_pool};
 use commerce::store::{CouponStore, IssueOutcome, SqlCouponStore};
@@ -522,6 +522,9 @@ impl CouponStore for FlakyStore {
     }
     async fn coupon_exists(&self, id: CouponId) -> Result<bool, sqlx::Error> {
         self.inner.coupon_exists(id).await
+    }
+    async fn issues_per_campaign(&self, limit: i64) -> Result<Vec<CampaignIssues>, sqlx::Error> {
+        self.inner.issues_per_campaign(limit).await
     }
 }
 

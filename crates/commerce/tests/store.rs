@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use commerce::model::{
-    Campaign, Coupon, CouponCampaignId, CouponCode, CouponId, DiscountSpec, GrantId, NewCampaign,
+    Campaign, CampaignIssues, Coupon, CouponCampaignId, CouponCode, CouponId, DiscountSpec,
+    GrantId, NewCampaign,
 };
 use commerce::stock::CampaignStock;
 use commerce::store::{CouponStore, IssueOutcome, SqlCouponStore};
@@ -344,6 +345,48 @@ async fn a_batch_with_a_duplicate_code_writes_nothing() {
     );
     let stock = store.stock(drop.id).await.expect("read").expect("exists");
     assert_eq!(stock.issued(), 0);
+}
+
+#[tokio::test]
+async fn issues_per_campaign_count_public_and_granted_coupons_newest_campaign_first() {
+    let (_test, _db, store) = open().await;
+    let older = created(&store, campaign(10, 2)).await;
+    let newer = created(&store, campaign(5, 1)).await;
+    let untouched = created(&store, campaign(3, 1)).await;
+    let ann = UserId::new();
+    for coupon in [
+        coupon(&older, ann),
+        coupon(&older, ann),
+        coupon(&newer, ann),
+    ] {
+        assert_eq!(issue(&store, coupon).await, IssueOutcome::Issued);
+    }
+    store
+        .grant(GrantId::new(), coupon(&newer, UserId::new()))
+        .await
+        .expect("grant")
+        .expect("the campaign exists");
+
+    let all = store.issues_per_campaign(10).await.expect("read");
+    let first_two = store.issues_per_campaign(2).await.expect("read");
+
+    let row = |c: &Campaign, issued, granted, remaining| CampaignIssues {
+        campaign_id: c.id,
+        name: c.name.as_str().to_owned(),
+        total_quantity: c.total_quantity,
+        issued,
+        granted,
+        remaining,
+    };
+    assert_eq!(
+        all,
+        [
+            row(&untouched, 0, 0, 3),
+            row(&newer, 1, 1, 4),
+            row(&older, 2, 0, 8)
+        ]
+    );
+    assert_eq!(first_two, all[..2]);
 }
 
 #[tokio::test]

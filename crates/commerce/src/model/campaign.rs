@@ -227,6 +227,41 @@ pub struct CouponCampaign {
     pub remaining: u32,
 }
 
+/// How many coupons of a campaign have been handed out, for the readers'
+/// analytics: from the coupons table, the truth the stock gate follows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct CampaignIssues {
+    pub campaign_id: CouponCampaignId,
+    pub name: String,
+    pub total_quantity: u32,
+    /// Coupons issued to the public (they use the stock up).
+    pub issued: u64,
+    /// Coupons granted by rewards (outside the stock).
+    pub granted: u64,
+    /// `total_quantity − issued`.
+    pub remaining: u64,
+}
+
+impl CampaignIssues {
+    #[must_use]
+    pub fn new(
+        campaign_id: CouponCampaignId,
+        name: String,
+        total_quantity: u32,
+        issued: u64,
+        granted: u64,
+    ) -> Self {
+        Self {
+            campaign_id,
+            name,
+            total_quantity,
+            issued,
+            granted,
+            remaining: u64::from(total_quantity).saturating_sub(issued),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

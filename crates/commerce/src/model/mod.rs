@@ -9,7 +9,8 @@ pub mod ids;
 use kernel::{FieldError, Violations};
 
 pub use campaign::{
-    Campaign, CampaignName, CouponCampaign, InvalidName, InvalidSchedule, NewCampaign, Schedule,
+    Campaign, CampaignIssues, CampaignName, CouponCampaign, InvalidName, InvalidSchedule,
+    NewCampaign, Schedule,
 };
 pub use coupon::{Coupon, CouponCode, CouponStatus, InvalidCode, InvalidTransition, UnknownStatus};
 pub use discount::{

@@ -229,6 +229,41 @@ async fn a_signed_in_user_gets_a_coupon_until_the_limit_then_the_stock_runs_out(
 }
 
 #[tokio::test]
+async fn readers_see_the_coupons_handed_out_per_campaign_and_no_one_else_does() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    let campaign = create(&app, &admin, open_campaign(5, 1)).await;
+    let (ann, bob) = (app.new_user().await, app.new_user().await);
+    assert_eq!(issue(&app, &campaign, &ann).await.status(), 201);
+    assert_eq!(issue(&app, &campaign, &bob).await.status(), 201);
+    let path = "/api/v1/analytics/commerce";
+
+    for reader in [app.user_with_roles(&["AUDITOR"]).await, admin] {
+        let response = app.get(path, Some(&reader.access_token)).await;
+        assert_eq!(response.status(), 200);
+        let analytics: Value = response.json().await.expect("json");
+        assert_eq!(
+            analytics["coupons_per_campaign"],
+            json!([{
+                "campaign_id": campaign["id"],
+                "name": "Winter drop",
+                "total_quantity": 5,
+                "issued": 2,
+                "granted": 0,
+                "remaining": 3,
+            }])
+        );
+    }
+    expect_problem(
+        app.get(path, Some(&ann.access_token)).await,
+        403,
+        "FORBIDDEN",
+    )
+    .await;
+    expect_problem(app.get(path, None).await, 401, "UNAUTHORIZED").await;
+}
+
+#[tokio::test]
 async fn coupons_are_not_issued_before_or_after_the_window() {
     let app = TestApp::spawn().await;
     let admin = app.admin().await;
@@ -401,7 +436,18 @@ async fn every_coupon_route_is_in_the_openapi_document() {
         let operation = &doc["paths"][path][method];
         assert_eq!(operation["tags"], json!(["coupons"]), "{method} {path}");
     }
-    for schema in ["CouponCampaign", "Coupon", "Discount", "NewCampaign"] {
+    assert_eq!(
+        doc["paths"]["/api/v1/analytics/commerce"]["get"]["tags"],
+        json!(["analytics"])
+    );
+    for schema in [
+        "CouponCampaign",
+        "Coupon",
+        "Discount",
+        "NewCampaign",
+        "CommerceAnalytics",
+        "CampaignIssues",
+    ] {
         assert!(doc["components"]["schemas"][schema].is_object(), "{schema}");
     }
 }
