@@ -473,6 +473,21 @@ impl FlakyStore {
     }
 }
 
+impl Harness {
+    /// A [`FlakyStore`] over the harness's store, a gate of `kind` loading
+    /// through it, and a service over both.
+    async fn over_flaky_store(
+        &self,
+        kind: &GateKind,
+    ) -> (Arc<FlakyStore>, Arc<dyn StockGate>, Arc<CouponService>) {
+        let flaky = FlakyStore::new(&self.store);
+        let store: Arc<dyn CouponStore> = flaky.clone();
+        let gate = gate_of(kind, &self.db, &store).await;
+        let service = service(&store, &self.clock, Arc::clone(&gate));
+        (flaky, gate, service)
+    }
+}
+
 #[async_trait]
 impl CouponStore for FlakyStore {
     async fn create_campaign(&self, campaign: Campaign) -> Result<(), sqlx::Error> {
@@ -532,11 +547,8 @@ impl CouponStore for FlakyStore {
 async fn a_failed_durable_write_gives_the_unit_back() {
     let h = Harness::start().await;
     for kind in gate_kinds() {
-        let flaky = FlakyStore::new(&h.store);
+        let (flaky, gate, service) = h.over_flaky_store(&kind).await;
         flaky.failing.store(true, Ordering::SeqCst);
-        let store: Arc<dyn CouponStore> = flaky.clone();
-        let gate = gate_of(&kind, &h.db, &store).await;
-        let service = service(&store, &h.clock, Arc::clone(&gate));
         let drop = create(&service, 1, 1).await.campaign;
         let ann = UserId::new();
 
@@ -566,11 +578,8 @@ async fn a_write_whose_answer_was_lost_keeps_its_unit_until_the_database_is_aske
     let h = Harness::start().await;
     let older_than = std::time::Duration::from_millis(50);
     for kind in gate_kinds() {
-        let flaky = FlakyStore::new(&h.store);
+        let (flaky, gate, service) = h.over_flaky_store(&kind).await;
         flaky.losing_answers.store(true, Ordering::SeqCst);
-        let store: Arc<dyn CouponStore> = flaky.clone();
-        let gate = gate_of(&kind, &h.db, &store).await;
-        let service = service(&store, &h.clock, Arc::clone(&gate));
         let drop = create(&service, 2, 1).await.campaign;
         let ann = UserId::new();
 
@@ -586,7 +595,7 @@ async fn a_write_whose_answer_was_lost_keeps_its_unit_until_the_database_is_aske
 
         flaky.losing_answers.store(false, Ordering::SeqCst);
         tokio::time::sleep(older_than * 2).await;
-        let loader = CampaignStockLoader::new(Arc::clone(&store));
+        let loader = CampaignStockLoader::new(flaky);
         let report = gate::sweep(gate.as_ref(), &loader, older_than).await;
         let settled = match kind {
             // No leases: the in-memory gate keeps the unit taken until its
