@@ -636,3 +636,21 @@ pub fn may_have_committed(e: &sqlx::Error) -> bool {
             | sqlx::Error::WorkerCrashed
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_broken_connection_leaves_a_write_possibly_committed() {
+        let broken = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset");
+        assert!(may_have_committed(&sqlx::Error::Io(broken)));
+        assert!(may_have_committed(&sqlx::Error::Protocol("cut".into())));
+        assert!(may_have_committed(&sqlx::Error::WorkerCrashed));
+        // Refused before the write began, or answered by the database.
+        assert!(!may_have_committed(&sqlx::Error::PoolTimedOut));
+        assert!(!may_have_committed(&sqlx::Error::PoolClosed));
+        assert!(!may_have_committed(&sqlx::Error::RowNotFound));
+        assert!(!may_have_committed(&bad_row("row", "bad")));
+    }
+}
