@@ -624,8 +624,11 @@ pub fn is_unique_violation(e: &sqlx::Error, needle: &str) -> bool {
 /// True when a write that failed with `e` may nevertheless have committed:
 /// the connection broke while it ran (an I/O, TLS or protocol error, or a
 /// crashed SQLite worker), so the database may have finished the commit
-/// whose answer was lost. Any other error (one the database answered, a
-/// pool timeout before the write began) means nothing was written.
+/// whose answer was lost. The SQLite writer's failed group commit is an I/O
+/// error too, and rightly so: a commit whose WAL flush failed may have left
+/// frames that recovery replays. Any other error (one the database
+/// answered, a pool timeout before the write began) means nothing was
+/// written.
 #[must_use]
 pub fn may_have_committed(e: &sqlx::Error) -> bool {
     matches!(
