@@ -18,7 +18,7 @@ use crate::model::{
     GrantId, NewCampaign,
 };
 use crate::stock::{CampaignStock, campaign_pool, holder};
-use crate::store::{CouponStore, IssueOutcome};
+use crate::store::{CouponClaim, CouponStore, IssueOutcome};
 
 /// Campaigns kept in memory. They never change once created, so a cached
 /// one is never stale; the cache only saves the issue path a read.
@@ -46,7 +46,7 @@ pub struct CommerceAnalytics {
 }
 
 /// Writes coupon claims in batches; each caller hears its own outcome.
-type IssueWriter = Batcher<Coupon, Result<IssueOutcome, sqlx::Error>>;
+type IssueWriter = Batcher<CouponClaim, Result<IssueOutcome, sqlx::Error>>;
 
 pub struct CouponService {
     store: Arc<dyn CouponStore>,
@@ -257,22 +257,25 @@ async fn claim(
     let coupon = Coupon::new(&campaign, user, CouponCode::generate(now), now);
     let (pool, holder) = (campaign_pool(campaign.id), holder(user));
     let lease = coupon.id.to_string();
-    gate.take_claim(&pool, &holder, 1, &lease).await?;
+    let taken = gate.take_claim(&pool, &holder, 1, &lease).await?;
+    let claim = CouponClaim {
+        coupon: coupon.clone(),
+        ordinal: taken.held,
+    };
     // Unanswered, the write may still commit: its unit is left to the sweep.
-    let written =
-        match tokio::time::timeout(CLAIM_WRITE_TIMEOUT, issues.submit(coupon.clone())).await {
-            Ok(Ok(written)) => written,
-            Ok(Err(e)) => {
-                return Err(CommerceError::Internal(format!(
-                    "the coupon write failed: {e}"
-                )));
-            }
-            Err(_) => {
-                return Err(CommerceError::Internal(format!(
-                    "the coupon write did not answer within {CLAIM_WRITE_TIMEOUT:?}"
-                )));
-            }
-        };
+    let written = match tokio::time::timeout(CLAIM_WRITE_TIMEOUT, issues.submit(claim)).await {
+        Ok(Ok(written)) => written,
+        Ok(Err(e)) => {
+            return Err(CommerceError::Internal(format!(
+                "the coupon write failed: {e}"
+            )));
+        }
+        Err(_) => {
+            return Err(CommerceError::Internal(format!(
+                "the coupon write did not answer within {CLAIM_WRITE_TIMEOUT:?}"
+            )));
+        }
+    };
     let refused = match written {
         Ok(IssueOutcome::Issued) => return Ok(coupon),
         Ok(IssueOutcome::LimitReached) => {
@@ -300,11 +303,13 @@ async fn claim(
 async fn write_claims(
     store: Arc<dyn CouponStore>,
     gate: Arc<dyn StockGate>,
-    coupons: Vec<Coupon>,
+    claims: Vec<CouponClaim>,
 ) -> Vec<Result<IssueOutcome, sqlx::Error>> {
-    let campaigns: Vec<(CouponCampaignId, CouponId)> =
-        coupons.iter().map(|c| (c.campaign_id, c.id)).collect();
-    let outcomes = write_batch(store, coupons).await;
+    let campaigns: Vec<(CouponCampaignId, CouponId)> = claims
+        .iter()
+        .map(|c| (c.coupon.campaign_id, c.coupon.id))
+        .collect();
+    let outcomes = write_batch(store, claims).await;
     let mut written: BTreeMap<CouponCampaignId, Vec<String>> = BTreeMap::new();
     for ((campaign, coupon), outcome) in campaigns.into_iter().zip(&outcomes) {
         if matches!(outcome, Ok(IssueOutcome::Issued)) {
@@ -329,12 +334,12 @@ async fn write_claims(
 /// written on its own, so one bad claim fails only itself.
 async fn write_batch(
     store: Arc<dyn CouponStore>,
-    coupons: Vec<Coupon>,
+    claims: Vec<CouponClaim>,
 ) -> Vec<Result<IssueOutcome, sqlx::Error>> {
-    let count = coupons.len();
+    let count = claims.len();
     tracing::trace!(claims = count, "writing a batch of coupon claims");
     if count > 1 {
-        match store.issue(coupons.clone()).await {
+        match store.issue(claims.clone()).await {
             Ok(outcomes) => return outcomes.into_iter().map(Ok).collect(),
             Err(e) => {
                 tracing::warn!(claims = count, error = %e, "a batch of coupon claims failed; writing them one by one")
@@ -342,8 +347,8 @@ async fn write_batch(
         }
     }
     let mut outcomes = Vec::with_capacity(count);
-    for coupon in coupons {
-        outcomes.push(match store.issue(vec![coupon]).await {
+    for claim in claims {
+        outcomes.push(match store.issue(vec![claim]).await {
             Ok(mut outcome) => outcome.pop().ok_or(sqlx::Error::RowNotFound),
             Err(e) => Err(e),
         });

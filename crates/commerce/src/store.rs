@@ -19,6 +19,20 @@ use crate::model::{
 };
 use crate::stock::CampaignStock;
 
+/// A public issue to write: the coupon, and its number among the user's
+/// coupons of the campaign when the stock gate counted it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CouponClaim {
+    pub coupon: Coupon,
+    /// What the gate counted the user holding from the campaign's stock with
+    /// this coupon ([`gate::Taken::held`]): 1 for the first. `None` when it
+    /// did not count, and the database numbers the coupon after the user's
+    /// highest. Either way the unique (user, campaign, ordinal) decides, and
+    /// a number already used (a give-back raced with takes) is replaced by
+    /// the lowest free one.
+    pub ordinal: Option<u32>,
+}
+
 /// The outcome of writing a public issue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum IssueOutcome {
@@ -38,11 +52,11 @@ pub trait CouponStore: Send + Sync {
     async fn list_campaigns(&self, page: PageRequest) -> Result<Vec<Campaign>, sqlx::Error>;
     /// Every campaign's id, in id order.
     async fn campaign_ids(&self) -> Result<Vec<CouponCampaignId>, sqlx::Error>;
-    /// Writes coupons from their campaigns' public stock, each as its
-    /// user's next one unless the user already holds the campaign's
-    /// `per_user_limit`, in one transaction; the outcomes are in the order
-    /// given. An error (a duplicate code, say) writes none of them.
-    async fn issue(&self, coupons: Vec<Coupon>) -> Result<Vec<IssueOutcome>, sqlx::Error>;
+    /// Writes coupons from their campaigns' public stock, each unless its
+    /// user already holds the campaign's `per_user_limit`, in one
+    /// transaction; the outcomes are in the order given. An error (a
+    /// duplicate code, say) writes none of them.
+    async fn issue(&self, claims: Vec<CouponClaim>) -> Result<Vec<IssueOutcome>, sqlx::Error>;
     /// Writes a reward grant's coupon unless the grant already has one, and
     /// returns the grant's coupon either way; `None` if the campaign does not
     /// exist. Grants are outside the public stock and the per-user limit.
@@ -163,17 +177,24 @@ impl TryFrom<CouponRow> for Coupon {
     }
 }
 
-/// A public issue: the user's next ordinal, written only while it stays
-/// within the campaign's per-user limit. Two writers racing for the same
-/// ordinal meet at the unique (user_id, campaign_id, ordinal); the loser
-/// writes nothing and tries the next one.
+/// A public issue on its own: the user's lowest free ordinal (1, or one
+/// above an ordinal they hold, that they do not hold), written only while it
+/// stays within the campaign's per-user limit. Ordinals the stock gate gave
+/// can leave a gap (a unit given back while the user's later take was in
+/// flight), which this fills. Two writers racing for the same ordinal meet
+/// at the unique (user_id, campaign_id, ordinal); the loser writes nothing
+/// and tries again.
 const ISSUE: &str = "insert into coupons (id, code, campaign_id, user_id, ordinal, status, \
      issued_at, expires_at, updated_at) \
-     select $1, $2, c.id, $3, held.ordinal + 1, $4, $5, $6, $5 \
+     select $1, $2, c.id, $3, free.ordinal, $4, $5, $6, $5 \
      from coupon_campaigns c, \
-     (select coalesce(max(ordinal), 0) as ordinal from coupons \
-      where campaign_id = $7 and user_id = $3) held \
-     where c.id = $7 and held.ordinal < c.per_user_limit \
+     (select min(next.ordinal) as ordinal from \
+       (select 1 as ordinal union all \
+        select ordinal + 1 from coupons \
+        where campaign_id = $7 and user_id = $3 and ordinal is not null) next \
+      where not exists (select 1 from coupons held \
+        where held.campaign_id = $7 and held.user_id = $3 and held.ordinal = next.ordinal)) free \
+     where c.id = $7 and free.ordinal <= c.per_user_limit \
      on conflict (user_id, campaign_id, ordinal) do nothing";
 
 /// Rows of one multi-row SQLite issue statement, fewest first. A batch is
@@ -183,30 +204,33 @@ const ISSUE: &str = "insert into coupons (id, code, campaign_id, user_id, ordina
 /// prepared-statement cache.
 const SQLITE_ISSUE_SIZES: [usize; 4] = [8, 32, 128, 512];
 
-/// How a batch's first coupons become rows: a backend's multi-row issue.
-/// A row whose user is at the limit is skipped by the `where`; a row that
-/// breaks a unique constraint by the conflict clause, which names none: a
-/// row that lost its ordinal to a concurrent writer (two rows of one user
-/// would compute the same ordinal, so the caller never puts them in one
-/// statement), a coupon already written (a batch written again after its
-/// commit's answer was lost), a duplicate code. The caller looks the
-/// skipped rows up by id and writes the missing ones one at a time, where
-/// a duplicate code fails.
+/// How a batch's claims become rows: a backend's multi-row issue. A claim
+/// the gate numbered is written with its ordinal; one it did not, with the
+/// user's highest plus one (two such rows of one user would compute the
+/// same ordinal, so the caller puts only a user's first in a statement). A
+/// row over the per-user limit is skipped by the `where`; a row that breaks
+/// a unique constraint by the conflict clause, which names none: a row whose
+/// ordinal is taken (by a concurrent writer, or by a claim numbered the same
+/// after a give-back), a coupon already written (a batch written again
+/// after its commit's answer was lost), a duplicate code. The caller looks
+/// the skipped rows up by id and writes the missing ones one at a time,
+/// where a duplicate code fails.
 ///
 /// The statements return no rows: when they wrote as many as they were given
 /// (nearly always) the count says enough, and otherwise the caller looks the
 /// written ones up by id. `returning id` cost sqlx's SQLite thread a
 /// hand-off to its caller for every row.
 ///
-/// `fresh` is materialised so each row's `held` is looked up once: both
-/// databases otherwise ran the subquery twice, for the filter and for the
-/// ordinal.
+/// The highest ordinal is looked up only for a row without one (`coalesce`
+/// stops at its first argument that is not null). `fresh` is materialised
+/// so that lookup runs once: both databases otherwise ran it twice, for the
+/// filter and for the ordinal.
 #[async_trait]
 trait IssueRows {
     /// Most rows one statement takes.
     const ROWS_PER_STATEMENT: usize;
-    /// Writes what it may of `coupons`; returns how many rows it wrote.
-    async fn insert_rows(&mut self, coupons: &[&Coupon]) -> Result<u64, sqlx::Error>;
+    /// Writes what it may of `claims`; returns how many rows it wrote.
+    async fn insert_rows(&mut self, claims: &[&CouponClaim]) -> Result<u64, sqlx::Error>;
 }
 
 /// The part of the multi-row issue after its rows (`fresh`), given how the
@@ -217,8 +241,8 @@ macro_rules! issue_rows_tail {
             $insert,
             " into coupons (id, code, campaign_id, user_id, ordinal, status, \
              issued_at, expires_at, updated_at) \
-             select id, code, campaign_id, user_id, held + 1, status, issued_at, expires_at, issued_at \
-             from fresh where held < per_user_limit",
+             select id, code, campaign_id, user_id, ordinal, status, issued_at, expires_at, issued_at \
+             from fresh where ordinal <= per_user_limit",
             $conflict
         )
     };
@@ -226,7 +250,8 @@ macro_rules! issue_rows_tail {
 
 /// The columns of `fresh` for a row `v` of the given names, and its campaign `c`.
 macro_rules! issue_rows_fresh {
-    ($id:literal, $code:literal, $user:literal, $status:literal, $issued:literal, $expires:literal) => {
+    ($id:literal, $code:literal, $user:literal, $status:literal, $issued:literal, $expires:literal,
+     $ordinal:literal) => {
         concat!(
             "select v.",
             $id,
@@ -243,24 +268,34 @@ macro_rules! issue_rows_fresh {
              v.",
             $expires,
             " as expires_at, c.per_user_limit as per_user_limit, \
-             coalesce((select max(h.ordinal) from coupons h \
-                       where h.campaign_id = c.id and h.user_id = v.",
+             coalesce(v.",
+            $ordinal,
+            ", coalesce((select max(h.ordinal) from coupons h \
+                          where h.campaign_id = c.id and h.user_id = v.",
             $user,
-            "), 0) as held "
+            "), 0) + 1) as ordinal "
         )
     };
 }
 
-/// PostgreSQL takes the whole batch as seven arrays: one statement of seven
+/// PostgreSQL takes the whole batch as eight arrays: one statement of eight
 /// parameters, whatever the batch's size, so one prepared statement and a
 /// generic plan serve every batch. The padded `VALUES` form had PostgreSQL
-/// plan each batch afresh over up to 3,584 parameters.
+/// plan each batch afresh over thousands of parameters.
 const POSTGRES_ISSUE_ROWS: &str = concat!(
     "with fresh as materialized (",
-    issue_rows_fresh!("id", "code", "user_id", "status", "issued_at", "expires_at"),
+    issue_rows_fresh!(
+        "id",
+        "code",
+        "user_id",
+        "status",
+        "issued_at",
+        "expires_at",
+        "ordinal"
+    ),
     "from unnest($1::uuid[], $2::text[], $3::uuid[], $4::text[], $5::timestamptz[], \
-     $6::timestamptz[], $7::uuid[]) \
-     as v (id, code, user_id, status, issued_at, expires_at, campaign_id) \
+     $6::timestamptz[], $7::uuid[], $8::int4[]) \
+     as v (id, code, user_id, status, issued_at, expires_at, campaign_id, ordinal) \
      join coupon_campaigns c on c.id = v.campaign_id) ",
     issue_rows_tail!("insert", " on conflict do nothing")
 );
@@ -269,16 +304,17 @@ const POSTGRES_ISSUE_ROWS: &str = concat!(
 impl IssueRows for sqlx::PgConnection {
     const ROWS_PER_STATEMENT: usize = usize::MAX;
 
-    async fn insert_rows(&mut self, coupons: &[&Coupon]) -> Result<u64, sqlx::Error> {
+    async fn insert_rows(&mut self, claims: &[&CouponClaim]) -> Result<u64, sqlx::Error> {
         let column =
-            |f: fn(&Coupon) -> uuid::Uuid| coupons.iter().map(|c| f(c)).collect::<Vec<_>>();
-        let text = |f: fn(&Coupon) -> &str| coupons.iter().map(|c| f(c)).collect::<Vec<_>>();
+            |f: fn(&Coupon) -> uuid::Uuid| claims.iter().map(|c| f(&c.coupon)).collect::<Vec<_>>();
+        let text = |f: fn(&Coupon) -> &str| claims.iter().map(|c| f(&c.coupon)).collect::<Vec<_>>();
         let time = |f: fn(&Coupon) -> Timestamp| {
-            coupons
+            claims
                 .iter()
-                .map(|c| f(c).as_datetime())
+                .map(|c| f(&c.coupon).as_datetime())
                 .collect::<Vec<_>>()
         };
+        let ordinals: Vec<Option<i32>> = claims.iter().map(|c| ordinal(c.ordinal)).collect();
         let done = sqlx::query(POSTGRES_ISSUE_ROWS)
             .bind(column(|c| c.id.0))
             .bind(text(|c| c.code.as_str()))
@@ -287,13 +323,20 @@ impl IssueRows for sqlx::PgConnection {
             .bind(time(|c| c.issued_at))
             .bind(time(|c| c.expires_at))
             .bind(column(|c| c.campaign_id.0))
+            .bind(ordinals)
             .execute(self)
             .await?;
         Ok(done.rows_affected())
     }
 }
 
-/// The SQLite statement for `rows` coupons, seven anonymous `?` parameters
+/// A gate's count as a column value. One that does not fit is left for the
+/// database to number: it is over any per-user limit anyway.
+fn ordinal(held: Option<u32>) -> Option<i32> {
+    held.and_then(|n| i32::try_from(n).ok())
+}
+
+/// The SQLite statement for `rows` coupons, eight anonymous `?` parameters
 /// each (looking up a numbered one costs a scan of all of them, which made
 /// binding a large statement quadratic). `insert or ignore` skips a row
 /// that breaks any constraint, not only the ordinal's: a statement that
@@ -302,12 +345,12 @@ impl IssueRows for sqlx::PgConnection {
 /// A row skipped for another reason (a duplicate code) fails on its own in
 /// the one-by-one retry.
 fn sqlite_issue_rows_sql(rows: usize) -> String {
-    let values = vec!["(?, ?, ?, ?, ?, ?, ?)"; rows].join(", ");
+    let values = vec!["(?, ?, ?, ?, ?, ?, ?, ?)"; rows].join(", ");
     format!(
         concat!(
             "with fresh as materialized (",
             issue_rows_fresh!(
-                "column1", "column2", "column3", "column4", "column5", "column6"
+                "column1", "column2", "column3", "column4", "column5", "column6", "column8"
             ),
             "from (values {}) v join coupon_campaigns c on c.id = v.column7) ",
             issue_rows_tail!("insert or ignore", "")
@@ -328,13 +371,14 @@ static SQLITE_ISSUE_ROWS: LazyLock<Vec<(usize, String)>> = LazyLock::new(|| {
 impl IssueRows for sqlx::SqliteConnection {
     const ROWS_PER_STATEMENT: usize = SQLITE_ISSUE_SIZES[SQLITE_ISSUE_SIZES.len() - 1];
 
-    async fn insert_rows(&mut self, coupons: &[&Coupon]) -> Result<u64, sqlx::Error> {
+    async fn insert_rows(&mut self, claims: &[&CouponClaim]) -> Result<u64, sqlx::Error> {
         let (rows, sql) = SQLITE_ISSUE_ROWS
             .iter()
-            .find(|(rows, _)| *rows >= coupons.len())
+            .find(|(rows, _)| *rows >= claims.len())
             .ok_or_else(|| bad_row("issue statements", "none holds the batch"))?;
         let mut query = sqlx::query(sql.as_str());
-        for coupon in coupons {
+        for claim in claims {
+            let coupon = &claim.coupon;
             query = query
                 .bind(Some(coupon.id))
                 .bind(Some(coupon.code.as_str()))
@@ -342,9 +386,10 @@ impl IssueRows for sqlx::SqliteConnection {
                 .bind(Some(coupon.status.as_str()))
                 .bind(Some(coupon.issued_at))
                 .bind(Some(coupon.expires_at))
-                .bind(Some(coupon.campaign_id));
+                .bind(Some(coupon.campaign_id))
+                .bind(ordinal(claim.ordinal));
         }
-        for _ in coupons.len()..*rows {
+        for _ in claims.len()..*rows {
             query = query
                 .bind(None::<CouponId>)
                 .bind(None::<&str>)
@@ -352,7 +397,8 @@ impl IssueRows for sqlx::SqliteConnection {
                 .bind(None::<&str>)
                 .bind(None::<Timestamp>)
                 .bind(None::<Timestamp>)
-                .bind(None::<CouponCampaignId>);
+                .bind(None::<CouponCampaignId>)
+                .bind(None::<i32>);
         }
         Ok(query.execute(self).await?.rows_affected())
     }
@@ -376,9 +422,9 @@ const ISSUES_PER_CAMPAIGN: &str = "select c.id, c.name, c.total_quantity, \
      group by c.id, c.name, c.total_quantity \
      order by c.id desc";
 
-/// The user's highest ordinal in a campaign, beside its per-user limit.
-const HELD: &str = "select cast(coalesce((select max(ordinal) from coupons \
-     where campaign_id = c.id and user_id = $2), 0) as bigint), c.per_user_limit \
+/// The user's public coupons of a campaign, beside its per-user limit.
+const HELD: &str = "select cast((select count(ordinal) from coupons \
+     where campaign_id = c.id and user_id = $2) as bigint), c.per_user_limit \
      from coupon_campaigns c where c.id = $1";
 
 const GRANT: &str = "insert into coupons (id, code, campaign_id, user_id, grant_id, status, \
@@ -455,45 +501,49 @@ impl CouponStore for SqlCouponStore {
         })
     }
 
-    async fn issue(&self, coupons: Vec<Coupon>) -> Result<Vec<IssueOutcome>, sqlx::Error> {
+    async fn issue(&self, claims: Vec<CouponClaim>) -> Result<Vec<IssueOutcome>, sqlx::Error> {
         kernel::write_tx!(&self.db, |conn| {
-            // Each user's first coupon of a campaign goes into the multi-row
-            // statements; a user's later ones are written one by one after
-            // them, in order, so they are answered as if written in turn.
-            let mut users = HashSet::with_capacity(coupons.len());
-            let firsts: Vec<&Coupon> = coupons
+            // Claims the gate numbered go into the multi-row statements, and
+            // of the others each user's first; a user's later unnumbered ones
+            // are written one by one after them, in order, so they are
+            // answered as if written in turn.
+            let mut users = HashSet::with_capacity(claims.len());
+            let rows: Vec<&CouponClaim> = claims
                 .iter()
-                .filter(|c| users.insert((c.campaign_id, c.user_id)))
+                .filter(|c| {
+                    c.ordinal.is_some() || users.insert((c.coupon.campaign_id, c.coupon.user_id))
+                })
                 .collect();
-            let mut written = HashSet::with_capacity(coupons.len());
-            for chunk in firsts.chunks(rows_per_statement(&*conn)) {
+            let mut written = HashSet::with_capacity(claims.len());
+            for chunk in rows.chunks(rows_per_statement(&*conn)) {
                 let inserted = conn.insert_rows(chunk).await?;
                 if usize::try_from(inserted) == Ok(chunk.len()) {
-                    written.extend(chunk.iter().map(|c| c.id));
+                    written.extend(chunk.iter().map(|c| c.coupon.id));
                 } else {
                     // Some rows were skipped: which ones, by id (rare: a
-                    // drifted gate, or a race with another instance).
-                    for coupon in chunk {
+                    // drifted gate, a number used twice after a give-back,
+                    // or a race with another instance).
+                    for claim in chunk {
                         if sqlx::query(COUPON_EXISTS)
-                            .bind(coupon.id)
+                            .bind(claim.coupon.id)
                             .fetch_optional(&mut *conn)
                             .await?
                             .is_some()
                         {
-                            written.insert(coupon.id);
+                            written.insert(claim.coupon.id);
                         }
                     }
                 }
             }
-            let mut outcomes = Vec::with_capacity(coupons.len());
-            for coupon in &coupons {
+            let mut outcomes = Vec::with_capacity(claims.len());
+            for CouponClaim { coupon, .. } in &claims {
                 if written.contains(&coupon.id) {
                     outcomes.push(IssueOutcome::Issued);
                     continue;
                 }
                 // Skipped by the batch: one at a time. Each lost race means
                 // another coupon of this user was committed, so the next try
-                // sees a higher ordinal: this ends by the limit.
+                // sees one more coupon held: this ends by the limit.
                 let outcome = loop {
                     let inserted = sqlx::query(ISSUE)
                         .bind(coupon.id)

@@ -19,7 +19,7 @@ use commerce::model::{
     DiscountSpec, GrantId, NewCampaign,
 };
 use commerce::stock::{CampaignStock, campaign_pool};
-use commerce::store::{CouponStore, IssueOutcome, SqlCouponStore};
+use commerce::store::{CouponClaim, CouponStore, IssueOutcome, SqlCouponStore};
 use commerce::{CampaignStockLoader, CommerceError, CouponService};
 use gate::{
     GiveBackError, Limits, MemoryStockGate, PgStockGate, PoolId, RedisStockGate, Refusal, Snapshot,
@@ -502,25 +502,25 @@ impl CouponStore for FlakyStore {
     async fn campaign_ids(&self) -> Result<Vec<CouponCampaignId>, sqlx::Error> {
         self.inner.campaign_ids().await
     }
-    async fn issue(&self, coupons: Vec<Coupon>) -> Result<Vec<IssueOutcome>, sqlx::Error> {
+    async fn issue(&self, claims: Vec<CouponClaim>) -> Result<Vec<IssueOutcome>, sqlx::Error> {
         if self.failing.load(Ordering::SeqCst) {
             return Err(sqlx::Error::PoolTimedOut);
         }
         if self.losing_answers.load(Ordering::SeqCst) {
-            self.inner.issue(coupons).await?;
+            self.inner.issue(claims).await?;
             return Err(sqlx::Error::Io(std::io::Error::new(
                 std::io::ErrorKind::ConnectionReset,
                 "the connection broke before the commit's answer",
             )));
         }
         if self.refusing_batches.load(Ordering::SeqCst) {
-            if coupons.len() > 1 {
+            if claims.len() > 1 {
                 self.refused_batches.fetch_add(1, Ordering::SeqCst);
                 return Err(sqlx::Error::PoolTimedOut);
             }
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
-        self.inner.issue(coupons).await
+        self.inner.issue(claims).await
     }
     async fn grant(&self, grant: GrantId, coupon: Coupon) -> Result<Option<Coupon>, sqlx::Error> {
         self.inner.grant(grant, coupon).await

@@ -10,7 +10,7 @@ use commerce::model::{
     GrantId, NewCampaign,
 };
 use commerce::stock::CampaignStock;
-use commerce::store::{CouponStore, IssueOutcome, SqlCouponStore};
+use commerce::store::{CouponClaim, CouponStore, IssueOutcome, SqlCouponStore};
 use kernel::db::{Db, DbOptions};
 use kernel::testing::TestDatabase;
 use kernel::{PageRequest, Timestamp, UserId};
@@ -78,8 +78,27 @@ fn page(limit: u32) -> PageRequest {
     PageRequest { limit, after: None }
 }
 
+/// Claims the database numbers, as the PostgreSQL stock gate sends them.
+fn unnumbered(coupons: Vec<Coupon>) -> Vec<CouponClaim> {
+    coupons
+        .into_iter()
+        .map(|coupon| CouponClaim {
+            coupon,
+            ordinal: None,
+        })
+        .collect()
+}
+
+/// A claim the stock gate numbered `ordinal`.
+fn numbered(coupon: Coupon, ordinal: u32) -> CouponClaim {
+    CouponClaim {
+        coupon,
+        ordinal: Some(ordinal),
+    }
+}
+
 async fn issue(store: &SqlCouponStore, coupon: Coupon) -> IssueOutcome {
-    let outcomes = store.issue(vec![coupon]).await.expect("issue");
+    let outcomes = store.issue(unnumbered(vec![coupon])).await.expect("issue");
     assert_eq!(outcomes.len(), 1, "one outcome per coupon");
     outcomes[0]
 }
@@ -223,9 +242,9 @@ async fn writing_an_already_written_coupon_again_answers_issued_and_writes_nothi
     let written = coupon(&drop, ann);
     assert_eq!(issue(&store, written.clone()).await, IssueOutcome::Issued);
 
-    let again = store.issue(vec![written.clone()]).await;
+    let again = store.issue(unnumbered(vec![written.clone()])).await;
     let in_a_batch = store
-        .issue(vec![written, coupon(&drop, UserId::new())])
+        .issue(unnumbered(vec![written, coupon(&drop, UserId::new())]))
         .await;
 
     assert_eq!(again.ok(), Some(vec![IssueOutcome::Issued]));
@@ -245,7 +264,7 @@ async fn a_code_is_never_written_twice() {
     copy.code = first.code.clone();
 
     assert_eq!(issue(&store, first).await, IssueOutcome::Issued);
-    let refused = store.issue(vec![copy.clone()]).await;
+    let refused = store.issue(unnumbered(vec![copy.clone()])).await;
 
     assert!(
         matches!(&refused, Err(e) if kernel::db::is_unique_violation(e, "code")),
@@ -283,7 +302,7 @@ async fn a_batch_answers_each_coupon_in_order_as_if_written_one_by_one() {
     ];
     let ids: Vec<CouponId> = batch.iter().map(|c| c.id).collect();
 
-    let outcomes = store.issue(batch).await.expect("the batch");
+    let outcomes = store.issue(unnumbered(batch)).await.expect("the batch");
 
     assert_eq!(
         outcomes,
@@ -318,7 +337,7 @@ async fn a_batch_larger_than_any_one_statement_is_written_whole() {
     let users: Vec<UserId> = (0..600).map(|_| UserId::new()).collect();
     let batch: Vec<Coupon> = users.iter().map(|u| coupon(&drop, *u)).collect();
 
-    let outcomes = store.issue(batch).await.expect("the batch");
+    let outcomes = store.issue(unnumbered(batch)).await.expect("the batch");
 
     assert_eq!(outcomes, vec![IssueOutcome::Issued; 600]);
     let stock = store.stock(drop.id).await.expect("read").expect("exists");
@@ -326,6 +345,85 @@ async fn a_batch_larger_than_any_one_statement_is_written_whole() {
     for user in &users[..3] {
         assert_eq!(ordinals(&db, drop.id, *user).await, [1]);
     }
+}
+
+/// The Redis and in-memory gates number each claim by the user's count, so
+/// a user's claims in one batch go into one statement with their numbers.
+#[tokio::test]
+async fn claims_the_gate_numbered_are_written_with_their_numbers_up_to_the_limit() {
+    let (_test, db, store) = open().await;
+    let drop = created(&store, campaign(100, 3)).await;
+    let (ann, bob) = (UserId::new(), UserId::new());
+    let batch = vec![
+        numbered(coupon(&drop, ann), 2),
+        numbered(coupon(&drop, bob), 1),
+        numbered(coupon(&drop, ann), 1),
+        numbered(coupon(&drop, ann), 3),
+        numbered(coupon(&drop, ann), 4),
+    ];
+
+    let outcomes = store.issue(batch).await.expect("the batch");
+
+    assert_eq!(
+        outcomes,
+        [
+            IssueOutcome::Issued,
+            IssueOutcome::Issued,
+            IssueOutcome::Issued,
+            IssueOutcome::Issued,
+            IssueOutcome::LimitReached,
+        ]
+    );
+    assert_eq!(ordinals(&db, drop.id, ann).await, [1, 2, 3]);
+    assert_eq!(ordinals(&db, drop.id, bob).await, [1]);
+}
+
+/// A unit given back while the user's later take was in flight makes the
+/// gate hand out a number the user already holds, and leaves a lower one
+/// unused: the claim takes the lowest free number instead, and the user
+/// still gets exactly the limit.
+#[tokio::test]
+async fn a_claim_numbered_like_a_written_coupon_takes_the_lowest_free_number() {
+    let (_test, db, store) = open().await;
+    let drop = created(&store, campaign(100, 3)).await;
+    let ann = UserId::new();
+    let gap = store
+        .issue(vec![
+            numbered(coupon(&drop, ann), 1),
+            numbered(coupon(&drop, ann), 3),
+        ])
+        .await
+        .expect("a gap at 2");
+    assert_eq!(gap, [IssueOutcome::Issued, IssueOutcome::Issued]);
+
+    let reused = store
+        .issue(vec![numbered(coupon(&drop, ann), 3)])
+        .await
+        .expect("issue");
+    let over = store
+        .issue(vec![numbered(coupon(&drop, ann), 3)])
+        .await
+        .expect("issue");
+
+    assert_eq!(reused, [IssueOutcome::Issued]);
+    assert_eq!(over, [IssueOutcome::LimitReached]);
+    assert_eq!(ordinals(&db, drop.id, ann).await, [1, 2, 3]);
+}
+
+/// Numbered and unnumbered claims of one user in one batch (two instances
+/// on different gates, say) never share an ordinal.
+#[tokio::test]
+async fn numbered_and_unnumbered_claims_of_one_user_get_ordinals_of_their_own() {
+    let (_test, db, store) = open().await;
+    let drop = created(&store, campaign(100, 3)).await;
+    let ann = UserId::new();
+    let mut batch = unnumbered(vec![coupon(&drop, ann), coupon(&drop, ann)]);
+    batch.insert(1, numbered(coupon(&drop, ann), 1));
+
+    let outcomes = store.issue(batch).await.expect("the batch");
+
+    assert_eq!(outcomes, vec![IssueOutcome::Issued; 3]);
+    assert_eq!(ordinals(&db, drop.id, ann).await, [1, 2, 3]);
 }
 
 #[tokio::test]
@@ -337,7 +435,7 @@ async fn a_batch_with_a_duplicate_code_writes_nothing() {
     let mut copy = coupon(&drop, bob);
     copy.code = first.code.clone();
 
-    let refused = store.issue(vec![first, copy]).await;
+    let refused = store.issue(unnumbered(vec![first, copy])).await;
 
     assert!(
         matches!(&refused, Err(e) if kernel::db::is_unique_violation(e, "code")),

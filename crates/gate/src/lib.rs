@@ -11,6 +11,6 @@ pub use rate::{Limited, MemoryRateLimiter, Quota, RateLimiter, RedisRateLimiter}
 pub use redis_connection::RedisConnection;
 pub use stock::{
     CLAIM_WRITE_TIMEOUT, GiveBackError, Limits, MemoryStockGate, PgStockGate, PoolId,
-    RedisStockGate, Refusal, Snapshot, StaleClaim, StockGate, StockLoader, SweepReport,
+    RedisStockGate, Refusal, Snapshot, StaleClaim, StockGate, StockLoader, SweepReport, Taken,
     Unavailable, stock_migrations, sweep,
 };

@@ -186,6 +186,19 @@ impl fmt::Display for GiveBackError {
 
 impl std::error::Error for GiveBackError {}
 
+/// A take under a lease that went through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Taken {
+    /// The units the user holds from the pool, counting this take, when the
+    /// gate counts them (a pool with a per-user limit) and can tell cheaply;
+    /// never above the per-user limit. A caller may number the user's claims
+    /// by it, so the database need not look the number up. A give-back
+    /// racing with takes can make two of a user's live claims get the same
+    /// number (and leave a lower one unused); a caller relying on it must
+    /// resolve that, as a unique index does.
+    pub held: Option<u32>,
+}
+
 /// A claim's take whose lease is older than asked: its claim neither settled
 /// nor gave its units back in time, most likely because its process died.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -230,9 +243,10 @@ pub trait StockGate: Send + Sync {
         user: &str,
         quantity: u32,
         claim: &str,
-    ) -> Result<(), Refusal> {
+    ) -> Result<Taken, Refusal> {
         let _ = claim;
-        self.take(pool, user, quantity).await
+        self.take(pool, user, quantity).await?;
+        Ok(Taken::default())
     }
 
     /// The claim is durable: drops its lease, keeping its units taken. A

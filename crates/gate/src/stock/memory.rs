@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 use async_trait::async_trait;
 
 use super::{
-    GiveBackError, Limits, PoolId, Refusal, Snapshot, StockGate, StockLoader, Unavailable,
+    GiveBackError, Limits, PoolId, Refusal, Snapshot, StockGate, StockLoader, Taken, Unavailable,
     zero_quantity,
 };
 
@@ -115,6 +115,22 @@ impl MemoryStockGate {
         }
     }
 
+    /// Takes, loading the pool first if this is the first time.
+    async fn take_counted(
+        &self,
+        pool: &PoolId,
+        user: &str,
+        quantity: u32,
+    ) -> Result<Taken, Refusal> {
+        if quantity == 0 {
+            return Err(zero_quantity(pool));
+        }
+        if let Some(taken) = self.with_loaded(pool, |c| c.take(user, quantity)) {
+            return taken;
+        }
+        self.load(pool).await?.take(user, quantity)
+    }
+
     /// The pool's slot, created empty if this is the first time.
     fn slot(&self, pool: &PoolId) -> Arc<Slot> {
         let shard = self.shard(pool);
@@ -146,13 +162,18 @@ impl fmt::Debug for MemoryStockGate {
 #[async_trait]
 impl StockGate for MemoryStockGate {
     async fn take(&self, pool: &PoolId, user: &str, quantity: u32) -> Result<(), Refusal> {
-        if quantity == 0 {
-            return Err(zero_quantity(pool));
-        }
-        if let Some(taken) = self.with_loaded(pool, |c| c.take(user, quantity)) {
-            return taken;
-        }
-        self.load(pool).await?.take(user, quantity)
+        self.take_counted(pool, user, quantity).await.map(drop)
+    }
+
+    /// The counters die with the process, so the claim needs no lease.
+    async fn take_claim(
+        &self,
+        pool: &PoolId,
+        user: &str,
+        quantity: u32,
+        _claim: &str,
+    ) -> Result<Taken, Refusal> {
+        self.take_counted(pool, user, quantity).await
     }
 
     async fn give_back(
@@ -273,7 +294,7 @@ impl Counters {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn take(&self, user: &str, quantity: u32) -> Result<(), Refusal> {
+    fn take(&self, user: &str, quantity: u32) -> Result<Taken, Refusal> {
         let wanted = u64::from(quantity);
         let stock = self.stock.unwrap_or(u64::MAX);
         // Refuse a sold-out pool with a plain read: the drop that follows a
@@ -283,9 +304,10 @@ impl Counters {
         if self.taken.load(Ordering::Acquire).saturating_add(wanted) > stock {
             return Err(Refusal::SoldOut);
         }
-        if let Some(limit) = self.per_user {
-            self.reserve(user, quantity, limit)?;
-        }
+        let held = match self.per_user {
+            Some(limit) => Some(self.reserve(user, quantity, limit)?),
+            None => None,
+        };
         let took = self
             .taken
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |taken| {
@@ -297,21 +319,26 @@ impl Counters {
             }
             return Err(Refusal::SoldOut);
         }
-        Ok(())
+        Ok(Taken { held })
     }
 
-    /// Raises the user's count by `quantity` if that keeps it within `limit`.
-    fn reserve(&self, user: &str, quantity: u32, limit: u32) -> Result<(), Refusal> {
+    /// Raises the user's count by `quantity` if that keeps it within `limit`;
+    /// answers the count after.
+    fn reserve(&self, user: &str, quantity: u32, limit: u32) -> Result<u32, Refusal> {
         let within = |held: u32| held.checked_add(quantity).filter(|after| *after <= limit);
         let mut users = self.user_shard(user);
-        match users.get_mut(user) {
-            Some(held) => *held = within(*held).ok_or(Refusal::LimitReached)?,
+        let after = match users.get_mut(user) {
+            Some(held) => {
+                *held = within(*held).ok_or(Refusal::LimitReached)?;
+                *held
+            }
             None => {
                 let after = within(0).ok_or(Refusal::LimitReached)?;
                 users.insert(user.to_owned(), after);
+                after
             }
-        }
-        Ok(())
+        };
+        Ok(after)
     }
 
     /// Lowers the user's count by up to `quantity`, never below zero, and

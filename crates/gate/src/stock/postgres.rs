@@ -38,7 +38,7 @@ use sqlx::{PgConnection, Postgres, Transaction};
 
 use super::loading::Loads;
 use super::{
-    GiveBackError, Limits, PoolId, Refusal, Snapshot, StaleClaim, StockGate, StockLoader,
+    GiveBackError, Limits, PoolId, Refusal, Snapshot, StaleClaim, StockGate, StockLoader, Taken,
     Unavailable, zero_quantity,
 };
 
@@ -401,12 +401,14 @@ impl StockGate for PgStockGate {
         user: &str,
         quantity: u32,
         claim: &str,
-    ) -> Result<(), Refusal> {
+    ) -> Result<Taken, Refusal> {
         if quantity == 0 {
             return Err(zero_quantity(pool));
         }
+        // The take function answers no holding, so claims are not numbered.
         self.on_loaded(pool, || self.try_take(pool, user, quantity, Some(claim)))
-            .await?
+            .await??;
+        Ok(Taken::default())
     }
 
     async fn settle(&self, pool: &PoolId, claim: &str) -> Result<(), Unavailable> {

@@ -39,7 +39,7 @@ use kernel::batch::Batcher;
 
 use super::loading::Loads;
 use super::{
-    GiveBackError, Limits, PoolId, Refusal, Snapshot, StaleClaim, StockGate, StockLoader,
+    GiveBackError, Limits, PoolId, Refusal, Snapshot, StaleClaim, StockGate, StockLoader, Taken,
     Unavailable, zero_quantity,
 };
 use crate::redis_connection::{RedisConnection, unavailable};
@@ -47,17 +47,22 @@ use crate::redis_connection::{RedisConnection, unavailable};
 /// What the take and give-back scripts answer for a pool whose keys are
 /// absent.
 const ABSENT: i64 = -1;
-/// The take script's answers.
-const TAKEN: i64 = 1;
-const SOLD_OUT: i64 = 0;
-const LIMIT_REACHED: i64 = 2;
 /// What the give-back through a lease answers when the lease is gone.
 const NO_LEASE: i64 = -2;
+/// The take script's refusals. A take that went through answers the units
+/// the user holds after it, or [`TAKEN_UNCOUNTED`].
+const SOLD_OUT: i64 = -3;
+const LIMIT_REACHED: i64 = -4;
+/// A take that went through on a pool without a per-user limit, where
+/// nobody's units are counted.
+const TAKEN_UNCOUNTED: i64 = 0;
 
 /// Takes, many of one pool at once. KEYS[1] the pool's counters, KEYS[2]
 /// its per-user counts, KEYS[3] and KEYS[4] its leases and their times;
 /// ARGV holds (user, quantity, claim) triples, answered in turn in an array
-/// ([`TAKEN`], [`SOLD_OUT`] or [`LIMIT_REACHED`]). The stock is checked
+/// ([`SOLD_OUT`], [`LIMIT_REACHED`], or for a take that went through the
+/// units the user then holds, [`TAKEN_UNCOUNTED`] on a pool without a
+/// per-user limit). The stock is checked
 /// first, so a take larger than what is left is sold out whatever the user
 /// holds. A take with a claim ('' for none) is leased under it: `quantity:user`
 /// in KEYS[3], its Redis time in milliseconds in KEYS[4]. A pool whose keys
@@ -79,18 +84,18 @@ local now = redis.call('time')
 local at = now[1] * 1000 + math.floor(now[2] / 1000)
 for i = 1, #ARGV, 3 do
   local user, quantity, claim = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2]
-  local answer = 1
+  local answer = 0
   if stock and taken + quantity > stock then
-    answer = 0
+    answer = -3
   elseif per_user then
     local held = tonumber(redis.call('hget', KEYS[2], user) or 0)
     if held + quantity > per_user then
-      answer = 2
+      answer = -4
     else
-      redis.call('hincrby', KEYS[2], user, quantity)
+      answer = redis.call('hincrby', KEYS[2], user, quantity)
     end
   end
-  if answer == 1 then
+  if answer >= 0 then
     taken = taken + quantity
     if claim ~= '' then
       redis.call('hset', KEYS[3], claim, ARGV[i + 1] .. ':' .. user)
@@ -485,14 +490,17 @@ impl fmt::Debug for RedisStockGate {
 }
 
 /// What [`TAKES`] answered for one take, as its result.
-fn take_answer(answer: i64) -> Result<(), Refusal> {
+fn take_answer(answer: i64) -> Result<Taken, Refusal> {
     match answer {
-        TAKEN => Ok(()),
+        TAKEN_UNCOUNTED => Ok(Taken { held: None }),
         SOLD_OUT => Err(Refusal::SoldOut),
         LIMIT_REACHED => Err(Refusal::LimitReached),
-        other => Err(Refusal::Unavailable(format!(
-            "redis: unexpected answer {other} from the take script"
-        ))),
+        held => match u32::try_from(held) {
+            Ok(held) => Ok(Taken { held: Some(held) }),
+            Err(_) => Err(Refusal::Unavailable(format!(
+                "redis: unexpected answer {held} from the take script"
+            ))),
+        },
     }
 }
 
@@ -590,6 +598,7 @@ impl StockGate for RedisStockGate {
             self.take_once_loaded(Take::new(pool, user, quantity, ""))
                 .await?,
         )
+        .map(drop)
     }
 
     async fn take_claim(
@@ -598,7 +607,7 @@ impl StockGate for RedisStockGate {
         user: &str,
         quantity: u32,
         claim: &str,
-    ) -> Result<(), Refusal> {
+    ) -> Result<Taken, Refusal> {
         if quantity == 0 {
             return Err(zero_quantity(pool));
         }

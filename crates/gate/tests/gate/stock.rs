@@ -221,10 +221,10 @@ async fn rush_across(
                 start.wait().await;
                 let taken = match taking {
                     Taking::Plainly => gate.take(&pool, &user, 1).await,
-                    Taking::UnderLeases => {
-                        gate.take_claim(&pool, &user, 1, &format!("claim-{i}"))
-                            .await
-                    }
+                    Taking::UnderLeases => gate
+                        .take_claim(&pool, &user, 1, &format!("claim-{i}"))
+                        .await
+                        .map(drop),
                 };
                 (user, taken)
             })
@@ -352,6 +352,88 @@ async fn a_rush_of_claims_sells_exactly_the_stock_and_leases_each_unit_once(kind
     assert_eq!(by_user, outcome.taken_by);
 }
 
+on_every_gate!(claims_taken_at_once_by_one_user_are_numbered_one_to_the_limit);
+async fn claims_taken_at_once_by_one_user_are_numbered_one_to_the_limit(kind: Kind) {
+    // The coupon writer numbers a user's coupons by these counts: under a
+    // burst of one user's claims (batched together by the Redis gate) each
+    // must get its own number.
+    let (gate, pool) = one_pool(&kind, Some(100), Some(40)).await;
+    let start = Arc::new(Barrier::new(60));
+
+    let tasks: Vec<_> = (0..60)
+        .map(|i| {
+            let (gate, pool, start) = (Arc::clone(&gate), pool.clone(), Arc::clone(&start));
+            tokio::spawn(async move {
+                start.wait().await;
+                gate.take_claim(&pool, "ann", 1, &format!("claim-{i}"))
+                    .await
+            })
+        })
+        .collect();
+    let mut numbers = Vec::new();
+    let mut refused = 0;
+    for task in tasks {
+        match task.await.expect("task ran to the end") {
+            Ok(taken) => numbers.push(taken.held),
+            Err(Refusal::LimitReached) => refused += 1,
+            Err(other) => panic!("unexpected refusal {other:?}"),
+        }
+    }
+
+    assert_eq!(refused, 20);
+    numbers.sort_unstable();
+    let expected: Vec<Option<u32>> = match kind {
+        // Its take function does not answer the holding.
+        Kind::Postgres => vec![None; 40],
+        Kind::Memory | Kind::Redis(_) => (1..=40).map(Some).collect(),
+    };
+    assert_eq!(numbers, expected);
+}
+
+on_every_gate!(a_claim_after_a_give_back_is_numbered_by_what_the_user_then_holds);
+async fn a_claim_after_a_give_back_is_numbered_by_what_the_user_then_holds(kind: Kind) {
+    let (gate, pool) = one_pool(&kind, Some(10), Some(3)).await;
+    let counted = |n: u32| (kind != Kind::Postgres).then_some(n);
+
+    for (claim, number) in [("first", 1), ("second", 2)] {
+        let taken = gate
+            .take_claim(&pool, "ann", 1, claim)
+            .await
+            .expect("a unit");
+        assert_eq!(taken.held, counted(number), "{claim}");
+    }
+    gate.give_back_claim(&pool, "ann", 1, "first")
+        .await
+        .expect("given back");
+    let taken = gate
+        .take_claim(&pool, "ann", 1, "third")
+        .await
+        .expect("a unit");
+    assert_eq!(
+        taken.held,
+        counted(2),
+        "two held again: the number is the count, which the caller must de-duplicate"
+    );
+    let other = gate
+        .take_claim(&pool, "bob", 1, "bobs")
+        .await
+        .expect("a unit");
+    assert_eq!(other.held, counted(1), "counted per user");
+}
+
+on_every_gate!(a_claim_on_a_pool_without_a_per_user_limit_is_not_numbered);
+async fn a_claim_on_a_pool_without_a_per_user_limit_is_not_numbered(kind: Kind) {
+    let (gate, pool) = one_pool(&kind, Some(10), None).await;
+
+    let taken = gate
+        .take_claim(&pool, "ann", 1, "first")
+        .await
+        .expect("a unit");
+
+    assert_eq!(taken.held, None);
+    assert_eq!(remaining(&gate, &pool).await, Some(9));
+}
+
 on_every_gate!(claims_on_two_pools_at_once_are_counted_apart);
 async fn claims_on_two_pools_at_once_are_counted_apart(kind: Kind) {
     let (first, second) = (PoolId::new("coupon:first"), PoolId::new("coupon:second"));
@@ -382,7 +464,7 @@ async fn claims_on_two_pools_at_once_are_counted_apart(kind: Kind) {
     for task in tasks {
         let (pool, outcome) = task.await.expect("task ran to the end");
         match outcome {
-            Ok(()) => *taken.entry(pool).or_default() += 1,
+            Ok(_) => *taken.entry(pool).or_default() += 1,
             Err(Refusal::SoldOut) => {}
             Err(other) => panic!("unexpected refusal {other:?}"),
         }

@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use gate::{
     GiveBackError, Limited, Limits, MemoryRateLimiter, MemoryStockGate, PgStockGate, PoolId, Quota,
     RateLimiter, RedisRateLimiter, RedisStockGate, Refusal, Snapshot, StaleClaim, StockGate,
-    StockLoader, Unavailable,
+    StockLoader, Taken, Unavailable,
 };
 use kernel::db::{Db, DbOptions};
 use kernel::testing::{DATABASE_URL_VAR, TestDatabase};
@@ -231,7 +231,7 @@ impl StockGate for Kept<dyn StockGate> {
         user: &str,
         quantity: u32,
         claim: &str,
-    ) -> Result<(), Refusal> {
+    ) -> Result<Taken, Refusal> {
         self.inner.take_claim(pool, user, quantity, claim).await
     }
 

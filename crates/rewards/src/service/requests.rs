@@ -172,7 +172,7 @@ impl RewardsService {
         let holder = user.0.to_string();
         let lease = request.id.0.to_string();
         match self.gate.take_claim(&pool, &holder, 1, &lease).await {
-            Ok(()) => {}
+            Ok(_) => {}
             Err(Refusal::SoldOut) => return self.out_of_stock(request).await,
             Err(Refusal::LimitReached) => {
                 // Another request of this user is being recorded right now.
