@@ -609,6 +609,12 @@ pub fn stored_count(what: &'static str, n: i64) -> Result<u32, sqlx::Error> {
     u32::try_from(n).map_err(|e| bad_row(what, e))
 }
 
+/// True when `e` is a unique constraint's refusal, whichever constraint.
+#[must_use]
+pub fn is_any_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
 /// True when `e` violates a unique constraint whose name (PostgreSQL) or
 /// message (SQLite names `table.column`) contains `needle`.
 #[must_use]
