@@ -288,13 +288,14 @@ const SQLITE_ISSUE_SIZES: [usize; 4] = [8, 32, 128, 512];
 /// the gate numbered is written with its ordinal; one it did not, with the
 /// user's highest plus one (two such rows of one user would compute the
 /// same ordinal, so the caller puts only a user's first in a statement). A
-/// row over the per-user limit is skipped by the `where`; a row that breaks
-/// a unique constraint by the conflict clause, which names none: a row whose
-/// ordinal is taken (by a concurrent writer, or by a claim numbered the same
-/// after a give-back), a coupon already written (a batch written again
-/// after its commit's answer was lost), a duplicate code. The caller looks
-/// the skipped rows up by id and writes the missing ones one at a time,
-/// where a duplicate code fails.
+/// row over the per-user limit is skipped by the `where`. A row that breaks
+/// a unique constraint — its ordinal taken (by a concurrent writer, or by a
+/// claim numbered the same after a give-back), a coupon already written (a
+/// batch written again after its commit's answer was lost), a duplicate
+/// code — fails the statement under [`Conflicts::Fail`] (PostgreSQL's first
+/// try) and is skipped under [`Conflicts::Skip`], by a conflict clause that
+/// names no constraint. The caller looks the skipped rows up by id and
+/// writes the missing ones one at a time, where a duplicate code fails.
 ///
 /// The statements return no rows: when they wrote as many as they were given
 /// (nearly always) the count says enough, and otherwise the caller looks the
