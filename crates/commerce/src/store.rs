@@ -10,8 +10,10 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, LazyLock};
 
 use async_trait::async_trait;
-use kernel::db::{Backend, Db, bad_row, is_any_unique_violation, stored_count};
+use kernel::db::rusqlite;
+use kernel::db::{Db, SqliteDb, bad_row, direct_error, is_any_unique_violation, stored_count};
 use kernel::{PageRequest, Timestamp, UserId};
+use sqlx::SqliteConnection;
 
 use crate::model::{
     Campaign, CampaignIssues, CampaignName, Coupon, CouponCampaignId, CouponCode, CouponId,
@@ -97,17 +99,10 @@ impl SqlCouponStore {
         conflicts: Conflicts,
     ) -> Result<Vec<IssueOutcome>, sqlx::Error> {
         kernel::write_tx!(&self.db, |conn| {
-            // Claims the gate numbered go into the multi-row statements, and
-            // of the others each user's first; a user's later unnumbered ones
-            // are written one by one after them, in order, so they are
-            // answered as if written in turn.
-            let mut users = HashSet::with_capacity(claims.len());
-            let rows: Vec<&CouponClaim> = claims
-                .iter()
-                .filter(|c| {
-                    c.ordinal.is_some() || users.insert((c.coupon.campaign_id, c.coupon.user_id))
-                })
-                .collect();
+            // A user's later unnumbered claims are written one by one after
+            // the statements, in order, so they are answered as if written
+            // in turn.
+            let rows = statement_rows(&claims);
             let mut written = HashSet::with_capacity(claims.len());
             for chunk in rows.chunks(rows_per_statement(&*conn)) {
                 let inserted = conn.insert_rows(chunk, conflicts).await?;
@@ -168,6 +163,17 @@ impl SqlCouponStore {
             Ok(outcomes)
         })
     }
+}
+
+/// The claims of a batch that go into the multi-row statements: those the
+/// gate numbered, and of the others each user's first (two unnumbered rows
+/// of one user would compute the same ordinal).
+fn statement_rows(claims: &[CouponClaim]) -> Vec<&CouponClaim> {
+    let mut users = HashSet::with_capacity(claims.len());
+    claims
+        .iter()
+        .filter(|c| c.ordinal.is_some() || users.insert((c.coupon.campaign_id, c.coupon.user_id)))
+        .collect()
 }
 
 /// The columns a [`CampaignRow`] reads, for `concat!` (sqlx takes only static SQL).
@@ -447,6 +453,9 @@ fn ordinal(held: Option<u32>) -> Option<i32> {
     held.and_then(|n| i32::try_from(n).ok())
 }
 
+/// Parameters of one row of a SQLite multi-row issue statement.
+const ISSUE_ROW_PARAMETERS: usize = 8;
+
 /// The SQLite statement for `rows` coupons, eight anonymous `?` parameters
 /// each (looking up a numbered one costs a scan of all of them, which made
 /// binding a large statement quadratic). `insert or ignore` skips a row
@@ -456,7 +465,8 @@ fn ordinal(held: Option<u32>) -> Option<i32> {
 /// A row skipped for another reason (a duplicate code) fails on its own in
 /// the one-by-one retry.
 fn sqlite_issue_rows_sql(rows: usize) -> String {
-    let values = vec!["(?, ?, ?, ?, ?, ?, ?, ?)"; rows].join(", ");
+    let row = format!("({})", ["?"; ISSUE_ROW_PARAMETERS].join(", "));
+    let values = vec![row; rows].join(", ");
     format!(
         concat!(
             "with fresh as materialized (",
@@ -519,6 +529,77 @@ impl IssueRows for sqlx::SqliteConnection {
         }
         Ok(query.execute(self).await?.rows_affected())
     }
+}
+
+/// Why [`issue_direct`] wrote nothing.
+#[derive(Debug)]
+enum DirectIssueError {
+    /// Some claim needs the general path: a user's second unnumbered claim,
+    /// or a row the statement skipped (over the per-user limit, a unique
+    /// conflict, no such campaign). Nothing of the batch was kept.
+    NotAllWritten,
+    Sql(sqlx::Error),
+}
+
+impl From<sqlx::Error> for DirectIssueError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Sql(e)
+    }
+}
+
+/// A rush's claim batch on SQLite, all or nothing: the multi-row statements
+/// of [`sqlite_issue_rows_sql`] on the writer's direct connection, so the
+/// batch costs no hand-off to sqlx's thread and back (ADR 0015). Nearly
+/// every batch writes every claim; one that does not is undone and left to
+/// the general path ([`DirectIssueError::NotAllWritten`]).
+async fn issue_direct(
+    db: &SqliteDb,
+    claims: Arc<[CouponClaim]>,
+) -> Result<Vec<IssueOutcome>, DirectIssueError> {
+    if statement_rows(&claims).len() < claims.len() {
+        return Err(DirectIssueError::NotAllWritten);
+    }
+    db.write_direct(move |conn| {
+        for chunk in claims.chunks(SqliteConnection::ROWS_PER_STATEMENT) {
+            if insert_rows_direct(conn, chunk).map_err(direct_error)? < chunk.len() {
+                return Err(DirectIssueError::NotAllWritten);
+            }
+        }
+        Ok(vec![IssueOutcome::Issued; claims.len()])
+    })
+    .await
+}
+
+/// One multi-row issue statement on the direct connection; returns how many
+/// rows it wrote. The rows it does not fill stay unbound, so null: a cached
+/// statement's bindings are cleared when it goes back to the cache.
+fn insert_rows_direct(
+    conn: &rusqlite::Connection,
+    claims: &[CouponClaim],
+) -> Result<usize, rusqlite::Error> {
+    let Some((_, sql)) = SQLITE_ISSUE_ROWS
+        .iter()
+        .find(|(rows, _)| *rows >= claims.len())
+    else {
+        return Err(rusqlite::Error::InvalidParameterCount(
+            claims.len() * ISSUE_ROW_PARAMETERS,
+            SqliteConnection::ROWS_PER_STATEMENT * ISSUE_ROW_PARAMETERS,
+        ));
+    };
+    let mut statement = conn.prepare_cached(sql)?;
+    for (row, claim) in claims.iter().enumerate() {
+        let at = row * ISSUE_ROW_PARAMETERS;
+        let coupon = &claim.coupon;
+        statement.raw_bind_parameter(at + 1, coupon.id)?;
+        statement.raw_bind_parameter(at + 2, coupon.code.as_str())?;
+        statement.raw_bind_parameter(at + 3, coupon.user_id)?;
+        statement.raw_bind_parameter(at + 4, coupon.status.as_str())?;
+        statement.raw_bind_parameter(at + 5, coupon.issued_at)?;
+        statement.raw_bind_parameter(at + 6, coupon.expires_at)?;
+        statement.raw_bind_parameter(at + 7, coupon.campaign_id)?;
+        statement.raw_bind_parameter(at + 8, ordinal(claim.ordinal))?;
+    }
+    statement.raw_execute()
 }
 
 /// [`IssueRows::ROWS_PER_STATEMENT`] of a connection, by value (so a generic
@@ -624,16 +705,26 @@ impl CouponStore for SqlCouponStore {
     /// conflicts. So a batch is written first as a plain insert there, and
     /// only if a row broke a unique constraint (the statement then failed
     /// and its transaction wrote nothing) again, skipping conflicting rows.
+    ///
+    /// On SQLite a batch is written first on the writer's direct connection
+    /// ([`issue_direct`]), and only if that could not write every claim
+    /// through the general path.
     async fn issue(&self, claims: Vec<CouponClaim>) -> Result<Vec<IssueOutcome>, sqlx::Error> {
         let claims: Arc<[CouponClaim]> = claims.into();
-        if self.db.backend() == Backend::Sqlite {
-            return self.write_issue(claims, Conflicts::Skip).await;
-        }
-        match self.write_issue(Arc::clone(&claims), Conflicts::Fail).await {
-            Err(e) if is_any_unique_violation(&e) => {
-                self.write_issue(claims, Conflicts::Skip).await
-            }
-            written => written,
+        match &self.db {
+            Db::Sqlite(sqlite) => match issue_direct(sqlite, Arc::clone(&claims)).await {
+                Ok(outcomes) => Ok(outcomes),
+                Err(DirectIssueError::NotAllWritten) => {
+                    self.write_issue(claims, Conflicts::Skip).await
+                }
+                Err(DirectIssueError::Sql(e)) => Err(e),
+            },
+            Db::Postgres(_) => match self.write_issue(Arc::clone(&claims), Conflicts::Fail).await {
+                Err(e) if is_any_unique_violation(&e) => {
+                    self.write_issue(claims, Conflicts::Skip).await
+                }
+                written => written,
+            },
         }
     }
 
@@ -745,5 +836,126 @@ impl CouponStore for SqlCouponStore {
             per_user_limit: stored_count("per_user_limit", per_user_limit)?,
             by_user,
         }))
+    }
+}
+
+/// The SQLite direct path on its own: the conformance suite (`tests/store.rs`)
+/// sees only outcomes, which the general path would give too if this path
+/// wrote nothing.
+#[cfg(test)]
+mod direct_path_tests {
+    use kernel::testing::TestDatabase;
+    use kernel::{Clock, SystemClock};
+
+    use super::*;
+    use crate::model::NewCampaign;
+
+    async fn open() -> Option<(TestDatabase, SqliteDb, SqlCouponStore)> {
+        let test = TestDatabase::create().await;
+        let db = Db::connect(test.url(), &kernel::db::DbOptions::default())
+            .await
+            .expect("connect");
+        db.migrate(crate::migrations()).await.expect("migrate");
+        let Db::Sqlite(sqlite) = db.clone() else {
+            return None; // PostgreSQL has no direct path.
+        };
+        Some((test, sqlite, SqlCouponStore::new(db)))
+    }
+
+    async fn campaign(store: &SqlCouponStore, per_user_limit: i64) -> Campaign {
+        let now = SystemClock.now();
+        let request = NewCampaign {
+            name: "Direct drop".into(),
+            discount: DiscountSpec {
+                kind: "PERCENT".into(),
+                value: 10,
+                currency: None,
+            },
+            total_quantity: 100,
+            per_user_limit: Some(per_user_limit),
+            issue_starts_at: now,
+            issue_ends_at: now + time::Duration::hours(1),
+            valid_until: now + time::Duration::days(1),
+        };
+        let campaign = Campaign::new(CouponCampaignId::new(), &request, now).expect("valid");
+        store
+            .create_campaign(campaign.clone())
+            .await
+            .expect("create");
+        campaign
+    }
+
+    fn claim(campaign: &Campaign, user: UserId, ordinal: Option<u32>) -> CouponClaim {
+        let now = SystemClock.now();
+        CouponClaim {
+            coupon: Coupon::new(campaign, user, CouponCode::generate(now), now),
+            ordinal,
+        }
+    }
+
+    async fn written(store: &SqlCouponStore, users: &[UserId]) -> Vec<Coupon> {
+        let mut coupons = Vec::new();
+        for user in users {
+            let page = PageRequest {
+                limit: 100,
+                after: None,
+            };
+            coupons.extend(store.coupons_of(*user, page).await.expect("read"));
+        }
+        coupons
+    }
+
+    #[tokio::test]
+    async fn a_batch_the_statements_can_take_whole_is_written_directly_as_given() {
+        let Some((_test, sqlite, store)) = open().await else {
+            return;
+        };
+        let drop = campaign(&store, 2).await;
+        let (ann, bob) = (UserId::new(), UserId::new());
+        let claims: Arc<[CouponClaim]> = vec![
+            claim(&drop, ann, Some(1)),
+            claim(&drop, bob, None),
+            claim(&drop, ann, Some(2)),
+        ]
+        .into();
+        let outcomes = issue_direct(&sqlite, Arc::clone(&claims))
+            .await
+            .expect("written directly");
+        assert_eq!(outcomes, [IssueOutcome::Issued; 3]);
+        let mut stored = written(&store, &[ann, bob]).await;
+        stored.sort_by_key(|c| c.id);
+        let mut given: Vec<Coupon> = claims.iter().map(|c| c.coupon.clone()).collect();
+        given.sort_by_key(|c| c.id);
+        assert_eq!(stored, given, "every column reads back as written");
+    }
+
+    #[tokio::test]
+    async fn a_batch_with_a_row_the_statement_skips_is_undone_whole() {
+        let Some((_test, sqlite, store)) = open().await else {
+            return;
+        };
+        let drop = campaign(&store, 1).await;
+        let (ann, bob) = (UserId::new(), UserId::new());
+        // Bob's number is over the limit: the statement skips his row.
+        let claims = vec![claim(&drop, ann, Some(1)), claim(&drop, bob, Some(2))];
+        let outcome = issue_direct(&sqlite, claims.into()).await;
+        assert!(matches!(outcome, Err(DirectIssueError::NotAllWritten)));
+        assert!(
+            written(&store, &[ann, bob]).await.is_empty(),
+            "Ann's row is undone with the batch"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_users_second_unnumbered_claim_goes_to_the_general_path_untried() {
+        let Some((_test, sqlite, store)) = open().await else {
+            return;
+        };
+        let drop = campaign(&store, 2).await;
+        let ann = UserId::new();
+        let claims = vec![claim(&drop, ann, None), claim(&drop, ann, None)];
+        let outcome = issue_direct(&sqlite, claims.into()).await;
+        assert!(matches!(outcome, Err(DirectIssueError::NotAllWritten)));
+        assert!(written(&store, &[ann]).await.is_empty());
     }
 }

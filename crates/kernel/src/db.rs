@@ -14,12 +14,8 @@
 
 use std::path::Path;
 use std::str::FromStr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use futures::FutureExt;
-use futures::future::BoxFuture;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
@@ -27,7 +23,12 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 use sqlx::{Connection, Executor};
-use tokio::sync::{mpsc, oneshot};
+
+mod writer;
+
+use writer::GroupCommitWriter;
+
+pub use rusqlite;
 
 /// Which database engine a [`Db`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,6 +68,8 @@ pub enum DbError {
     },
     #[error("cannot open the database: {0}")]
     Connect(#[source] sqlx::Error),
+    #[error("cannot open the database's direct writer connection: {0}")]
+    ConnectDirect(#[source] rusqlite::Error),
     #[error("cannot apply migrations: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
@@ -142,10 +145,15 @@ impl Db {
         let checkpointer = SqliteConnection::connect_with(&connect)
             .await
             .map_err(DbError::Connect)?;
-        let conn = SqliteConnection::connect_with(&writer_options(connect))
+        let path = connect.get_filename().to_owned();
+        let conn = SqliteConnection::connect_with(&writer::writer_options(connect))
             .await
             .map_err(DbError::Connect)?;
-        let writer = GroupCommitWriter::start(conn, checkpointer, options.max_batch);
+        let direct = tokio::task::spawn_blocking(move || writer::open_direct(&path))
+            .await
+            .map_err(|e| DbError::Connect(sqlx::Error::Io(std::io::Error::other(e))))?
+            .map_err(DbError::ConnectDirect)?;
+        let writer = GroupCommitWriter::start(conn, direct, checkpointer, options.max_batch);
         Ok(Self::Sqlite(SqliteDb { read, writer }))
     }
 
@@ -222,307 +230,6 @@ impl Db {
             }
             Self::Postgres(pool) => pool.close().await,
         }
-    }
-}
-
-/// The writer's connection does every write, so it keeps the hot pages of
-/// every table and index in memory (64 MiB of page cache rather than 2),
-/// keeps statement journals in memory, and never copies the WAL back into
-/// the database itself: under a rush each commit dirties pages all over the
-/// random-keyed indexes, and a checkpoint inside a commit stalled every
-/// write behind it. A checkpointer beside it does that ([`CHECKPOINT_EVERY`]).
-fn writer_options(options: SqliteConnectOptions) -> SqliteConnectOptions {
-    options
-        .pragma("cache_size", "-65536")
-        .pragma("wal_autocheckpoint", "0")
-        .pragma("temp_store", "memory")
-}
-
-/// How often the checkpointer copies the WAL back into the database. A
-/// passive checkpoint never blocks the writer; once it has copied every
-/// frame, the writer's next transaction starts the WAL over. (Every 200 ms
-/// rather than 500: each restart then has less to copy; 5 % more firehose.)
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
-
-/// WAL frames (4 KiB pages) past which the WAL is made to start over.
-/// Under a steady rush a passive checkpoint never catches up with the
-/// writer, so the WAL never starts over by itself: it grew to a gigabyte in
-/// a 20-second firehose, and every page the writer reads is looked up in an
-/// index of the whole WAL.
-const RESTART_WAL_AFTER_FRAMES: i64 = 8_192;
-
-/// Copies the WAL back every [`CHECKPOINT_EVERY`] without blocking anyone,
-/// and asks the writer to start the WAL over once it is long.
-async fn run_checkpointer(mut conn: SqliteConnection, restart_wanted: Arc<AtomicBool>) {
-    let mut every = tokio::time::interval(CHECKPOINT_EVERY);
-    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        every.tick().await;
-        let passive: Result<(i64, i64, i64), _> = sqlx::query_as("pragma wal_checkpoint(PASSIVE)")
-            .fetch_one(&mut conn)
-            .await;
-        match passive {
-            Ok((_, frames, _)) if frames > RESTART_WAL_AFTER_FRAMES => {
-                restart_wanted.store(true, Ordering::Relaxed);
-            }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed; trying again"),
-        }
-    }
-}
-
-/// Starts the WAL over, on the writer's connection between two
-/// transactions: it copies what the last passive checkpoint left (little)
-/// and holds the next commit back meanwhile. From the checkpointer's own
-/// connection a restart waited for the writer's lock, which the writer took
-/// again at once after every commit, and seldom got it.
-async fn restart_wal(conn: &mut SqliteConnection) {
-    if let Err(e) = conn.execute("pragma wal_checkpoint(RESTART)").await {
-        tracing::warn!(error = %e, "WAL restart failed; trying again later");
-    }
-}
-
-impl SqliteDb {
-    /// Runs `f` inside the writer's current batch. The result is returned only
-    /// after the batch's commit (and its fsync) succeeded; if `f` fails, only
-    /// its own savepoint is rolled back.
-    pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
-    where
-        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T, E>> + Send + 'static,
-        T: Send + 'static,
-        E: From<sqlx::Error> + Send + 'static,
-    {
-        self.writer.write(f).await
-    }
-}
-
-type Completion = Box<dyn FnOnce(Result<(), Arc<sqlx::Error>>) + Send>;
-/// A queued write: runs on the writer's connection (`alone` when it is the
-/// transaction's only write, so it needs no savepoint of its own) and
-/// answers whether it succeeded, and how to tell its caller once the batch
-/// committed.
-type Job = Box<
-    dyn for<'c> FnOnce(&'c mut SqliteConnection, bool) -> BoxFuture<'c, (bool, Completion)> + Send,
->;
-
-enum Command {
-    Write(Job),
-    Close(oneshot::Sender<()>),
-}
-
-/// The single SQLite writer. Jobs queue on a channel; the writer drains what
-/// is queued into one transaction, commits once, then answers every caller.
-#[derive(Debug, Clone)]
-struct GroupCommitWriter {
-    queue: mpsc::Sender<Command>,
-    /// The runtime on the writer's thread.
-    runtime: Option<tokio::runtime::Handle>,
-}
-
-fn writer_gone() -> sqlx::Error {
-    sqlx::Error::PoolClosed
-}
-
-impl GroupCommitWriter {
-    /// Starts the writer on a thread of its own. Every write waits on it, so
-    /// it must not queue for a turn behind the request tasks on a busy
-    /// runtime: on the shared runtime, each of its many wake-ups per commit
-    /// (every statement is a hand-off to sqlx's SQLite thread) waited behind
-    /// hundreds of connections' tasks.
-    fn start(conn: SqliteConnection, checkpointer: SqliteConnection, max_batch: usize) -> Self {
-        let (queue, rx) = mpsc::channel(max_batch.max(1) * 4);
-        let runtime = match tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        {
-            Ok(runtime) => runtime,
-            Err(e) => {
-                tracing::error!(error = %e, "the SQLite writer has no runtime; writes fail");
-                return Self {
-                    queue,
-                    runtime: None,
-                };
-            }
-        };
-        let handle = runtime.handle().clone();
-        // The checkpointer, and whatever else runs on this runtime, lives as
-        // long as the writer: the runtime drops it when the writer's loop ends.
-        let writer = move || {
-            runtime.block_on(async move {
-                let restart_wanted = Arc::new(AtomicBool::new(false));
-                tokio::spawn(run_checkpointer(checkpointer, Arc::clone(&restart_wanted)));
-                run_writer(conn, rx, max_batch.max(1), &restart_wanted).await;
-            });
-        };
-        if let Err(e) = std::thread::Builder::new()
-            .name("sqlite-writer".into())
-            .spawn(writer)
-        {
-            tracing::error!(error = %e, "the SQLite writer's thread did not start; writes fail");
-        }
-        Self {
-            queue,
-            runtime: Some(handle),
-        }
-    }
-
-    async fn write<T, E, F>(&self, f: F) -> Result<T, E>
-    where
-        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T, E>> + Send + 'static,
-        T: Send + 'static,
-        E: From<sqlx::Error> + Send + 'static,
-    {
-        let (reply, answer) = oneshot::channel::<Result<T, E>>();
-        let job: Job = Box::new(move |conn, alone| {
-            Box::pin(async move {
-                let outcome = if alone {
-                    caught(conn, f).await
-                } else {
-                    in_savepoint(conn, f).await
-                };
-                let succeeded = outcome.is_ok();
-                let complete = Box::new(move |commit: Result<(), Arc<sqlx::Error>>| {
-                    let result = match (outcome, commit) {
-                        (Ok(value), Ok(())) => Ok(value),
-                        (Ok(_), Err(e)) => Err(E::from(sqlx::Error::Io(std::io::Error::other(
-                            format!("group commit failed: {e}"),
-                        )))),
-                        (Err(e), _) => Err(e),
-                    };
-                    let _ = reply.send(result);
-                }) as Completion;
-                (succeeded, complete)
-            })
-        });
-        self.queue
-            .send(Command::Write(job))
-            .await
-            .map_err(|_| E::from(writer_gone()))?;
-        answer.await.map_err(|_| E::from(writer_gone()))?
-    }
-
-    async fn close(&self) {
-        let (done, wait) = oneshot::channel();
-        if self.queue.send(Command::Close(done)).await.is_ok() {
-            let _ = wait.await;
-        }
-    }
-}
-
-/// Runs a write; a panicking one fails alone rather than taking the writer
-/// (and every later write) down.
-async fn caught<T, E, F>(conn: &mut SqliteConnection, f: F) -> Result<T, E>
-where
-    F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T, E>>,
-    E: From<sqlx::Error>,
-{
-    std::panic::AssertUnwindSafe(f(conn))
-        .catch_unwind()
-        .await
-        .unwrap_or_else(|_| {
-            Err(E::from(sqlx::Error::Io(std::io::Error::other(
-                "a write panicked",
-            ))))
-        })
-}
-
-async fn in_savepoint<T, E, F>(conn: &mut SqliteConnection, f: F) -> Result<T, E>
-where
-    F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T, E>>,
-    E: From<sqlx::Error>,
-{
-    conn.execute("savepoint job").await?;
-    let outcome = caught(&mut *conn, f).await;
-    if outcome.is_ok() {
-        conn.execute("release job").await?;
-    } else {
-        conn.execute("rollback to job; release job").await?;
-    }
-    outcome
-}
-
-async fn run_writer(
-    mut conn: SqliteConnection,
-    mut rx: mpsc::Receiver<Command>,
-    max_batch: usize,
-    restart_wanted: &AtomicBool,
-) {
-    let mut batch: Vec<Job> = Vec::with_capacity(max_batch);
-    let mut pending: Option<Command> = None;
-    loop {
-        let next = match pending.take() {
-            Some(cmd) => cmd,
-            None => match rx.recv().await {
-                Some(cmd) => cmd,
-                None => break,
-            },
-        };
-        match next {
-            Command::Close(done) => {
-                let _ = conn.close().await;
-                let _ = done.send(());
-                return;
-            }
-            Command::Write(job) => {
-                batch.push(job);
-                while batch.len() < max_batch {
-                    match rx.try_recv() {
-                        Ok(Command::Write(job)) => batch.push(job),
-                        Ok(other) => {
-                            pending = Some(other);
-                            break;
-                        }
-                        Err(_) => break,
-                    }
-                }
-                commit_batch(&mut conn, &mut batch).await;
-                if restart_wanted.swap(false, Ordering::Relaxed) {
-                    restart_wal(&mut conn).await;
-                }
-            }
-        }
-    }
-    let _ = conn.close().await;
-}
-
-async fn commit_batch(conn: &mut SqliteConnection, batch: &mut Vec<Job>) {
-    tracing::trace!(writes = batch.len(), "group commit");
-    if let Err(e) = conn.execute("begin immediate").await {
-        tracing::error!(error = %e, "group commit could not begin; failing its writes");
-        // Dropping the jobs drops their reply channels: each caller gets an error.
-        batch.clear();
-        return;
-    }
-    // A write alone in its transaction skips the savepoint (a statement
-    // journal of every page it touches): if it fails, the whole transaction
-    // rolls back instead.
-    let alone = batch.len() == 1;
-    let mut completions = Vec::with_capacity(batch.len());
-    let mut failed = false;
-    for job in batch.drain(..) {
-        let (succeeded, complete) = job(conn, alone).await;
-        failed |= !succeeded;
-        completions.push(complete);
-    }
-    if alone && failed {
-        if let Err(e) = conn.execute("rollback").await {
-            tracing::error!(error = %e, "rolling back a failed write failed");
-        }
-        for complete in completions {
-            complete(Ok(()));
-        }
-        return;
-    }
-    let commit = match conn.execute("commit").await {
-        Ok(_) => Ok(()),
-        Err(e) => {
-            tracing::error!(error = %e, "group commit failed");
-            let _ = conn.execute("rollback").await;
-            Err(Arc::new(e))
-        }
-    };
-    for complete in completions {
-        complete(commit.clone());
     }
 }
 
@@ -607,6 +314,75 @@ pub fn bad_row(what: &'static str, reason: impl ToString) -> sqlx::Error {
 /// A stored count as a `u32`, or the decode error naming it.
 pub fn stored_count(what: &'static str, n: i64) -> Result<u32, sqlx::Error> {
     u32::try_from(n).map_err(|e| bad_row(what, e))
+}
+
+/// An error of the SQLite writer's direct connection
+/// ([`SqliteDb::write_direct`]) as sqlx's database error, so callers tell a
+/// unique violation (or any kind) the same way whichever connection wrote.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct DirectSqliteError {
+    message: String,
+    /// SQLite's extended result code, when SQLite refused.
+    code: Option<std::ffi::c_int>,
+    #[source]
+    source: rusqlite::Error,
+}
+
+impl sqlx::error::DatabaseError for DirectSqliteError {
+    fn message(&self) -> &str {
+        &self.message
+    }
+
+    fn code(&self) -> Option<std::borrow::Cow<'_, str>> {
+        self.code.map(|code| code.to_string().into())
+    }
+
+    fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        self
+    }
+
+    fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+        self
+    }
+
+    fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+        self
+    }
+
+    /// As sqlx's own SQLite driver reads the extended codes.
+    fn kind(&self) -> sqlx::error::ErrorKind {
+        use rusqlite::ffi;
+        use sqlx::error::ErrorKind;
+        match self.code {
+            Some(ffi::SQLITE_CONSTRAINT_UNIQUE | ffi::SQLITE_CONSTRAINT_PRIMARYKEY) => {
+                ErrorKind::UniqueViolation
+            }
+            Some(ffi::SQLITE_CONSTRAINT_FOREIGNKEY) => ErrorKind::ForeignKeyViolation,
+            Some(ffi::SQLITE_CONSTRAINT_NOTNULL) => ErrorKind::NotNullViolation,
+            Some(ffi::SQLITE_CONSTRAINT_CHECK) => ErrorKind::CheckViolation,
+            _ => ErrorKind::Other,
+        }
+    }
+}
+
+/// A direct connection's error as an `sqlx::Error`: a database error, which
+/// [`may_have_committed`] reads as "nothing written" (the direct connection
+/// is in-process: no answer can be lost on the way).
+#[must_use]
+pub fn direct_error(e: rusqlite::Error) -> sqlx::Error {
+    let (message, code) = match &e {
+        rusqlite::Error::SqliteFailure(failure, message) => (
+            message.clone().unwrap_or_else(|| failure.to_string()),
+            Some(failure.extended_code),
+        ),
+        other => (other.to_string(), None),
+    };
+    sqlx::Error::Database(Box::new(DirectSqliteError {
+        message,
+        code,
+        source: e,
+    }))
 }
 
 /// True when `e` is a unique constraint's refusal, whichever constraint.

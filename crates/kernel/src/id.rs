@@ -2,7 +2,7 @@
 //! ordering by creation time — keyset pagination relies on it.
 
 /// Declares a UUID newtype id that serialises as a string, stores as a UUID
-/// on PostgreSQL and a 16-byte blob on SQLite, and documents itself in OpenAPI.
+/// on PostgreSQL and a 16-byte blob on SQLite (through sqlx or rusqlite), and documents itself in OpenAPI.
 #[macro_export]
 macro_rules! id_type {
     ($(#[$meta:meta])* $name:ident) => {
@@ -46,6 +46,17 @@ macro_rules! id_type {
         impl From<$name> for ::uuid::Uuid {
             fn from(id: $name) -> Self {
                 id.0
+            }
+        }
+
+        /// The 16-byte blob sqlx writes, for the SQLite writer's direct connection.
+        impl $crate::db::rusqlite::ToSql for $name {
+            fn to_sql(
+                &self,
+            ) -> $crate::db::rusqlite::Result<$crate::db::rusqlite::types::ToSqlOutput<'_>> {
+                Ok($crate::db::rusqlite::types::ToSqlOutput::Borrowed(
+                    $crate::db::rusqlite::types::ValueRef::Blob(self.0.as_bytes()),
+                ))
             }
         }
     };

@@ -132,6 +132,15 @@ impl Encode<'_, Sqlite> for Timestamp {
     }
 }
 
+/// The same text, for the SQLite writer's direct connection.
+impl rusqlite::ToSql for Timestamp {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        self.sqlite_text()
+            .map(rusqlite::types::ToSqlOutput::from)
+            .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
+    }
+}
+
 impl<'r> Decode<'r, Sqlite> for Timestamp {
     fn decode(value: SqliteValueRef<'r>) -> Result<Self, BoxDynError> {
         <OffsetDateTime as Decode<Sqlite>>::decode(value).map(Self::from_datetime)

@@ -1,8 +1,13 @@
 //! The database handle on the configured backend: concurrent writes all land,
-//! a failing write rolls back alone, and reads see committed writes.
+//! a failing write rolls back alone, and reads see committed writes; on
+//! SQLite, the same of the writer's direct connection.
 
-use kernel::db::{Db, DbOptions, Migrations};
+use kernel::db::rusqlite::types::Value;
+use kernel::db::{
+    Db, DbOptions, Migrations, direct_error, is_any_unique_violation, may_have_committed,
+};
 use kernel::testing::TestDatabase;
+use kernel::{Clock, SystemClock, Timestamp, UserId};
 
 fn migrations() -> Migrations {
     Migrations {
@@ -241,5 +246,188 @@ async fn under_a_steady_stream_of_writes_the_sqlite_wal_starts_over() {
         "the WAL grew to {} MiB: it never started over",
         size / MIB
     );
+    db.close().await;
+}
+
+/// A write on the SQLite writer's direct connection, as [`insert`].
+async fn insert_direct(db: &Db, body: String) -> Result<usize, sqlx::Error> {
+    let Db::Sqlite(sqlite) = db else {
+        panic!("the direct connection is SQLite's");
+    };
+    sqlite
+        .write_direct(move |conn| {
+            conn.execute("insert into note (body) values (?1)", [body])
+                .map_err(direct_error)
+        })
+        .await
+}
+
+/// SQLite only, as every direct-connection test below: PostgreSQL has no
+/// direct connection.
+#[tokio::test]
+async fn direct_and_sqlx_writes_interleave_and_all_commit() {
+    let (_test, db) = open().await;
+    if db.backend() != kernel::Backend::Sqlite {
+        return;
+    }
+    let tasks: Vec<_> = (0..200)
+        .map(|i| {
+            let db = db.clone();
+            tokio::spawn(async move {
+                if i % 2 == 0 {
+                    insert_direct(&db, format!("direct {i}")).await.map(drop)
+                } else {
+                    insert(&db, format!("sqlx {i}")).await
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.expect("task").expect("insert");
+    }
+    assert_eq!(count(&db).await, 200);
+    db.close().await;
+}
+
+#[tokio::test]
+async fn a_failing_direct_write_rolls_back_alone_and_reads_as_a_unique_violation() {
+    let (_test, db) = open().await;
+    if db.backend() != kernel::Backend::Sqlite {
+        return;
+    }
+    let (first, second, other) = tokio::join!(
+        insert_direct(&db, "a".into()),
+        insert_direct(&db, "a".into()),
+        insert_direct(&db, "b".into())
+    );
+    assert_eq!(other.ok(), Some(1));
+    let errors: Vec<sqlx::Error> = [first, second]
+        .into_iter()
+        .filter_map(Result::err)
+        .collect();
+    assert_eq!(errors.len(), 1);
+    assert!(is_any_unique_violation(&errors[0]), "{:?}", errors[0]);
+    assert!(kernel::db::is_unique_violation(&errors[0], "body"));
+    // Refused by the database: nothing of it was written.
+    assert!(!may_have_committed(&errors[0]));
+    assert_eq!(count(&db).await, 2);
+    db.close().await;
+}
+
+#[tokio::test]
+async fn a_direct_write_that_returns_an_error_after_a_statement_undoes_it() {
+    let (_test, db) = open().await;
+    let Db::Sqlite(sqlite) = &db else {
+        return;
+    };
+    let failed: Result<(), sqlx::Error> = sqlite
+        .write_direct(|conn| {
+            conn.execute("insert into note (body) values ('kept?')", [])
+                .map_err(direct_error)?;
+            Err(sqlx::Error::RowNotFound)
+        })
+        .await;
+    assert!(matches!(failed, Err(sqlx::Error::RowNotFound)));
+    assert_eq!(count(&db).await, 0);
+    db.close().await;
+}
+
+#[tokio::test]
+async fn a_panicking_direct_write_fails_alone_and_the_writer_goes_on() {
+    let (_test, db) = open().await;
+    let Db::Sqlite(sqlite) = &db else {
+        return;
+    };
+    let panicked: Result<(), sqlx::Error> = sqlite
+        .write_direct(|conn| {
+            conn.execute("insert into note (body) values ('half done')", [])
+                .map_err(direct_error)?;
+            assert!(std::hint::black_box(false), "a bug in a write");
+            Ok(())
+        })
+        .await;
+    assert!(panicked.is_err());
+    insert_direct(&db, "after".into())
+        .await
+        .expect("later direct writes land");
+    insert(&db, "and sqlx".into())
+        .await
+        .expect("later sqlx writes land");
+    assert_eq!(count(&db).await, 2);
+    db.close().await;
+}
+
+#[tokio::test]
+async fn the_direct_connection_is_configured_as_the_others() {
+    let (_test, db) = open().await;
+    let Db::Sqlite(sqlite) = &db else {
+        return;
+    };
+    let settings = sqlite
+        .write_direct(|conn| {
+            [
+                "journal_mode",
+                "synchronous",
+                "foreign_keys",
+                "busy_timeout",
+                "wal_autocheckpoint",
+            ]
+            .map(|name| {
+                conn.query_row(&format!("pragma {name}"), [], |row| row.get::<_, Value>(0))
+                    .map_err(direct_error)
+            })
+            .into_iter()
+            .collect::<Result<Vec<Value>, sqlx::Error>>()
+        })
+        .await
+        .expect("pragmas");
+    let expected = [
+        Value::Text("wal".into()),
+        Value::Integer(2),
+        Value::Integer(1),
+        Value::Integer(10_000),
+        Value::Integer(0),
+    ];
+    assert_eq!(settings, expected);
+    db.close().await;
+}
+
+/// Ids and instants written on the direct connection are stored exactly as
+/// sqlx stores them, so a row reads back the same whichever path wrote it.
+#[tokio::test]
+async fn ids_and_instants_are_stored_alike_on_both_writer_connections() {
+    let (_test, db) = open().await;
+    let Db::Sqlite(sqlite) = &db else {
+        return;
+    };
+    let (id, at) = (UserId::new(), SystemClock.now());
+    kernel::write_tx!(&db, |conn| {
+        sqlx::query("create table stamp (id blob not null, at text not null)")
+            .execute(&mut *conn)
+            .await?;
+        sqlx::query("insert into stamp (id, at) values ($1, $2)")
+            .bind(id)
+            .bind(at)
+            .execute(&mut *conn)
+            .await
+            .map(drop)
+    })
+    .expect("written through sqlx");
+    sqlite
+        .write_direct(move |conn| {
+            conn.execute("insert into stamp (id, at) values (?1, ?2)", (id, at))
+                .map_err(direct_error)
+        })
+        .await
+        .expect("written directly");
+    let rows: Vec<(UserId, Timestamp, String, Vec<u8>)> =
+        sqlx::query_as("select id, at, typeof(id) || typeof(at), cast(at as blob) from stamp")
+            .fetch_all(&sqlite.read)
+            .await
+            .expect("read back");
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0], rows[1], "both connections store the same values");
+    assert_eq!((rows[0].0, rows[0].1), (id, at));
+    assert_eq!(rows[0].2, "blobtext");
     db.close().await;
 }
