@@ -68,6 +68,11 @@ pub enum DbError {
     },
     #[error("cannot open the database: {0}")]
     Connect(#[source] sqlx::Error),
+    #[error(
+        "an in-memory SQLite database cannot be shared by the writer and the readers; \
+         give a file path (sqlite://PATH)"
+    )]
+    InMemory,
     #[error("cannot open the database's direct writer connection: {0}")]
     ConnectDirect(#[source] rusqlite::Error),
     #[error("cannot apply migrations: {0}")]
@@ -120,6 +125,10 @@ impl Db {
     }
 
     async fn connect_sqlite(url: &str, options: &DbOptions) -> Result<Self, DbError> {
+        // Every connection to an in-memory database is a database of its own.
+        if url.contains(":memory:") || url.contains("mode=memory") {
+            return Err(DbError::InMemory);
+        }
         let connect = SqliteConnectOptions::from_str(url)
             .map_err(DbError::Connect)?
             .create_if_missing(true)

@@ -183,6 +183,16 @@ async fn an_unknown_scheme_is_refused_with_a_clear_error() {
     );
 }
 
+#[tokio::test]
+async fn an_in_memory_sqlite_database_is_refused_with_a_clear_error() {
+    for url in ["sqlite::memory:", "sqlite://stampede.db?mode=memory"] {
+        let err = Db::connect(url, &DbOptions::default())
+            .await
+            .expect_err("in memory, the writer and the readers would see different databases");
+        assert!(err.to_string().contains("give a file path"), "{url}: {err}");
+    }
+}
+
 /// SQLite only: the writer never checkpoints inside a commit; a checkpointer
 /// beside it copies the WAL back into the database file.
 #[tokio::test]
