@@ -4,7 +4,7 @@
 
 use kernel::db::rusqlite::types::Value;
 use kernel::db::{
-    Db, DbOptions, Migrations, direct_error, is_any_unique_violation, may_have_committed,
+    Db, DbOptions, Migrations, SqliteDb, direct_error, is_any_unique_violation, may_have_committed,
 };
 use kernel::testing::TestDatabase;
 use kernel::{Clock, SystemClock, Timestamp, UserId};
@@ -47,17 +47,27 @@ async fn insert(db: &Db, body: String) -> Result<(), sqlx::Error> {
 #[tokio::test]
 async fn concurrent_writes_all_commit() {
     let (_test, db) = open().await;
+    all_at_once_all_commit(&db, |db, i| async move {
+        insert(&db, format!("note {i}")).await
+    })
+    .await;
+    db.close().await;
+}
+
+/// Runs 200 writes at once, the `i`th as `write(db, i)`, and checks that
+/// every one is answered and committed.
+async fn all_at_once_all_commit<W, F>(db: &Db, write: W)
+where
+    W: Fn(Db, usize) -> F,
+    F: Future<Output = Result<(), sqlx::Error>> + Send + 'static,
+{
     let tasks: Vec<_> = (0..200)
-        .map(|i| {
-            let db = db.clone();
-            tokio::spawn(async move { insert(&db, format!("note {i}")).await })
-        })
+        .map(|i| tokio::spawn(write(db.clone(), i)))
         .collect();
     for t in tasks {
         t.await.expect("task").expect("insert");
     }
-    assert_eq!(count(&db).await, 200);
-    db.close().await;
+    assert_eq!(count(db).await, 200);
 }
 
 #[tokio::test]
@@ -272,39 +282,52 @@ async fn insert_direct(db: &Db, body: String) -> Result<usize, sqlx::Error> {
         .await
 }
 
-/// SQLite only, as every direct-connection test below: PostgreSQL has no
-/// direct connection.
+/// A SQLite database and its handle, or `None` on PostgreSQL, which has no
+/// direct connection: every direct-connection test below is SQLite's only.
+async fn open_sqlite() -> Option<(TestDatabase, Db, SqliteDb)> {
+    let (test, db) = open().await;
+    let Db::Sqlite(sqlite) = &db else {
+        return None;
+    };
+    let sqlite = sqlite.clone();
+    Some((test, db, sqlite))
+}
+
+/// A direct write that inserts a note, then ends as `end` says.
+async fn direct_insert_then(
+    sqlite: &SqliteDb,
+    end: fn() -> Result<(), sqlx::Error>,
+) -> Result<(), sqlx::Error> {
+    sqlite
+        .write_direct(move |conn| {
+            conn.execute("insert into note (body) values ('half done')", [])
+                .map_err(direct_error)?;
+            end()
+        })
+        .await
+}
+
 #[tokio::test]
 async fn direct_and_sqlx_writes_interleave_and_all_commit() {
-    let (_test, db) = open().await;
-    if db.backend() != kernel::Backend::Sqlite {
+    let Some((_test, db, _)) = open_sqlite().await else {
         return;
-    }
-    let tasks: Vec<_> = (0..200)
-        .map(|i| {
-            let db = db.clone();
-            tokio::spawn(async move {
-                if i % 2 == 0 {
-                    insert_direct(&db, format!("direct {i}")).await.map(drop)
-                } else {
-                    insert(&db, format!("sqlx {i}")).await
-                }
-            })
-        })
-        .collect();
-    for t in tasks {
-        t.await.expect("task").expect("insert");
-    }
-    assert_eq!(count(&db).await, 200);
+    };
+    all_at_once_all_commit(&db, |db, i| async move {
+        if i % 2 == 0 {
+            insert_direct(&db, format!("direct {i}")).await.map(drop)
+        } else {
+            insert(&db, format!("sqlx {i}")).await
+        }
+    })
+    .await;
     db.close().await;
 }
 
 #[tokio::test]
 async fn a_failing_direct_write_rolls_back_alone_and_reads_as_a_unique_violation() {
-    let (_test, db) = open().await;
-    if db.backend() != kernel::Backend::Sqlite {
+    let Some((_test, db, _)) = open_sqlite().await else {
         return;
-    }
+    };
     let (first, second, other) = tokio::join!(
         insert_direct(&db, "a".into()),
         insert_direct(&db, "a".into()),
@@ -326,17 +349,10 @@ async fn a_failing_direct_write_rolls_back_alone_and_reads_as_a_unique_violation
 
 #[tokio::test]
 async fn a_direct_write_that_returns_an_error_after_a_statement_undoes_it() {
-    let (_test, db) = open().await;
-    let Db::Sqlite(sqlite) = &db else {
+    let Some((_test, db, sqlite)) = open_sqlite().await else {
         return;
     };
-    let failed: Result<(), sqlx::Error> = sqlite
-        .write_direct(|conn| {
-            conn.execute("insert into note (body) values ('kept?')", [])
-                .map_err(direct_error)?;
-            Err(sqlx::Error::RowNotFound)
-        })
-        .await;
+    let failed = direct_insert_then(&sqlite, || Err(sqlx::Error::RowNotFound)).await;
     assert!(matches!(failed, Err(sqlx::Error::RowNotFound)));
     assert_eq!(count(&db).await, 0);
     db.close().await;
@@ -344,18 +360,14 @@ async fn a_direct_write_that_returns_an_error_after_a_statement_undoes_it() {
 
 #[tokio::test]
 async fn a_panicking_direct_write_fails_alone_and_the_writer_goes_on() {
-    let (_test, db) = open().await;
-    let Db::Sqlite(sqlite) = &db else {
+    let Some((_test, db, sqlite)) = open_sqlite().await else {
         return;
     };
-    let panicked: Result<(), sqlx::Error> = sqlite
-        .write_direct(|conn| {
-            conn.execute("insert into note (body) values ('half done')", [])
-                .map_err(direct_error)?;
-            assert!(std::hint::black_box(false), "a bug in a write");
-            Ok(())
-        })
-        .await;
+    let panicked = direct_insert_then(&sqlite, || {
+        assert!(std::hint::black_box(false), "a bug in a write");
+        Ok(())
+    })
+    .await;
     assert!(panicked.is_err());
     insert_direct(&db, "after".into())
         .await
@@ -369,8 +381,7 @@ async fn a_panicking_direct_write_fails_alone_and_the_writer_goes_on() {
 
 #[tokio::test]
 async fn the_direct_connection_is_configured_as_the_others() {
-    let (_test, db) = open().await;
-    let Db::Sqlite(sqlite) = &db else {
+    let Some((_test, db, sqlite)) = open_sqlite().await else {
         return;
     };
     let settings = sqlite
@@ -406,8 +417,7 @@ async fn the_direct_connection_is_configured_as_the_others() {
 /// sqlx stores them, so a row reads back the same whichever path wrote it.
 #[tokio::test]
 async fn ids_and_instants_are_stored_alike_on_both_writer_connections() {
-    let (_test, db) = open().await;
-    let Db::Sqlite(sqlite) = &db else {
+    let Some((_test, db, sqlite)) = open_sqlite().await else {
         return;
     };
     let (id, at) = (UserId::new(), SystemClock.now());
