@@ -18,6 +18,7 @@ SERVER=$!
 trap 'kill $SERVER 2>/dev/null; wait $SERVER 2>/dev/null; rm -rf "$DIR"' EXIT
 for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.1; done
 . "$(dirname "$0")/lib.sh"
+disk_probe "$DIR"
 run healthz  --connections "$C" --requests 2000000 --duration "$D"
 run drop     --connections "$C" --requests 2000000 --duration "$D" --users 1000
 run firehose --connections "$C" --requests "${FIREHOSE_REQUESTS:-400000}" --duration "$D" --users 1000

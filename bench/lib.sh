@@ -69,3 +69,30 @@ if before and after:
 PY
     rm -f "$out" "$err"
 }
+
+# `disk_probe DIR` prints how fast the disk under DIR makes a write durable:
+# 200 appends of 256 KiB (about one claim batch's WAL frames), each followed
+# by fdatasync, as a WAL commit does. The ratio goals move with it: the
+# embedded firehose waits on it every commit, and pgbench's hot row is
+# bounded by it.
+disk_probe() {
+    python3 - "$1" <<'PY'
+import os, sys, time
+path = os.path.join(sys.argv[1], "disk_probe")
+block = os.urandom(256 * 1024)
+fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+took = []
+try:
+    for _ in range(200):
+        os.write(fd, block)
+        start = time.perf_counter()
+        os.fdatasync(fd)
+        took.append(time.perf_counter() - start)
+finally:
+    os.close(fd)
+    os.unlink(path)
+took.sort()
+print(f"disk      fdatasync of 256 KiB: p50 {took[100] * 1e3:.2f} ms, p99 {took[197] * 1e3:.2f} ms, "
+      f"{len(took) / sum(took):,.0f}/s")
+PY
+}

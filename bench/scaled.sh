@@ -70,6 +70,7 @@ serve() {
 
 export STAMPEDE_ADMIN_EMAIL=bench@example.com STAMPEDE_ADMIN_PASSWORD='bench password 1'
 . "$(dirname "$0")/lib.sh"
+disk_probe "$DIR" # the disk under PostgreSQL's data directory too: this machine has one
 FIREHOSE=(--connections "$C" --requests "${FIREHOSE_REQUESTS:-400000}" --duration "$D" --users 1000)
 
 hot_row 64
