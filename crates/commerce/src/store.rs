@@ -488,6 +488,12 @@ static SQLITE_ISSUE_ROWS: LazyLock<Vec<(usize, String)>> = LazyLock::new(|| {
         .collect()
 });
 
+/// The smallest SQLite issue statement that holds `claims` rows, with its
+/// row count; `None` past [`IssueRows::ROWS_PER_STATEMENT`].
+fn sqlite_issue_statement(claims: usize) -> Option<&'static (usize, String)> {
+    SQLITE_ISSUE_ROWS.iter().find(|(rows, _)| *rows >= claims)
+}
+
 #[async_trait]
 impl IssueRows for sqlx::SqliteConnection {
     const ROWS_PER_STATEMENT: usize = SQLITE_ISSUE_SIZES[SQLITE_ISSUE_SIZES.len() - 1];
@@ -499,9 +505,7 @@ impl IssueRows for sqlx::SqliteConnection {
         claims: &[&CouponClaim],
         _conflicts: Conflicts,
     ) -> Result<u64, sqlx::Error> {
-        let (rows, sql) = SQLITE_ISSUE_ROWS
-            .iter()
-            .find(|(rows, _)| *rows >= claims.len())
+        let (rows, sql) = sqlite_issue_statement(claims.len())
             .ok_or_else(|| bad_row("issue statements", "none holds the batch"))?;
         let mut query = sqlx::query(sql.as_str());
         for claim in claims {
@@ -577,10 +581,7 @@ fn insert_rows_direct(
     conn: &rusqlite::Connection,
     claims: &[CouponClaim],
 ) -> Result<usize, rusqlite::Error> {
-    let Some((_, sql)) = SQLITE_ISSUE_ROWS
-        .iter()
-        .find(|(rows, _)| *rows >= claims.len())
-    else {
+    let Some((_, sql)) = sqlite_issue_statement(claims.len()) else {
         return Err(rusqlite::Error::InvalidParameterCount(
             claims.len() * ISSUE_ROW_PARAMETERS,
             SqliteConnection::ROWS_PER_STATEMENT * ISSUE_ROW_PARAMETERS,

@@ -30,6 +30,9 @@ use writer::GroupCommitWriter;
 
 pub use rusqlite;
 
+/// How long a SQLite connection waits for another's lock before it fails.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Which database engine a [`Db`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -135,7 +138,7 @@ impl Db {
             .journal_mode(SqliteJournalMode::Wal)
             // FULL: the WAL is fsynced on every commit, so a commit survives power loss.
             .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(Duration::from_secs(10))
+            .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true);
         if let Some(dir) = Path::new(connect.get_filename()).parent()
             && !dir.as_os_str().is_empty()

@@ -25,7 +25,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use sqlx::{Connection, Executor};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{SqliteDb, direct_error};
+use super::{BUSY_TIMEOUT, SqliteDb, direct_error};
 
 /// Pragmas of both writer connections. They do every write, so they keep
 /// the hot pages of every table and index in memory (64 MiB of page cache
@@ -50,15 +50,15 @@ pub(super) fn writer_options(options: SqliteConnectOptions) -> SqliteConnectOpti
 }
 
 /// Opens the direct writer connection to the database at `path`, set up
-/// as every sqlx connection is (WAL, `synchronous=FULL`, foreign keys, a
-/// 10-second busy timeout), plus [`WRITER_PRAGMAS`]. The file exists: the
+/// as every sqlx connection is (WAL, `synchronous=FULL`, foreign keys,
+/// [`BUSY_TIMEOUT`]), plus [`WRITER_PRAGMAS`]. The file exists: the
 /// sqlx connections created it.
 pub(super) fn open_direct(path: &Path) -> Result<rusqlite::Connection, rusqlite::Error> {
     let conn = rusqlite::Connection::open_with_flags(
         path,
         rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
-    conn.busy_timeout(Duration::from_secs(10))?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
     // FULL: the WAL is fsynced on every commit, so a commit survives power loss.
     conn.execute_batch(
         "pragma journal_mode = wal; pragma synchronous = full; pragma foreign_keys = on;",
