@@ -72,7 +72,8 @@ pub struct IdentityService {
     /// Access tokens whose signature was already checked (expiry and version
     /// are still checked on every use): Ed25519 verification is the dearest
     /// step of a signed-in request.
-    verified: moka::sync::Cache<String, Claims>,
+    /// Shared, so that a hit clones a pointer rather than the claims' strings.
+    verified: moka::sync::Cache<String, Arc<Claims>>,
     /// Argon2 takes ~19 MiB and tens of milliseconds; this bounds how many run at once.
     hashing: Semaphore,
     /// Verified against when the email is unknown, so both failures take as long.
@@ -555,8 +556,8 @@ impl TokenVerifier for IdentityService {
         let claims = match self.verified.get(token) {
             Some(claims) => claims,
             None => {
-                let claims = self.keys.verify_signature(token)?;
-                self.verified.insert(token.to_owned(), claims.clone());
+                let claims = Arc::new(self.keys.verify_signature(token)?);
+                self.verified.insert(token.to_owned(), Arc::clone(&claims));
                 claims
             }
         };

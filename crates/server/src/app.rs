@@ -56,6 +56,9 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 const BUS_POLL: Duration = Duration::from_millis(100);
 /// How often stale stock-gate leases are looked for.
 const LEASE_SWEEP_PERIOD: Duration = Duration::from_secs(10);
+/// How often recorded latencies are folded into their histograms, as the
+/// exporter's own upkeep task would (`platform::metrics::run_upkeep`).
+const METRICS_UPKEEP_PERIOD: Duration = Duration::from_secs(5);
 
 /// Why the server could not start. Each says what to fix in one line.
 #[derive(Debug, thiserror::Error)]
@@ -351,6 +354,9 @@ fn spawn_background(
         spawn_every(LEASE_SWEEP_PERIOD, stop.clone(), move || {
             let stock = stock.clone();
             async move { sweep_leases(&stock, lease_age).await }
+        }),
+        spawn_every(METRICS_UPKEEP_PERIOD, stop.clone(), || async {
+            platform::metrics::run_upkeep();
         }),
         spawn_every(Duration::from_secs(3600), stop, move || {
             let idempotency = idempotency.clone();

@@ -191,11 +191,27 @@ async fn metrics_label_requests_by_route_template_not_raw_path() {
             .status(),
         200
     );
+    let made_up = Method::from_bytes(b"PURGE").expect("a method");
+    let purged = app
+        .http
+        .request(made_up, app.url("/healthz"))
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(purged.status(), 405);
 
     let text = app.get("/metrics", None).await.text().await.expect("text");
 
     assert!(text.contains(r#"route="/api/v1/users/{id}""#), "{text}");
     assert!(!text.contains(&id), "raw ids must not become labels");
+    assert!(
+        text.contains(r#"method="OTHER",route="/healthz",status="405""#),
+        "{text}"
+    );
+    assert!(
+        !text.contains("PURGE"),
+        "made-up methods must not become labels"
+    );
     assert!(text.contains("http_request_duration_seconds_bucket"));
     assert!(text.contains("db_pool_connections"));
     assert!(text.contains("bus_outbox_unpublished"), "{text}");
