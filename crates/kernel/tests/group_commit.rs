@@ -182,6 +182,54 @@ async fn sessions_are_configured_for_durability() {
     db.close().await;
 }
 
+/// PostgreSQL only: its pool skips sqlx's ping before every use, and pings
+/// only a connection idle past `PING_IF_IDLE_FOR`, so a connection that died
+/// while idle (PostgreSQL restarted, an idle session killed) is replaced
+/// before use rather than failing the next request. SQLite's connections are
+/// in-process and cannot die this way.
+#[tokio::test]
+async fn a_connection_that_died_while_idle_is_replaced_before_use() {
+    let test = TestDatabase::create().await;
+    let options = DbOptions {
+        max_connections: 1,
+        ..DbOptions::default()
+    };
+    let db = Db::connect(test.url(), &options).await.expect("connect");
+    let Db::Postgres(pool) = &db else {
+        db.close().await;
+        return;
+    };
+    let backend = |pool: &sqlx::PgPool| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i32>("select pg_backend_pid()")
+                .fetch_one(&pool)
+                .await
+        }
+    };
+    let first = backend(pool).await.expect("the pool's one connection");
+    let admin = Db::connect(test.url(), &DbOptions::default())
+        .await
+        .expect("a second pool");
+    let Db::Postgres(admin_pool) = &admin else {
+        unreachable!("the same URL opens the same backend");
+    };
+    let ended: bool = sqlx::query_scalar("select pg_terminate_backend($1)")
+        .bind(first)
+        .fetch_one(admin_pool)
+        .await
+        .expect("terminate");
+    assert!(ended, "the idle connection's backend was ended");
+    tokio::time::sleep(kernel::db::PING_IF_IDLE_FOR + std::time::Duration::from_millis(200)).await;
+
+    let second = backend(pool).await;
+
+    let second = second.expect("a live connection replaced the dead one");
+    assert_ne!(second, first);
+    admin.close().await;
+    db.close().await;
+}
+
 #[tokio::test]
 async fn an_unknown_scheme_is_refused_with_a_clear_error() {
     let err = Db::connect("mysql://localhost/x", &DbOptions::default())
