@@ -1,7 +1,8 @@
 //! Reward requests through the service, on a real database (SQLite, or
 //! PostgreSQL with STAMPEDE_TEST_DATABASE_URL) and the in-memory stock gate:
 //! each condition at its boundaries, the recorded outcomes, the per-user
-//! limit, the stock under a rush, staff decisions, grants and the wallet.
+//! limit, the stock under a rush and after a failed write, staff decisions,
+//! grants and the wallet.
 #![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
@@ -633,6 +634,67 @@ async fn a_request_is_a_durable_stock_claim_once_recorded_as_holding_its_unit() 
             .await
             .is_err()
     );
+}
+
+/// Makes every insert into `reward_requests` fail, as a full disk or a
+/// broken constraint would, until [`World::accept_requests`].
+const REFUSE_REQUESTS: [&str; 2] = [
+    "create trigger refuse_requests before insert on reward_requests \
+     begin select raise(abort, 'refused by the test'); end",
+    "create function refuse_requests() returns trigger language plpgsql as \
+     $$ begin raise exception 'refused by the test'; end $$; \
+     create trigger refuse_requests before insert on reward_requests \
+     for each row execute function refuse_requests()",
+];
+const ACCEPT_REQUESTS: [&str; 2] = [
+    "drop trigger refuse_requests",
+    "drop trigger refuse_requests on reward_requests; drop function refuse_requests()",
+];
+
+impl World {
+    /// Runs the SQLite or the PostgreSQL form of a statement of this test.
+    async fn execute(&self, sql: [&'static str; 2]) {
+        let done: Result<(), sqlx::Error> = kernel::write_tx!(&self.db, |conn, backend| {
+            let sql = match backend {
+                kernel::db::Backend::Sqlite => sql[0],
+                kernel::db::Backend::Postgres => sql[1],
+            };
+            sqlx::raw_sql(sql).execute(&mut *conn).await.map(drop)
+        });
+        done.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_request_whose_write_fails_gives_back_its_unit_and_its_place_in_the_limit() {
+    let w = world().await;
+    let offer = w
+        .offer(
+            json!({"type": "POINT", "name": "10 points", "points": 10}),
+            Value::Null,
+            false,
+            Some(1),
+            1,
+        )
+        .await;
+    let (ann, bob) = (user(), user());
+    w.execute(REFUSE_REQUESTS).await;
+
+    let failed = w.request(&ann, &offer).await;
+
+    assert!(
+        matches!(failed, Err(RewardsError::Database(_))),
+        "{failed:?}"
+    );
+    w.execute(ACCEPT_REQUESTS).await;
+    let again = w.request(&ann, &offer).await.unwrap();
+    assert_eq!(
+        again.status,
+        RequestStatus::Pending,
+        "the one unit and ann's one place came back"
+    );
+    let late = w.request(&bob, &offer).await.unwrap();
+    rejected_with(&late, ReasonCode::OutOfStock);
 }
 
 #[tokio::test]
