@@ -128,6 +128,18 @@ impl World {
         }
     }
 
+    /// A 10-point reward anyone may request.
+    async fn ten_points(&self, auto: bool, qty: Option<i64>, limit: i64) -> Offer {
+        self.offer(
+            json!({"type": "POINT", "name": "10 points", "points": 10}),
+            Value::Null,
+            auto,
+            qty,
+            limit,
+        )
+        .await
+    }
+
     /// An auto-approved 10-point reward behind `condition`.
     async fn points_for(&self, condition: Value) -> Offer {
         self.offer(
@@ -502,15 +514,7 @@ async fn a_per_user_limit_of_three_allows_three() {
 #[tokio::test]
 async fn five_hundred_users_on_fifty_units_give_exactly_fifty_approvals() {
     let w = world().await;
-    let offer = w
-        .offer(
-            json!({"type": "POINT", "name": "10 points", "points": 10}),
-            Value::Null,
-            true,
-            Some(50),
-            1,
-        )
-        .await;
+    let offer = w.ten_points(true, Some(50), 1).await;
     let users: Vec<Principal> = (0..500).map(|_| user()).collect();
 
     let answers = join_all(users.iter().map(|u| w.request(u, &offer))).await;
@@ -544,15 +548,7 @@ async fn five_hundred_users_on_fifty_units_give_exactly_fifty_approvals() {
 #[tokio::test]
 async fn rejecting_a_pending_request_lets_the_next_user_in_once() {
     let w = world().await;
-    let offer = w
-        .offer(
-            json!({"type": "POINT", "name": "10 points", "points": 10}),
-            Value::Null,
-            false,
-            Some(1),
-            1,
-        )
-        .await;
+    let offer = w.ten_points(false, Some(1), 1).await;
     let (first, second, third) = (user(), user(), user());
 
     let held = w.request(&first, &offer).await.unwrap();
@@ -593,15 +589,7 @@ async fn rejecting_a_pending_request_lets_the_next_user_in_once() {
 #[tokio::test]
 async fn a_request_is_a_durable_stock_claim_once_recorded_as_holding_its_unit() {
     let w = world().await;
-    let offer = w
-        .offer(
-            json!({"type": "POINT", "name": "10 points", "points": 10}),
-            Value::Null,
-            false,
-            Some(1),
-            1,
-        )
-        .await;
+    let offer = w.ten_points(false, Some(1), 1).await;
     let loader = RewardStockLoader::new(Arc::new(SqlRewardsStore::new(w.db.clone())));
     let pool = PoolId::new(format!("reward:{}", offer.reward.0));
     let claimed = |id: String| {
@@ -668,15 +656,7 @@ impl World {
 #[tokio::test]
 async fn a_request_whose_write_fails_gives_back_its_unit_and_its_place_in_the_limit() {
     let w = world().await;
-    let offer = w
-        .offer(
-            json!({"type": "POINT", "name": "10 points", "points": 10}),
-            Value::Null,
-            false,
-            Some(1),
-            1,
-        )
-        .await;
+    let offer = w.ten_points(false, Some(1), 1).await;
     let (ann, bob) = (user(), user());
     w.execute(REFUSE_REQUESTS).await;
 
@@ -700,15 +680,7 @@ async fn a_request_whose_write_fails_gives_back_its_unit_and_its_place_in_the_li
 #[tokio::test]
 async fn an_approval_sent_twice_concurrently_pays_once() {
     let w = world().await;
-    let offer = w
-        .offer(
-            json!({"type": "POINT", "name": "10 points", "points": 10}),
-            Value::Null,
-            false,
-            Some(5),
-            1,
-        )
-        .await;
+    let offer = w.ten_points(false, Some(5), 1).await;
     let who = user();
     let held = w.request(&who, &offer).await.unwrap();
     assert_eq!(w.points_of(&who).await, 0, "nothing granted while pending");
@@ -732,15 +704,7 @@ async fn an_approval_sent_twice_concurrently_pays_once() {
 #[tokio::test]
 async fn a_decision_must_be_approved_or_rejected_and_the_request_must_exist() {
     let w = world().await;
-    let offer = w
-        .offer(
-            json!({"type": "POINT", "name": "10 points", "points": 10}),
-            Value::Null,
-            false,
-            None,
-            1,
-        )
-        .await;
+    let offer = w.ten_points(false, None, 1).await;
     let held = w.request(&user(), &offer).await.unwrap();
 
     assert!(matches!(
