@@ -38,9 +38,9 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// every connection it hands out: a round trip before every transaction,
 /// which on the claim path is one in four of a batch's (ping, `begin`,
 /// insert, `commit`): the scaled firehose sold ~5 % less with it (0–13 %
-/// over six pairs, docs/BENCHMARKS.md, session 9). A connection busy within the
-/// last second was pinged on its release and is very likely alive; one that
-/// sat idle through a restart of PostgreSQL is found here, before use.
+/// over six pairs, docs/BENCHMARKS.md, session 9). A connection busy within
+/// the last second was pinged on its release and is very likely alive; one
+/// that sat idle through a restart of PostgreSQL is found here, before use.
 pub const PING_IF_IDLE_FOR: Duration = Duration::from_secs(1);
 
 /// Which database engine a [`Db`] talks to.

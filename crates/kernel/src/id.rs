@@ -2,7 +2,8 @@
 //! ordering by creation time — keyset pagination relies on it.
 
 /// Declares a UUID newtype id that serialises as a string, stores as a UUID
-/// on PostgreSQL and a 16-byte blob on SQLite (through sqlx or rusqlite), and documents itself in OpenAPI.
+/// on PostgreSQL and a 16-byte blob on SQLite (through sqlx or rusqlite),
+/// and documents itself in OpenAPI.
 #[macro_export]
 macro_rules! id_type {
     ($(#[$meta:meta])* $name:ident) => {
