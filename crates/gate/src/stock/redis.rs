@@ -1,7 +1,7 @@
 //! The stock gate in Redis, shared by every instance that uses the same
 //! Redis and key prefix.
 //!
-//! A pool is four keys that share the `{pool}` hash tag, so a cluster keeps
+//! A pool is three keys that share the `{pool}` hash tag, so a cluster keeps
 //! them in one slot and one script may touch them all:
 //!
 //! - `<prefix>:stock:{<pool>}` — `taken`, and `stock` and `per_user` when
@@ -9,11 +9,17 @@
 //! - `<prefix>:stock:{<pool>}:users` — units held per user, kept only when
 //!   the pool has a per-user limit;
 //! - `<prefix>:stock:{<pool>}:leases` — each unsettled claim's
-//!   `quantity:user`, and `<prefix>:stock:{<pool>}:lease_times` the same
-//!   claims scored by when they took (Redis time, in milliseconds).
+//!   `quantity:user:taken at` (Redis time, in milliseconds).
+//!
+//! A claim costs Redis three hash writes: the user's count and the lease in
+//! the take, the lease's removal in the settle (a plain `HDEL`, many claims
+//! at once). The lease carries its own time, so finding stale leases scans
+//! the leases hash, which holds only claims not yet settled; a sorted set of
+//! the times would cost every claim two more writes for the sake of a
+//! sweep that runs every few seconds (ADR 0009).
 //!
 //! `<prefix>:stock:leased_pools` names the pools that have had leases, so
-//! that finding stale leases reads those pools' sorted sets and nothing
+//! that finding stale leases reads those pools' leases and nothing
 //! else. It lives outside the pools' slots, so it is added to apart from the
 //! take (once per pool per process, before the first take under a lease).
 //!
@@ -58,15 +64,17 @@ const LIMIT_REACHED: i64 = -4;
 const TAKEN_UNCOUNTED: i64 = 0;
 
 /// Takes, many of one pool at once. KEYS[1] the pool's counters, KEYS[2]
-/// its per-user counts, KEYS[3] and KEYS[4] its leases and their times;
-/// ARGV holds (user, quantity, claim) triples, answered in turn in an array
-/// ([`SOLD_OUT`], [`LIMIT_REACHED`], or for a take that went through the
-/// units the user then holds, [`TAKEN_UNCOUNTED`] on a pool without a
-/// per-user limit). The stock is checked
-/// first, so a take larger than what is left is sold out whatever the user
-/// holds. A take with a claim ('' for none) is leased under it: `quantity:user`
-/// in KEYS[3], its Redis time in milliseconds in KEYS[4]. A pool whose keys
-/// are absent answers [`ABSENT`] for every take.
+/// its per-user counts, KEYS[3] its leases; ARGV holds (user, quantity,
+/// claim) triples, answered in turn in an array ([`SOLD_OUT`],
+/// [`LIMIT_REACHED`], or for a take that went through the units the user
+/// then holds, [`TAKEN_UNCOUNTED`] on a pool without a per-user limit). The
+/// stock is checked first, so a take larger than what is left is sold out
+/// whatever the user holds. The user's count is raised first and lowered
+/// again if that passed the limit: one write for a take that goes through,
+/// the common case under a rush, instead of a read and a write. A take with
+/// a claim ('' for none) is leased under it: `quantity:user:taken at` in
+/// KEYS[3], the time Redis's own in milliseconds. A pool whose keys are
+/// absent answers [`ABSENT`] for every take.
 static TAKES: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -88,18 +96,18 @@ for i = 1, #ARGV, 3 do
   if stock and taken + quantity > stock then
     answer = -3
   elseif per_user then
-    local held = tonumber(redis.call('hget', KEYS[2], user) or 0)
-    if held + quantity > per_user then
+    answer = redis.call('hincrby', KEYS[2], user, quantity)
+    if answer > per_user then
+      if redis.call('hincrby', KEYS[2], user, -quantity) <= 0 then
+        redis.call('hdel', KEYS[2], user)
+      end
       answer = -4
-    else
-      answer = redis.call('hincrby', KEYS[2], user, quantity)
     end
   end
   if answer >= 0 then
     taken = taken + quantity
     if claim ~= '' then
-      redis.call('hset', KEYS[3], claim, ARGV[i + 1] .. ':' .. user)
-      redis.call('zadd', KEYS[4], at, claim)
+      redis.call('hset', KEYS[3], claim, ARGV[i + 1] .. ':' .. user .. ':' .. at)
     end
   end
   answers[#answers + 1] = answer
@@ -143,72 +151,24 @@ static GIVE_BACK: LazyLock<Script> = LazyLock::new(|| Script::new(give_back_lua!
 static GIVE_BACK_CLAIM: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         "if redis.call('hdel', KEYS[3], ARGV[3]) == 0 then return -2 end\n",
-        "redis.call('zrem', KEYS[4], ARGV[3])\n",
         give_back_lua!()
     ))
 });
 
-/// Drops the lease of claim ARGV[1]: KEYS[1] the leases, KEYS[2] their times.
-static SETTLE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
-redis.call('hdel', KEYS[1], ARGV[1])
-redis.call('zrem', KEYS[2], ARGV[1])
-return 1
-",
-    )
-});
-
-/// [`SETTLE`] for every claim in ARGV, a thousand at a time (Lua's stack
-/// bounds `unpack`).
-static SETTLE_MANY: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
-for i = 1, #ARGV, 1000 do
-  local last = math.min(i + 999, #ARGV)
-  redis.call('hdel', KEYS[1], unpack(ARGV, i, last))
-  redis.call('zrem', KEYS[2], unpack(ARGV, i, last))
-end
-return 1
-",
-    )
-});
-
-/// Leases older than ARGV[1] milliseconds by Redis time, at most ARGV[2] of
-/// them: claim and `quantity:user` pairs. KEYS as for [`SETTLE`].
-static STALE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
-local now = redis.call('time')
-local before = now[1] * 1000 + math.floor(now[2] / 1000) - tonumber(ARGV[1])
-local claims = redis.call('zrangebyscore', KEYS[2], '-inf', before, 'limit', 0, tonumber(ARGV[2]))
-local found = {}
-for _, claim in ipairs(claims) do
-  local lease = redis.call('hget', KEYS[1], claim)
-  if lease then
-    found[#found + 1] = claim
-    found[#found + 1] = lease
-  else
-    redis.call('zrem', KEYS[2], claim)
-  end
-end
-return found
-",
-    )
-});
-
 /// The most stale leases read from one pool per sweep.
 const STALE_BATCH: usize = 1000;
+/// Leases asked for per `HSCAN` call while looking for stale ones.
+const LEASE_SCAN_COUNT: usize = 1000;
 
 /// Writes a pool's limits and counters, replacing whatever was there.
-/// KEYS as for [`TAKES`] (the leases' two keys are cleared);
+/// KEYS as for [`TAKES`] (the leases are cleared);
 /// ARGV[1] taken, ARGV[2] the stock and ARGV[3] the
 /// per-user limit ('' for none), then user and count pairs, written a
 /// thousand arguments at a time (Lua's stack bounds `unpack`).
 macro_rules! write_pool_lua {
     () => {
         r"
-redis.call('del', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
+redis.call('del', KEYS[1], KEYS[2], KEYS[3])
 redis.call('hset', KEYS[1], 'taken', ARGV[1])
 if ARGV[2] ~= '' then redis.call('hset', KEYS[1], 'stock', ARGV[2]) end
 if ARGV[3] ~= '' then redis.call('hset', KEYS[1], 'per_user', ARGV[3]) end
@@ -337,7 +297,6 @@ impl RedisStockGate {
         invocation
             .key(&keys.users)
             .key(&keys.leases)
-            .key(&keys.lease_times)
             .arg(user)
             .arg(quantity);
         if let Some(claim) = claim {
@@ -399,41 +358,58 @@ impl RedisStockGate {
         Ok(())
     }
 
-    /// The stale leases of one pool.
+    /// The stale leases of one pool: those taken longer than `older_than`
+    /// ago by Redis's clock, at most [`STALE_BATCH`] of them. `HSCAN` may
+    /// name a lease twice; it is listed once.
     async fn stale_in(
         &self,
         pool: PoolId,
         older_than: Duration,
     ) -> Result<Vec<StaleClaim>, Unavailable> {
         let keys = self.keys(&pool);
-        let found: Vec<(String, String)> = STALE
-            .key(&keys.leases)
-            .key(&keys.lease_times)
-            .arg(u64::try_from(older_than.as_millis()).unwrap_or(u64::MAX))
-            .arg(STALE_BATCH)
-            .invoke_async(&mut self.connection.handle())
+        let mut connection = self.connection.handle();
+        let (seconds, micros): (u64, u64) = ::redis::cmd("TIME")
+            .query_async(&mut connection)
             .await
             .map_err(unavailable)?;
-        found
-            .into_iter()
-            .map(|(claim, lease)| {
-                let (quantity, user) = lease
-                    .split_once(':')
-                    .and_then(|(n, user)| Some((n.parse().ok()?, user.to_owned())))
-                    .ok_or_else(|| {
-                        Unavailable(format!(
-                            "redis: {} holds lease {claim} = {lease:?}, not quantity:user",
-                            keys.leases
-                        ))
-                    })?;
-                Ok(StaleClaim {
-                    pool: pool.clone(),
-                    claim,
-                    user,
-                    quantity,
-                })
-            })
-            .collect()
+        let before = (seconds * 1000 + micros / 1000)
+            .saturating_sub(u64::try_from(older_than.as_millis()).unwrap_or(u64::MAX));
+        let mut stale = Vec::new();
+        let mut seen = HashSet::new();
+        let mut cursor = 0u64;
+        loop {
+            let (next, leases): (u64, Vec<(String, String)>) = ::redis::cmd("HSCAN")
+                .arg(&keys.leases)
+                .arg(cursor)
+                .arg("COUNT")
+                .arg(LEASE_SCAN_COUNT)
+                .query_async(&mut connection)
+                .await
+                .map_err(unavailable)?;
+            for (claim, value) in leases {
+                let lease = Lease::parse(&value).ok_or_else(|| {
+                    Unavailable(format!(
+                        "redis: {} holds lease {claim} = {value:?}, not quantity:user:taken at",
+                        keys.leases
+                    ))
+                })?;
+                if lease.taken_at <= before && seen.insert(claim.clone()) {
+                    stale.push(StaleClaim {
+                        pool: pool.clone(),
+                        claim,
+                        user: lease.user,
+                        quantity: lease.quantity,
+                    });
+                    if stale.len() == STALE_BATCH {
+                        return Ok(stale);
+                    }
+                }
+            }
+            if next == 0 {
+                return Ok(stale);
+            }
+            cursor = next;
+        }
     }
 
     /// Writes the pool with `script` ([`RESET`] or [`INSTALL`]).
@@ -448,7 +424,6 @@ impl RedisStockGate {
         invocation
             .key(&keys.users)
             .key(&keys.leases)
-            .key(&keys.lease_times)
             .arg(snapshot.taken)
             .arg(limits.stock.map(|n| n.to_string()).unwrap_or_default())
             .arg(limits.per_user.map(|n| n.to_string()).unwrap_or_default());
@@ -543,10 +518,7 @@ async fn run_takes(
     takes: &[&Take],
 ) -> Result<Vec<i64>, Unavailable> {
     let mut invocation = TAKES.key(&keys.counters);
-    invocation
-        .key(&keys.users)
-        .key(&keys.leases)
-        .key(&keys.lease_times);
+    invocation.key(&keys.users).key(&keys.leases);
     for take in takes {
         invocation
             .arg(&take.user)
@@ -568,12 +540,34 @@ async fn run_takes(
     }
 }
 
+/// A lease as [`TAKES`] writes it: `quantity:user:taken at`.
+#[derive(Debug, PartialEq, Eq)]
+struct Lease {
+    quantity: u32,
+    user: String,
+    /// Redis time in milliseconds.
+    taken_at: u64,
+}
+
+impl Lease {
+    /// The user is what lies between the first and the last colon, so a
+    /// user name may hold colons.
+    fn parse(value: &str) -> Option<Self> {
+        let (quantity, rest) = value.split_once(':')?;
+        let (user, taken_at) = rest.rsplit_once(':')?;
+        Some(Self {
+            quantity: quantity.parse().ok()?,
+            user: user.to_owned(),
+            taken_at: taken_at.parse().ok()?,
+        })
+    }
+}
+
 /// A pool's keys.
 struct PoolKeys {
     counters: String,
     users: String,
     leases: String,
-    lease_times: String,
 }
 
 impl PoolKeys {
@@ -582,7 +576,6 @@ impl PoolKeys {
         Self {
             users: format!("{counters}:users"),
             leases: format!("{counters}:leases"),
-            lease_times: format!("{counters}:lease_times"),
             counters,
         }
     }
@@ -625,26 +618,17 @@ impl StockGate for RedisStockGate {
     }
 
     async fn settle(&self, pool: &PoolId, claim: &str) -> Result<(), Unavailable> {
-        let keys = self.keys(pool);
-        SETTLE
-            .key(&keys.leases)
-            .key(&keys.lease_times)
-            .arg(claim)
-            .invoke_async::<i64>(&mut self.connection.handle())
-            .await
-            .map(drop)
-            .map_err(unavailable)
+        self.settle_many(pool, &[claim.to_owned()]).await
     }
 
     async fn settle_many(&self, pool: &PoolId, claims: &[String]) -> Result<(), Unavailable> {
         if claims.is_empty() {
             return Ok(());
         }
-        let keys = self.keys(pool);
-        let mut settle = SETTLE_MANY.key(&keys.leases);
-        settle.key(&keys.lease_times).arg(claims);
-        settle
-            .invoke_async::<i64>(&mut self.connection.handle())
+        ::redis::cmd("HDEL")
+            .arg(&self.keys(pool).leases)
+            .arg(claims)
+            .query_async::<i64>(&mut self.connection.handle())
             .await
             .map(drop)
             .map_err(unavailable)
@@ -760,7 +744,7 @@ impl StockGate for RedisStockGate {
     async fn forget(&self, pool: &PoolId) -> Result<(), Unavailable> {
         let keys = self.keys(pool);
         ::redis::pipe()
-            .del(&[&keys.counters, &keys.users, &keys.leases, &keys.lease_times])
+            .del(&[&keys.counters, &keys.users, &keys.leases])
             .srem(self.leased_pools_key(), pool.as_str())
             .query_async::<()>(&mut self.connection.handle())
             .await
@@ -779,4 +763,28 @@ fn parse(keys: &PoolKeys, name: &str, value: &str) -> Result<u64, Unavailable> {
             keys.counters
         ))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lease_reads_its_quantity_user_and_time_and_the_user_may_hold_colons() {
+        assert_eq!(
+            Lease::parse("2:reward:ann:1764500000123"),
+            Some(Lease {
+                quantity: 2,
+                user: "reward:ann".into(),
+                taken_at: 1_764_500_000_123,
+            })
+        );
+    }
+
+    #[test]
+    fn a_lease_without_its_time_or_with_a_bad_count_does_not_read() {
+        for value in ["1:ann", "ann", "x:ann:1", "1:ann:yesterday", "-1:ann:1"] {
+            assert_eq!(Lease::parse(value), None, "{value}");
+        }
+    }
 }

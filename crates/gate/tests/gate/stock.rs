@@ -1035,6 +1035,39 @@ async fn counters_read_back_the_limits_and_what_each_user_holds(kind: Kind) {
     );
 }
 
+on_every_gate!(a_take_refused_by_the_limit_leaves_every_users_count_as_it_was);
+async fn a_take_refused_by_the_limit_leaves_every_users_count_as_it_was(kind: Kind) {
+    let (gate, pool) = one_pool(&kind, Some(10), Some(3)).await;
+    gate.take(&pool, "ann", 2).await.expect("ann takes 2");
+
+    assert_eq!(gate.take(&pool, "ann", 2).await, Err(Refusal::LimitReached));
+    assert_eq!(
+        gate.take_claim(&pool, "bob", 4, "bob-claim").await,
+        Err(Refusal::LimitReached),
+        "bob, holding none, asks for more than the limit"
+    );
+
+    assert_eq!(
+        gate.counters(&pool).await.expect("gate is available"),
+        Some((
+            limits(Some(10), Some(3)),
+            Snapshot {
+                taken: 2,
+                by_user: HashMap::from([("ann".to_owned(), 2)]),
+            }
+        )),
+        "ann still holds 2 and bob is not counted at all"
+    );
+    assert_eq!(
+        gate.stale_claims(Duration::ZERO)
+            .await
+            .expect("gate is available"),
+        Vec::new(),
+        "a refused claim leaves no lease"
+    );
+    gate.take(&pool, "ann", 1).await.expect("ann's last unit");
+}
+
 on_every_gate!(counters_read_back_a_reset_and_keep_no_users_without_a_per_user_limit);
 async fn counters_read_back_a_reset_and_keep_no_users_without_a_per_user_limit(kind: Kind) {
     let (gate, pool) = one_pool(&kind, Some(5), Some(1)).await;
