@@ -167,13 +167,9 @@ impl Db {
                 source,
             })?;
         }
-        // No ping before a read: a connection to a local file has no peer
-        // that can go away, and the ping cost a trip to the connection's
-        // worker thread and back on every acquire.
         let read = SqlitePoolOptions::new()
             .max_connections(options.max_connections)
             .acquire_timeout(options.acquire_timeout)
-            .test_before_acquire(false)
             .connect_with(connect.clone())
             .await
             .map_err(DbError::Connect)?;
