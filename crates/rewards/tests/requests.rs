@@ -8,11 +8,11 @@
 use std::sync::Arc;
 
 use futures::future::join_all;
-use gate::{MemoryStockGate, PoolId, StockLoader};
+use gate::{MemoryStockGate, PoolId, StockGate, StockLoader};
 use kernel::auth::{Reader, Role, Roles, Staff};
 use kernel::clock::ManualClock;
 use kernel::db::{Db, DbOptions};
-use kernel::testing::TestDatabase;
+use kernel::testing::{LostCommitProxy, TestDatabase};
 use kernel::{PageRequest, Principal, Timestamp, UserId};
 use rewards::RewardsError;
 use rewards::RewardsService;
@@ -34,13 +34,20 @@ struct World {
     _test: TestDatabase,
     db: Db,
     clock: Arc<ManualClock>,
+    gate: Arc<MemoryStockGate>,
     service: Arc<RewardsService>,
     staff: Staff,
 }
 
 async fn world() -> World {
     let test = TestDatabase::create().await;
-    let db = Db::connect(test.url(), &DbOptions::default())
+    let url = test.url().to_owned();
+    world_at(test, &url).await
+}
+
+/// A world on `test`'s database reached through `url`.
+async fn world_at(test: TestDatabase, url: &str) -> World {
+    let db = Db::connect(url, &DbOptions::default())
         .await
         .expect("connect");
     db.migrate(bus::migrations()).await.expect("migrate bus");
@@ -50,12 +57,13 @@ async fn world() -> World {
         store.clone(),
     ))));
     let clock = Arc::new(ManualClock::new(now()));
-    let service = Arc::new(RewardsService::new(store, clock.clone(), gate));
+    let service = Arc::new(RewardsService::new(store, clock.clone(), gate.clone()));
     let staff = Staff::check(principal(UserId::new(), &[Role::Operator])).unwrap();
     World {
         _test: test,
         db,
         clock,
+        gate,
         service,
         staff,
     }
@@ -225,6 +233,13 @@ impl World {
                 return all;
             }
         }
+    }
+
+    /// What the stock gate says is left of the offer, beside what the
+    /// database says ([`World::remaining`]).
+    async fn gate_remaining(&self, offer: &Offer) -> Option<u64> {
+        let pool = PoolId::new(format!("reward:{}", offer.reward.0));
+        self.gate.remaining(&pool).await.unwrap()
     }
 
     async fn remaining(&self, offer: &Offer) -> Option<u32> {
@@ -675,6 +690,55 @@ async fn a_request_whose_write_fails_gives_back_its_unit_and_its_place_in_the_li
     );
     let late = w.request(&bob, &offer).await.unwrap();
     rejected_with(&late, ReasonCode::OutOfStock);
+}
+
+/// A request whose commit's answer is lost (the connection breaks after the
+/// database committed) may have been recorded, and here it was: its unit
+/// stays taken rather than go back to be sold a second time. PostgreSQL
+/// only: SQLite's connections are in-process and have no answer to lose.
+#[tokio::test]
+async fn a_request_whose_commit_answer_is_lost_keeps_its_unit() {
+    let test = TestDatabase::create().await;
+    if !test.url().starts_with("postgres") {
+        return;
+    }
+    let proxy = LostCommitProxy::start(test.url()).await;
+    let w = world_at(test, proxy.url()).await;
+    let offer = w.ten_points(false, Some(2), 1).await;
+    let (ann, bob, cat) = (user(), user(), user());
+    proxy.arm();
+
+    let lost = w.request(&ann, &offer).await;
+
+    assert_eq!(
+        proxy.answers_lost(),
+        1,
+        "the request's commit lost its answer"
+    );
+    assert!(matches!(lost, Err(RewardsError::Database(_))), "{lost:?}");
+    assert_eq!(
+        w.remaining(&offer).await,
+        Some(1),
+        "the database recorded it"
+    );
+    assert_eq!(
+        w.gate_remaining(&offer).await,
+        Some(1),
+        "ann's unit stays taken"
+    );
+    let again = w.request(&ann, &offer).await;
+    assert!(
+        matches!(again, Err(RewardsError::AlreadyRequested(Some(_)))),
+        "ann's request was recorded: {again:?}"
+    );
+    let bobs = w.request(&bob, &offer).await.unwrap();
+    assert_eq!(bobs.status, RequestStatus::Pending);
+    let late = w.request(&cat, &offer).await.unwrap();
+    rejected_with(&late, ReasonCode::OutOfStock);
+    assert_eq!(
+        (w.remaining(&offer).await, w.gate_remaining(&offer).await),
+        (Some(0), Some(0))
+    );
 }
 
 #[tokio::test]

@@ -2,11 +2,15 @@
 //! schema when `STAMPEDE_TEST_DATABASE_URL` is set. Each test gets its own,
 //! so tests run in parallel, and each is removed when the test ends.
 
+mod lost_commit;
+
 use std::str::FromStr;
 
 use sqlx::postgres::PgConnectOptions;
 // Schema names are generated here from a UUID, never from input.
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Executor};
+
+pub use lost_commit::LostCommitProxy;
 
 /// The environment variable that switches the suites to PostgreSQL.
 pub const DATABASE_URL_VAR: &str = "STAMPEDE_TEST_DATABASE_URL";
