@@ -372,7 +372,9 @@ impl RedisStockGate {
             .query_async(&mut connection)
             .await
             .map_err(unavailable)?;
-        let before = (seconds * 1000 + micros / 1000)
+        let before = seconds
+            .saturating_mul(1000)
+            .saturating_add(micros / 1000)
             .saturating_sub(u64::try_from(older_than.as_millis()).unwrap_or(u64::MAX));
         let mut stale = Vec::new();
         let mut seen = HashSet::new();

@@ -1,6 +1,7 @@
 //! Test databases: a fresh SQLite file by default, or a fresh PostgreSQL
 //! schema when `STAMPEDE_TEST_DATABASE_URL` is set. Each test gets its own,
-//! so tests run in parallel, and each is removed when the test ends.
+//! so tests run in parallel, and each is removed when the test ends. And
+//! [`LostCommitProxy`], which loses the answer to a PostgreSQL commit.
 
 mod lost_commit;
 
