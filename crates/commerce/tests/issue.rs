@@ -1,9 +1,11 @@
 //! Issuing coupons through the service, with a real database and a stock
 //! gate loaded from it: the invariants under a rush (never more than the
 //! stock, never more per user than the limit, every success a row,
-//! `remaining` = stock − rows), the give-back of a failed write, the
-//! database's own guard when the gate is wrong, the issue window, and
-//! counters rebuilt from the database after a restart.
+//! `remaining` = stock − rows), the give-back of a failed write, a write
+//! whose answer is lost (through a store that loses it, and on PostgreSQL
+//! through a proxy that loses a real commit's answer), the database's own
+//! guard when the gate is wrong, the issue window, and counters rebuilt from
+//! the database after a restart.
 //!
 //! The rush, give-back and restart stories run on every gate available: in
 //! memory always, Redis when `STAMPEDE_TEST_REDIS_URL` is set, the
@@ -27,8 +29,8 @@ use gate::{
 };
 use kernel::auth::Staff;
 use kernel::clock::ManualClock;
-use kernel::db::{Db, DbOptions};
-use kernel::testing::{DATABASE_URL_VAR, TestDatabase};
+use kernel::db::{Backend, Db, DbOptions};
+use kernel::testing::{DATABASE_URL_VAR, LostCommitProxy, TestDatabase};
 use kernel::{PageRequest, Principal, Role, Roles, SharedClock, Timestamp, UserId};
 use time::Duration;
 use time::macros::datetime;
@@ -617,6 +619,83 @@ async fn a_write_whose_answer_was_lost_keeps_its_unit_until_the_database_is_aske
         );
         forget(&gate, drop.id).await;
     }
+}
+
+/// The same with a real PostgreSQL behind a proxy that loses the answer to
+/// the first commit after it is armed: the rush's first claim batch is
+/// written, and its answer never arrives. (That batch is the first claim
+/// alone, since a lone claim never waits for company: its caller hears the
+/// error and its lease is left to the sweep, which settles it. A batch of
+/// several would be written again claim by claim, each found already
+/// written.) Every claim is written once, every unit stays taken, and
+/// nothing goes back. PostgreSQL only: SQLite has no connection to lose.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_claim_batch_whose_commit_answer_is_lost_keeps_every_unit_and_writes_each_claim_once() {
+    let h = Harness::start().await;
+    if h.db.backend() != Backend::Postgres {
+        return;
+    }
+    let proxy = LostCommitProxy::start(h._test.url()).await;
+    let through = Db::connect(proxy.url(), &DbOptions::default())
+        .await
+        .expect("connect through the proxy");
+    let store: Arc<dyn CouponStore> = Arc::new(SqlCouponStore::new(through.clone()));
+    let older_than = std::time::Duration::from_millis(50);
+    for kind in gate_kinds() {
+        // The gate keeps its own connection, so the commit that loses its
+        // answer is a coupon write's, not a take's on the PostgreSQL gate.
+        let gate = gate_of(&kind, &h.db, &store).await;
+        let service = service(&store, &h.clock, Arc::clone(&gate));
+        let drop = create(&service, 100, 1).await.campaign;
+        let users: Vec<UserId> = (0..40).map(|_| UserId::new()).collect();
+        let start = Arc::new(Barrier::new(users.len()));
+        let answers_lost = proxy.answers_lost();
+        proxy.arm();
+
+        let claims: Vec<_> = users
+            .iter()
+            .map(|&user| {
+                let (service, start) = (Arc::clone(&service), Arc::clone(&start));
+                tokio::spawn(async move {
+                    start.wait().await;
+                    service.issue(user, drop.id).await
+                })
+            })
+            .collect();
+        let mut lost = 0;
+        for claim in claims {
+            match claim.await.expect("a claim ran to the end") {
+                Ok(_) => {}
+                Err(CommerceError::Database(_)) => lost += 1,
+                Err(other) => panic!("{kind:?}: {other}"),
+            }
+        }
+
+        assert_eq!(proxy.answers_lost(), answers_lost + 1, "{kind:?}");
+        assert_eq!(
+            h.rows(drop.id).await,
+            users.iter().map(|&user| (user, 1)).collect(),
+            "{kind:?}: every claim written once, {lost} of them unanswered"
+        );
+        let shown = service.campaign(drop.id).await.expect("shown");
+        assert_eq!(shown.remaining, 100 - 40, "{kind:?}: no unit went back");
+        tokio::time::sleep(older_than * 2).await;
+        let loader = CampaignStockLoader::new(Arc::clone(&store));
+        let report = gate::sweep(gate.as_ref(), &loader, older_than).await;
+        let settled = match kind {
+            GateKind::Memory => 0,
+            GateKind::Redis(_) | GateKind::Postgres => lost,
+        };
+        assert_eq!(
+            (report.settled, report.returned, report.failed),
+            (settled, 0, 0),
+            "{kind:?}: {report:?}"
+        );
+        let shown = service.campaign(drop.id).await.expect("shown");
+        assert_eq!(shown.remaining, 100 - 40, "{kind:?}: no unit went back");
+        forget(&gate, drop.id).await;
+    }
+    through.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
