@@ -3,7 +3,8 @@
 //! stock, never more per user than the limit, every success a row,
 //! `remaining` = stock − rows), the give-back of a failed write, a write
 //! whose answer is lost (through a store that loses it, and on PostgreSQL
-//! through a proxy that loses a real commit's answer), the database's own
+//! through a proxy that loses a real commit's answer, for a batch of one
+//! claim and for a batch of several), the database's own
 //! guard when the gate is wrong, the issue window, and counters rebuilt from
 //! the database after a restart.
 //!
@@ -476,6 +477,22 @@ impl FlakyStore {
 }
 
 impl Harness {
+    /// On PostgreSQL: a [`LostCommitProxy`] in front of the harness's
+    /// database, and a store connected through it. A gate built over
+    /// `self.db` keeps its own connection, so the commit that loses its
+    /// answer is a coupon write's, not a take's on the PostgreSQL gate.
+    async fn through_a_proxy(&self) -> Option<(LostCommitProxy, Db, Arc<dyn CouponStore>)> {
+        if self.db.backend() != Backend::Postgres {
+            return None;
+        }
+        let proxy = LostCommitProxy::start(self._test.url()).await;
+        let through = Db::connect(proxy.url(), &DbOptions::default())
+            .await
+            .expect("connect through the proxy");
+        let store: Arc<dyn CouponStore> = Arc::new(SqlCouponStore::new(through.clone()));
+        Some((proxy, through, store))
+    }
+
     /// A [`FlakyStore`] over the harness's store, a gate of `kind` loading
     /// through it, and a service over both.
     async fn over_flaky_store(
@@ -632,18 +649,11 @@ async fn a_write_whose_answer_was_lost_keeps_its_unit_until_the_database_is_aske
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_claim_batch_whose_commit_answer_is_lost_keeps_every_unit_and_writes_each_claim_once() {
     let h = Harness::start().await;
-    if h.db.backend() != Backend::Postgres {
+    let Some((proxy, through, store)) = h.through_a_proxy().await else {
         return;
-    }
-    let proxy = LostCommitProxy::start(h._test.url()).await;
-    let through = Db::connect(proxy.url(), &DbOptions::default())
-        .await
-        .expect("connect through the proxy");
-    let store: Arc<dyn CouponStore> = Arc::new(SqlCouponStore::new(through.clone()));
+    };
     let older_than = std::time::Duration::from_millis(50);
     for kind in gate_kinds() {
-        // The gate keeps its own connection, so the commit that loses its
-        // answer is a coupon write's, not a take's on the PostgreSQL gate.
         let gate = gate_of(&kind, &h.db, &store).await;
         let service = service(&store, &h.clock, Arc::clone(&gate));
         let drop = create(&service, 100, 1).await.campaign;
@@ -693,6 +703,74 @@ async fn a_claim_batch_whose_commit_answer_is_lost_keeps_every_unit_and_writes_e
         );
         let shown = service.campaign(drop.id).await.expect("shown");
         assert_eq!(shown.remaining, 100 - 40, "{kind:?}: no unit went back");
+        forget(&gate, drop.id).await;
+    }
+    through.close().await;
+}
+
+/// A batch of several claims whose commit's answer is lost is written again
+/// claim by claim, and each claim, found already written, is answered 201:
+/// nobody hears an error for a coupon they hold. The batch is made by
+/// holding the coupons table while two claims take the writer's two slots,
+/// so the other 38 queue behind them; the proxy loses the commit of the
+/// transaction that carried the last one's user id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_batch_of_several_whose_commit_answer_is_lost_answers_every_claim_as_written() {
+    let h = Harness::start().await;
+    let Some((proxy, through, store)) = h.through_a_proxy().await else {
+        return;
+    };
+    let Db::Postgres(pool) = &h.db else {
+        unreachable!("a proxy is only started on PostgreSQL");
+    };
+    for kind in gate_kinds() {
+        let gate = gate_of(&kind, &h.db, &store).await;
+        let service = service(&store, &h.clock, Arc::clone(&gate));
+        let drop = create(&service, 100, 1).await.campaign;
+        let users: Vec<UserId> = (0..40).map(|_| UserId::new()).collect();
+        let issue = |user: UserId| {
+            let service = Arc::clone(&service);
+            tokio::spawn(async move { service.issue(user, drop.id).await })
+        };
+        let answers_lost = proxy.answers_lost();
+        let mut hold = pool.begin().await.expect("a transaction");
+        sqlx::query("lock table coupons in share row exclusive mode")
+            .execute(&mut *hold)
+            .await
+            .expect("the coupons table held");
+        let mut claims = Vec::new();
+        for &user in &users[..2] {
+            claims.push(issue(user));
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        claims.extend(users[2..].iter().map(|&user| issue(user)));
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let last = users.last().expect("40 users");
+        proxy.arm_for(last.0.as_bytes());
+        hold.commit().await.expect("the table let go");
+
+        for claim in claims {
+            claim
+                .await
+                .expect("a claim ran to the end")
+                .unwrap_or_else(|e| panic!("{kind:?}: every claim was written: {e}"));
+        }
+
+        assert_eq!(proxy.answers_lost(), answers_lost + 1, "{kind:?}");
+        assert_eq!(
+            h.rows(drop.id).await,
+            users.iter().map(|&user| (user, 1)).collect(),
+            "{kind:?}"
+        );
+        let shown = service.campaign(drop.id).await.expect("shown");
+        assert_eq!(shown.remaining, 100 - 40, "{kind:?}");
+        assert_eq!(
+            gate.stale_claims(std::time::Duration::ZERO)
+                .await
+                .expect("the gate answers"),
+            Vec::new(),
+            "{kind:?}: every lease settled"
+        );
         forget(&gate, drop.id).await;
     }
     through.close().await;

@@ -1,7 +1,9 @@
 //! A TCP proxy in front of PostgreSQL that can lose the answer to a commit.
 //!
-//! Armed, it passes the next `COMMIT` a client sends on to the database,
-//! waits until the database has answered it, and then closes the client's
+//! Armed, it passes the next `COMMIT` a client sends on to the database (or
+//! the next of a transaction that sent given bytes:
+//! [`LostCommitProxy::arm_for`]), waits until the database has answered it,
+//! and then closes the client's
 //! socket without passing the answer on: the transaction is committed and
 //! the client hears only that its connection broke. That is the case the
 //! "may have committed" paths exist for, made with a real database and a
@@ -13,8 +15,8 @@
 //! a simple query, `COMMIT`.
 
 use std::io;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
@@ -32,7 +34,7 @@ const COMMIT_ANSWER_WAIT: Duration = Duration::from_secs(10);
 /// See the module's documentation.
 pub struct LostCommitProxy {
     url: String,
-    armed: Arc<AtomicBool>,
+    trap: Arc<Trap>,
     lost: Arc<AtomicUsize>,
     accepting: JoinHandle<()>,
 }
@@ -57,16 +59,13 @@ impl LostCommitProxy {
             .expect("a URL with a host");
         through.set_port(Some(port)).expect("a URL with a port");
         through.query_pairs_mut().append_pair("sslmode", "disable");
-        let (armed, lost) = (
-            Arc::new(AtomicBool::new(false)),
-            Arc::new(AtomicUsize::new(0)),
-        );
+        let (trap, lost) = (Arc::new(Trap::default()), Arc::new(AtomicUsize::new(0)));
         let accepting = tokio::spawn({
-            let (armed, lost) = (Arc::clone(&armed), Arc::clone(&lost));
+            let (trap, lost) = (Arc::clone(&trap), Arc::clone(&lost));
             async move {
                 while let Ok((client, _)) = listener.accept().await {
-                    let (upstream, armed, lost) =
-                        (upstream.clone(), Arc::clone(&armed), Arc::clone(&lost));
+                    let (upstream, trap, lost) =
+                        (upstream.clone(), Arc::clone(&trap), Arc::clone(&lost));
                     tokio::spawn(async move {
                         let Ok(server) = TcpStream::connect(&upstream).await else {
                             return;
@@ -75,7 +74,7 @@ impl LostCommitProxy {
                         // each: with Nagle's algorithm a pipelined message
                         // waited for the one before it to be acknowledged.
                         if client.set_nodelay(true).is_ok() && server.set_nodelay(true).is_ok() {
-                            relay(client, server, &armed, &lost).await;
+                            relay(client, server, &trap, &lost).await;
                         }
                     });
                 }
@@ -83,7 +82,7 @@ impl LostCommitProxy {
         });
         Self {
             url: through.into(),
-            armed,
+            trap,
             lost,
             accepting,
         }
@@ -97,13 +96,50 @@ impl LostCommitProxy {
 
     /// The next `COMMIT` any client sends loses its answer.
     pub fn arm(&self) {
-        self.armed.store(true, Ordering::SeqCst);
+        self.arm_for(&[]);
+    }
+
+    /// The next `COMMIT` of a transaction whose messages carried `needle`
+    /// (a parameter's bytes as the client sends them: a UUID's 16, say)
+    /// loses its answer; other commits are answered.
+    pub fn arm_for(&self, needle: &[u8]) {
+        *self.trap.needle() = needle.to_vec();
+        self.trap.armed.store(true, Ordering::SeqCst);
     }
 
     /// Commits whose answers were lost so far.
     #[must_use]
     pub fn answers_lost(&self) -> usize {
         self.lost.load(Ordering::SeqCst)
+    }
+}
+
+/// Which commit loses its answer.
+#[derive(Default)]
+struct Trap {
+    armed: AtomicBool,
+    /// What the transaction must have sent; empty for any.
+    needle: Mutex<Vec<u8>>,
+}
+
+impl Trap {
+    fn needle(&self) -> MutexGuard<'_, Vec<u8>> {
+        self.needle.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether `message` carries what the trap waits for.
+    fn matches(&self, message: &[u8]) -> bool {
+        let needle = self.needle();
+        needle.is_empty()
+            || message
+                .windows(needle.len())
+                .any(|w| w == needle.as_slice())
+    }
+
+    /// Whether the commit now sent, of a transaction that `carried` what
+    /// the trap waits for or not, is the one that loses its answer.
+    fn springs(&self, carried: bool) -> bool {
+        carried && self.armed.swap(false, Ordering::SeqCst)
     }
 }
 
@@ -115,12 +151,12 @@ impl Drop for LostCommitProxy {
 
 /// Passes one connection's bytes both ways until either side closes it, or
 /// until an armed proxy has lost a commit's answer.
-async fn relay(client: TcpStream, server: TcpStream, armed: &AtomicBool, lost: &AtomicUsize) {
+async fn relay(client: TcpStream, server: TcpStream, trap: &Trap, lost: &AtomicUsize) {
     let (mut from_client, to_client) = client.into_split();
     let (from_server, mut to_server) = server.into_split();
     let (stop, stopped) = oneshot::channel();
     let answers = tokio::spawn(pass_answers(from_server, to_client, stopped));
-    if let Ok(Some(commit)) = pass_requests(&mut from_client, &mut to_server, armed).await {
+    if let Ok(Some(commit)) = pass_requests(&mut from_client, &mut to_server, trap).await {
         // The client sent its commit only after reading every answer before
         // it, so stopping the answers now loses none of those.
         let _ = stop.send(());
@@ -165,12 +201,12 @@ async fn pass_answers(
     (from_server, to_client)
 }
 
-/// The client's messages, passed on one by one. Answers the first `COMMIT`
-/// met while armed, not passed on; `None` when a side closed first.
+/// The client's messages, passed on one by one. Answers the `COMMIT` that
+/// springs the trap, not passed on; `None` when a side closed first.
 async fn pass_requests(
     from_client: &mut OwnedReadHalf,
     to_server: &mut OwnedWriteHalf,
-    armed: &AtomicBool,
+    trap: &Trap,
 ) -> io::Result<Option<Vec<u8>>> {
     // Before the startup message: optionally a request for encryption,
     // which the database answers with one byte; neither has a type byte.
@@ -187,29 +223,37 @@ async fn pass_requests(
             break;
         }
     }
+    // Whether the transaction so far carried what the trap waits for.
+    let mut carried = false;
     loop {
         let Some(message) = read_typed(from_client).await? else {
             return Ok(None);
         };
-        if is_commit(&message) && armed.swap(false, Ordering::SeqCst) {
-            return Ok(Some(message));
+        match simple_query(&message) {
+            Some(query) if query.eq_ignore_ascii_case("commit") => {
+                if trap.springs(carried) {
+                    return Ok(Some(message));
+                }
+                carried = false;
+            }
+            Some(query) if query.eq_ignore_ascii_case("rollback") => carried = false,
+            _ if !carried && trap.armed.load(Ordering::SeqCst) => {
+                carried = trap.matches(&message);
+            }
+            _ => {}
         }
         to_server.write_all(&message).await?;
     }
 }
 
-/// A simple query that is `COMMIT`.
-fn is_commit(message: &[u8]) -> bool {
-    message.first() == Some(&b'Q')
-        && message
-            .get(5..)
-            .map(|text| text.strip_suffix(&[0]).unwrap_or(text))
-            .and_then(|text| std::str::from_utf8(text).ok())
-            .is_some_and(|text| {
-                text.trim()
-                    .trim_end_matches(';')
-                    .eq_ignore_ascii_case("commit")
-            })
+/// The text of a simple query (`COMMIT`, `ROLLBACK`, …), trimmed.
+fn simple_query(message: &[u8]) -> Option<&str> {
+    if message.first() != Some(&b'Q') {
+        return None;
+    }
+    let text = message.get(5..)?;
+    let text = std::str::from_utf8(text.strip_suffix(&[0]).unwrap_or(text)).ok()?;
+    Some(text.trim().trim_end_matches(';'))
 }
 
 /// A message without a type byte: its length (counting itself), then the
