@@ -1,8 +1,8 @@
 //! Reward requests through the service, on a real database (SQLite, or
 //! PostgreSQL with STAMPEDE_TEST_DATABASE_URL) and the in-memory stock gate:
 //! each condition at its boundaries, the recorded outcomes, the per-user
-//! limit, the stock under a rush and after a failed write, staff decisions,
-//! grants and the wallet.
+//! limit, the stock under a rush, after a failed write and after a commit
+//! whose answer was lost, staff decisions, grants and the wallet.
 #![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
@@ -85,6 +85,13 @@ fn user() -> Principal {
 struct Offer {
     event: EventId,
     reward: EventRewardId,
+}
+
+impl Offer {
+    /// The stock gate's pool of the offer, as the service names it.
+    fn pool(&self) -> PoolId {
+        PoolId::new(format!("reward:{}", self.reward.0))
+    }
 }
 
 impl World {
@@ -238,8 +245,7 @@ impl World {
     /// What the stock gate says is left of the offer, beside what the
     /// database says ([`World::remaining`]).
     async fn gate_remaining(&self, offer: &Offer) -> Option<u64> {
-        let pool = PoolId::new(format!("reward:{}", offer.reward.0));
-        self.gate.remaining(&pool).await.unwrap()
+        self.gate.remaining(&offer.pool()).await.unwrap()
     }
 
     async fn remaining(&self, offer: &Offer) -> Option<u32> {
@@ -606,7 +612,7 @@ async fn a_request_is_a_durable_stock_claim_once_recorded_as_holding_its_unit() 
     let w = world().await;
     let offer = w.ten_points(false, Some(1), 1).await;
     let loader = RewardStockLoader::new(Arc::new(SqlRewardsStore::new(w.db.clone())));
-    let pool = PoolId::new(format!("reward:{}", offer.reward.0));
+    let pool = offer.pool();
     let claimed = |id: String| {
         let (loader, pool) = (&loader, &pool);
         async move { loader.claimed(pool, &id).await }
