@@ -4,10 +4,14 @@
 #![forbid(unsafe_code)]
 
 pub mod rate;
+pub mod reconcile;
 mod redis_connection;
 pub mod stock;
 
 pub use rate::{Limited, MemoryRateLimiter, Quota, RateLimiter, RedisRateLimiter};
+pub use reconcile::{
+    ModuleStock, PoolCheck, PoolLister, PoolSet, Report, Verdict, pool_sets, reconcile,
+};
 pub use redis_connection::RedisConnection;
 pub use stock::{
     CLAIM_WRITE_TIMEOUT, GiveBackError, Limits, MemoryStockGate, PgStockGate, PoolId,

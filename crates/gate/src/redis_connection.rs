@@ -39,6 +39,15 @@ impl RedisConnection {
             .map_err(unavailable)
     }
 
+    /// Whether Redis answers now (for readiness checks).
+    pub async fn ping(&self) -> Result<(), Unavailable> {
+        redis::cmd("PING")
+            .query_async::<String>(&mut self.handle())
+            .await
+            .map(drop)
+            .map_err(unavailable)
+    }
+
     /// A handle to send commands through; clones share the connection.
     pub(crate) fn handle(&self) -> ConnectionManager {
         self.0.clone()

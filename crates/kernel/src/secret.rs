@@ -1,9 +1,17 @@
-//! A wrapper for values that must never reach a log line.
+//! A wrapper for values that must never reach a log line or a serialised
+//! document.
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
-/// Holds a secret (a password, a key) and prints as `[redacted]`.
-#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// Holds a secret (a password, a key) and prints as `[redacted]`. It can be
+/// read from configuration but has no `Serialize`, so no serialised
+/// structure can carry it by accident:
+///
+/// ```compile_fail
+/// let secret = kernel::Secret::new("hunter2".to_owned());
+/// let _ = serde_json::to_string(&secret);
+/// ```
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(transparent)]
 pub struct Secret<T>(T);
 

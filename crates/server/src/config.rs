@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use kernel::Secret;
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Every setting of `stampede serve`. Each is also `STAMPEDE_<NAME>` in the
 /// environment and `<name> = …` in the TOML file.
@@ -41,6 +41,8 @@ pub struct Settings {
     pub secure_cookie: bool,
     /// Creates this ADMIN at start-up if the email does not exist yet.
     pub admin_email: Option<String>,
+    /// Never serialised: written out, settings carry no password.
+    #[serde(serialize_with = "withheld")]
     pub admin_password: Option<Secret<String>>,
     /// `json` (default) or `pretty`.
     pub log_format: LogFormat,
@@ -72,6 +74,9 @@ pub struct Settings {
     pub redis_url: Option<String>,
     /// Prefix of every Redis key this deployment uses.
     pub redis_prefix: String,
+    /// `HOST:PORT` of a listener that serves `/metrics` alone; when set,
+    /// `/metrics` is not on the public listener.
+    pub metrics_listen: Option<String>,
 }
 
 impl Default for Settings {
@@ -102,6 +107,7 @@ impl Default for Settings {
             rate_limiter: RateLimiterKind::Memory,
             redis_url: None,
             redis_prefix: "stampede".into(),
+            metrics_listen: None,
         }
     }
 }
@@ -139,7 +145,13 @@ const KEYS: &[&str] = &[
     "rate_limiter",
     "redis_url",
     "redis_prefix",
+    "metrics_listen",
 ];
+
+/// Serialises a secret setting as absent: a written-out configuration holds no secret.
+fn withheld<S: Serializer>(_: &Option<Secret<String>>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_none()
+}
 
 /// Where the stock gate keeps its counters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -238,10 +250,21 @@ impl Settings {
 
     fn validate(&self) -> Result<(), ConfigError> {
         self.listen_addr()?;
+        self.metrics_addr()?;
         if self.body_limit_bytes == 0 || self.database_max_connections == 0 {
             return Err(ConfigError::Invalid(
                 "body_limit_bytes and database_max_connections must be positive".into(),
             ));
+        }
+        if let Some(bad) = self
+            .cors_allowed_origins
+            .iter()
+            .find(|o| *o != "*" && !is_origin(o))
+        {
+            return Err(ConfigError::Invalid(format!(
+                "cors_allowed_origins: {bad:?} is not an origin (scheme://host[:port], \
+                 no path, or \"*\")"
+            )));
         }
         if self.access_token_ttl_seconds <= 0 || self.refresh_token_ttl_seconds <= 0 {
             return Err(ConfigError::Invalid(
@@ -280,13 +303,36 @@ impl Settings {
     }
 
     pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
-        self.listen.parse().map_err(|_| {
-            ConfigError::Invalid(format!(
-                "listen must be HOST:PORT with an IP address, got {:?}",
-                self.listen
-            ))
-        })
+        socket_addr("listen", &self.listen)
     }
+
+    /// Where `/metrics` is served on its own, if anywhere.
+    pub fn metrics_addr(&self) -> Result<Option<SocketAddr>, ConfigError> {
+        self.metrics_listen
+            .as_deref()
+            .map(|addr| socket_addr("metrics_listen", addr))
+            .transpose()
+    }
+}
+
+fn socket_addr(name: &str, value: &str) -> Result<SocketAddr, ConfigError> {
+    value.parse().map_err(|_| {
+        ConfigError::Invalid(format!(
+            "{name} must be HOST:PORT with an IP address, got {value:?}"
+        ))
+    })
+}
+
+/// `http(s)://host[:port]` exactly as a browser sends it in `Origin`.
+fn is_origin(origin: &str) -> bool {
+    origin.parse::<http::Uri>().is_ok_and(|uri| {
+        matches!(uri.scheme_str(), Some("http" | "https"))
+            && uri
+                .authority()
+                .is_some_and(|a| !a.as_str().contains('@') && !a.host().is_empty())
+            // `Uri` reports "/" for an origin without a path; the text must have none.
+            && uri.path_and_query().is_none_or(|p| p.as_str() == "/" && !origin.ends_with('/'))
+    }) && http::HeaderValue::from_str(origin).is_ok()
 }
 
 #[cfg(test)]
@@ -370,6 +416,64 @@ mod tests {
         let err = Settings::load(Some(&PathBuf::from("/nonexistent/stampede.toml")), &[])
             .expect_err("missing");
         assert!(err.to_string().contains("/nonexistent/stampede.toml"));
+    }
+
+    #[test]
+    fn every_setting_is_read_from_the_environment() {
+        let serialised = serde_json::to_value(Settings::default()).expect("settings serialise");
+        let mut fields: Vec<&str> = serialised
+            .as_object()
+            .expect("an object")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let mut keys = KEYS.to_vec();
+        fields.sort_unstable();
+        keys.sort_unstable();
+        assert_eq!(fields, keys, "KEYS lists exactly the fields of Settings");
+    }
+
+    #[test]
+    fn written_out_settings_hold_no_password() {
+        let settings = Settings {
+            admin_email: Some("boss@example.com".into()),
+            admin_password: Some(Secret::new("hunter2-hunter2".into())),
+            ..Settings::default()
+        };
+        let text = serde_json::to_string(&settings).expect("settings serialise");
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(text.contains("\"admin_password\":null"), "{text}");
+    }
+
+    #[test]
+    fn cors_origins_must_be_origins() {
+        let load = |origin: &str| {
+            Settings::load(None, &[]).and_then(|mut s| {
+                s.cors_allowed_origins = vec![origin.to_owned()];
+                s.validate().map(|()| s)
+            })
+        };
+        for good in ["*", "https://ops.example.com", "http://127.0.0.1:3000"] {
+            assert!(load(good).is_ok(), "{good} is an origin");
+        }
+        for bad in [
+            "ops.example.com",
+            "https://ops.example.com/",
+            "https://ops.example.com/path",
+            "ftp://ops.example.com",
+            "https://user@ops.example.com",
+            "https://bad\u{7f}host",
+        ] {
+            let err = load(bad).expect_err(bad);
+            assert!(err.to_string().contains("cors_allowed_origins"), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_bad_metrics_listen_is_refused() {
+        let err = Settings::load(None, &[("metrics_listen", "nowhere".into())])
+            .expect_err("bad metrics_listen");
+        assert!(err.to_string().contains("metrics_listen"), "{err}");
     }
 
     fn tempfile_dir() -> PathBuf {

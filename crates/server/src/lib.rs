@@ -2,11 +2,16 @@
 //! one HTTP stack, start-up and graceful shutdown.
 #![forbid(unsafe_code)]
 
-pub mod app;
 pub mod config;
+pub mod modules;
 pub mod openapi;
+pub mod ops;
+pub mod router;
+pub mod startup;
 pub mod stock;
 pub mod telemetry;
+pub mod workers;
 
-pub use app::{Application, Modules, StartError};
 pub use config::Settings;
+pub use modules::Modules;
+pub use startup::{Application, StartError};

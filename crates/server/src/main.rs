@@ -176,7 +176,7 @@ async fn reconcile(settings: &Settings, dry_run: bool) -> Result<(), StartError>
     let modules = Modules::start(settings).await?;
     let sets = modules.pool_sets().await.map_err(StartError::StockGate);
     let report = match sets {
-        Ok(sets) => server::stock::reconcile(&sets, dry_run).await,
+        Ok(sets) => gate::reconcile(&sets, dry_run).await,
         Err(e) => {
             modules.db.close().await;
             return Err(e);

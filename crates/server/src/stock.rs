@@ -1,29 +1,28 @@
 //! The stock gates, chosen by `stock_gate`, one per module with that module's
-//! loader, and reconciliation: every counter compared with the database (the
-//! source of truth), differences reported and repaired.
+//! loader, and the route that reconciles them with the database
+//! ([`gate::reconcile`]).
 
-use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
+use async_trait::async_trait;
 use axum::extract::State;
 use commerce::CouponService;
 use gate::{
-    Limits, MemoryStockGate, PgStockGate, PoolId, RedisConnection, RedisStockGate, Snapshot,
-    StockGate, StockLoader,
+    MemoryStockGate, ModuleStock, PgStockGate, PoolId, PoolLister, RedisConnection, RedisStockGate,
+    Report, StockGate, StockLoader,
 };
 use kernel::auth::Admin;
 use kernel::db::Db;
 use kernel::http::{Json, Query};
 use kernel::{Problem, ProblemDetails};
 use rewards::RewardsService;
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use serde::Deserialize;
+use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::app::StartError;
 use crate::config::{Settings, StockGateKind};
+use crate::startup::StartError;
 
 /// Builds the configured kind of gate for each module.
 pub struct GateFactory {
@@ -84,55 +83,35 @@ impl GateFactory {
     }
 }
 
-/// Each module's stock gate with the loader that rebuilds its counters.
-pub struct StockGates {
-    pub rewards: (Arc<dyn StockGate>, Arc<dyn StockLoader>),
-    pub coupons: (Arc<dyn StockGate>, Arc<dyn StockLoader>),
+/// Every module's registered stock, in one list: the lease sweeper and
+/// reconciliation walk it.
+pub type StockRegistry = Arc<[ModuleStock]>;
+
+/// Rewards' pools: one per event reward with limited stock.
+pub struct RewardPools(pub Arc<RewardsService>);
+
+#[async_trait]
+impl PoolLister for RewardPools {
+    async fn pools(&self) -> Result<Vec<PoolId>, String> {
+        self.0.stock_pools().await.map_err(|e| e.to_string())
+    }
 }
 
-/// The modules' gates and the services that list their pools.
-#[derive(Clone)]
-pub struct StockPools {
-    pub rewards: Arc<RewardsService>,
-    pub commerce: Arc<CouponService>,
-    pub gates: Arc<StockGates>,
-}
+/// Commerce's pools: one per coupon campaign.
+pub struct CouponPools(pub Arc<CouponService>);
 
-impl StockPools {
-    /// Every module's pools with their gate and loader.
-    pub async fn pool_sets(&self) -> Result<Vec<PoolSet>, String> {
-        let (rewards_gate, rewards_loader) = self.gates.rewards.clone();
-        let (coupon_gate, coupon_loader) = self.gates.coupons.clone();
-        Ok(vec![
-            PoolSet {
-                module: "rewards",
-                gate: rewards_gate,
-                loader: rewards_loader,
-                pools: self
-                    .rewards
-                    .stock_pools()
-                    .await
-                    .map_err(|e| e.to_string())?,
-            },
-            PoolSet {
-                module: "commerce",
-                gate: coupon_gate,
-                loader: coupon_loader,
-                pools: self
-                    .commerce
-                    .stock_pools()
-                    .await
-                    .map_err(|e| e.to_string())?,
-            },
-        ])
+#[async_trait]
+impl PoolLister for CouponPools {
+    async fn pools(&self) -> Result<Vec<PoolId>, String> {
+        self.0.stock_pools().await.map_err(|e| e.to_string())
     }
 }
 
 /// `POST /admin-api/stock/reconcile`.
-pub fn router(pools: StockPools) -> OpenApiRouter {
+pub fn router(stock: StockRegistry) -> OpenApiRouter {
     OpenApiRouter::new()
         .routes(routes!(reconcile_now))
-        .with_state(pools)
+        .with_state(stock)
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -155,228 +134,12 @@ struct ReconcileQuery {
         (status = 503, description = "Pools could not be listed", body = ProblemDetails, content_type = "application/problem+json"),
     ))]
 async fn reconcile_now(
-    State(pools): State<StockPools>,
+    State(stock): State<StockRegistry>,
     _: Admin,
     Query(q): Query<ReconcileQuery>,
 ) -> Result<Json<Report>, Problem> {
-    let sets = pools
-        .pool_sets()
+    let sets = gate::pool_sets(&stock)
         .await
         .map_err(|e| Problem::unavailable(&e))?;
-    Ok(Json(reconcile(&sets, q.dry_run).await))
-}
-
-/// One module's pools with the gate and loader that serve them.
-pub struct PoolSet {
-    pub module: &'static str,
-    pub gate: Arc<dyn StockGate>,
-    pub loader: Arc<dyn StockLoader>,
-    pub pools: Vec<PoolId>,
-}
-
-/// What reconciliation found for one pool.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Verdict {
-    /// The gate's counters equal the database's.
-    Agrees,
-    /// The gate has not loaded the pool; it will load it from the database
-    /// on first use.
-    NotLoaded,
-    /// The counters differed; `repaired` when they were reset from the database.
-    Differs,
-}
-
-/// One pool's check.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
-pub struct PoolCheck {
-    pub module: &'static str,
-    pub pool: String,
-    pub verdict: Verdict,
-    /// Units taken by the gate's count (null when not loaded).
-    pub gate_taken: Option<u64>,
-    /// Units taken by the database's count.
-    pub database_taken: u64,
-    /// Users whose count differs between the two.
-    pub users_differing: usize,
-    pub repaired: bool,
-}
-
-/// The whole run.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
-pub struct Report {
-    pub checked: usize,
-    pub differing: usize,
-    pub repaired: usize,
-    /// Only pools that were not in agreement.
-    pub pools: Vec<PoolCheck>,
-    /// Pools that could not be checked, with why.
-    pub errors: Vec<String>,
-}
-
-/// How long a difference must last to count: a claim between its take and
-/// its durable write is a difference that heals itself.
-const SETTLE: Duration = Duration::from_millis(250);
-
-/// Compares every pool's counters with the database and, unless `dry_run`,
-/// resets the ones that still differ after a moment.
-pub async fn reconcile(sets: &[PoolSet], dry_run: bool) -> Report {
-    let mut report = Report {
-        checked: 0,
-        differing: 0,
-        repaired: 0,
-        pools: Vec::new(),
-        errors: Vec::new(),
-    };
-    for set in sets {
-        for pool in &set.pools {
-            report.checked += 1;
-            match check(set, pool, dry_run).await {
-                Ok(check) if check.verdict == Verdict::Agrees => {}
-                Ok(check) => {
-                    if check.verdict == Verdict::Differs {
-                        report.differing += 1;
-                        report.repaired += usize::from(check.repaired);
-                    }
-                    report.pools.push(check);
-                }
-                Err(e) => report.errors.push(format!("{pool}: {e}")),
-            }
-        }
-    }
-    report
-}
-
-async fn check(set: &PoolSet, pool: &PoolId, dry_run: bool) -> Result<PoolCheck, String> {
-    let mut database = set.loader.load(pool).await?;
-    let mut counted = set.gate.counters(pool).await.map_err(|e| e.to_string())?;
-    if counted.as_ref().is_some_and(|c| !same(c, &database)) {
-        tokio::time::sleep(SETTLE).await;
-        database = set.loader.load(pool).await?;
-        counted = set.gate.counters(pool).await.map_err(|e| e.to_string())?;
-    }
-    let verdict = match &counted {
-        None => Verdict::NotLoaded,
-        Some(c) if same(c, &database) => Verdict::Agrees,
-        Some(_) => Verdict::Differs,
-    };
-    let repaired = verdict == Verdict::Differs && !dry_run && {
-        set.gate
-            .reset(pool, database.0, database.1.clone())
-            .await
-            .map_err(|e| e.to_string())?;
-        true
-    };
-    Ok(PoolCheck {
-        module: set.module,
-        pool: pool.to_string(),
-        verdict,
-        gate_taken: counted.as_ref().map(|(_, s)| s.taken),
-        database_taken: database.1.taken,
-        users_differing: counted
-            .as_ref()
-            .map_or(0, |(_, s)| users_differing(&s.by_user, &database.1.by_user)),
-        repaired,
-    })
-}
-
-/// Equal limits, totals and per-user counts (a user holding none may be
-/// absent on one side and zero on the other).
-fn same(a: &(Limits, Snapshot), b: &(Limits, Snapshot)) -> bool {
-    a.0 == b.0 && a.1.taken == b.1.taken && users_differing(&a.1.by_user, &b.1.by_user) == 0
-}
-
-fn users_differing(a: &HashMap<String, u32>, b: &HashMap<String, u32>) -> usize {
-    let held = |m: &HashMap<String, u32>, user: &String| m.get(user).copied().unwrap_or(0);
-    let mut users: Vec<&String> = a.keys().chain(b.keys()).collect();
-    users.sort_unstable();
-    users.dedup();
-    users
-        .into_iter()
-        .filter(|user| held(a, user) != held(b, user))
-        .count()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use async_trait::async_trait;
-    use std::sync::Mutex;
-
-    /// A database that answers with whatever the test put in it.
-    struct Truth(Mutex<(Limits, Snapshot)>);
-
-    #[async_trait]
-    impl StockLoader for Truth {
-        async fn load(&self, _: &PoolId) -> Result<(Limits, Snapshot), String> {
-            self.0.lock().map(|t| t.clone()).map_err(|e| e.to_string())
-        }
-
-        async fn claimed(&self, _: &PoolId, _: &str) -> Result<bool, String> {
-            Ok(true)
-        }
-    }
-
-    fn state(taken: u64, users: &[(&str, u32)]) -> (Limits, Snapshot) {
-        (
-            Limits {
-                stock: Some(10),
-                per_user: Some(2),
-            },
-            Snapshot {
-                taken,
-                by_user: users.iter().map(|(u, n)| ((*u).to_owned(), *n)).collect(),
-            },
-        )
-    }
-
-    fn set(truth: Arc<Truth>, gate: Arc<dyn StockGate>) -> Vec<PoolSet> {
-        vec![PoolSet {
-            module: "test",
-            gate,
-            loader: truth,
-            pools: vec![PoolId::new("test:1")],
-        }]
-    }
-
-    #[tokio::test]
-    async fn a_gate_that_drifted_is_reported_and_reset_to_the_database() {
-        let truth = Arc::new(Truth(Mutex::new(state(2, &[("ann", 1), ("bob", 1)]))));
-        let gate: Arc<dyn StockGate> = Arc::new(MemoryStockGate::new(truth.clone()));
-        let pool = PoolId::new("test:1");
-        gate.take(&pool, "cat", 1).await.expect("a take");
-        // The take never reached the database (say, the process died).
-
-        let dry = reconcile(&set(truth.clone(), gate.clone()), true).await;
-        assert_eq!((dry.checked, dry.differing, dry.repaired), (1, 1, 0));
-        assert_eq!(dry.pools[0].gate_taken, Some(3));
-        assert_eq!(dry.pools[0].database_taken, 2);
-        assert_eq!(dry.pools[0].users_differing, 1);
-
-        let fixed = reconcile(&set(truth.clone(), gate.clone()), false).await;
-        assert_eq!((fixed.differing, fixed.repaired), (1, 1));
-        assert_eq!(gate.remaining(&pool).await.expect("remaining"), Some(8));
-        let again = reconcile(&set(truth, gate), false).await;
-        assert_eq!((again.checked, again.differing), (1, 0));
-        assert!(again.pools.is_empty());
-    }
-
-    #[tokio::test]
-    async fn an_unloaded_pool_is_left_to_load_itself() {
-        let truth = Arc::new(Truth(Mutex::new(state(0, &[]))));
-        let gate: Arc<dyn StockGate> = Arc::new(MemoryStockGate::new(truth.clone()));
-
-        let report = reconcile(&set(truth, gate), false).await;
-
-        assert_eq!(report.pools[0].verdict, Verdict::NotLoaded);
-        assert_eq!(report.differing, 0);
-    }
-
-    #[test]
-    fn a_user_holding_none_matches_an_absent_user() {
-        let a: HashMap<String, u32> = [("ann".to_owned(), 0), ("bob".to_owned(), 1)].into();
-        let b: HashMap<String, u32> = [("bob".to_owned(), 1)].into();
-        assert_eq!(users_differing(&a, &b), 0);
-        assert_eq!(users_differing(&a, &HashMap::new()), 1);
-    }
+    Ok(Json(gate::reconcile(&sets, q.dry_run).await))
 }

@@ -25,6 +25,8 @@ pub struct Session {
 
 pub struct TestApp {
     pub base: String,
+    /// The metrics listener's base URL, when `metrics_listen` is set.
+    pub metrics_base: Option<String>,
     pub http: reqwest::Client,
     stop: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<std::io::Result<()>>>,
@@ -54,12 +56,16 @@ impl TestApp {
             .await
             .expect("the server builds");
         let addr = app.local_addr().expect("a bound address");
+        let metrics_base = app
+            .metrics_addr()
+            .map(|a| format!("http://{}", a.expect("a bound metrics address")));
         let (stop, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(app.run_until(async move {
             let _ = stopped.await;
         }));
         Self {
             base: format!("http://{addr}"),
+            metrics_base,
             http: reqwest::Client::new(),
             stop: Some(stop),
             server: Some(server),

@@ -178,6 +178,86 @@ async fn health_and_readiness_answer() {
     let ready: Value = app.get("/readyz", None).await.json().await.expect("json");
     assert_eq!(health["status"], "ok");
     assert_eq!(ready["status"], "ready");
+    assert_eq!(ready["checks"]["database"], "up", "{ready}");
+}
+
+#[tokio::test]
+async fn every_answer_carries_the_security_headers_and_api_answers_are_not_cached() {
+    let app = TestApp::spawn().await;
+    for path in ["/healthz", "/api/v1/events", "/docs/", "/no-such-page"] {
+        let response = app.get(path, None).await;
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        assert_eq!(
+            header("x-content-type-options").as_deref(),
+            Some("nosniff"),
+            "{path}"
+        );
+        assert_eq!(header("x-frame-options").as_deref(), Some("DENY"), "{path}");
+        assert_eq!(
+            header("referrer-policy").as_deref(),
+            Some("no-referrer"),
+            "{path}"
+        );
+        if path.starts_with("/docs") {
+            let csp = header("content-security-policy").unwrap_or_default();
+            assert!(csp.contains("default-src 'self'"), "{path}: {csp}");
+        } else {
+            assert_eq!(
+                header("cache-control").as_deref(),
+                Some("no-store"),
+                "{path}"
+            );
+        }
+    }
+    let login = app
+        .post(
+            "/api/v1/auth/login",
+            None,
+            serde_json::json!({"email": crate::helpers::ADMIN_EMAIL, "password": crate::helpers::ADMIN_PASSWORD}),
+        )
+        .await;
+    assert_eq!(login.status(), 200);
+    assert_eq!(
+        login
+            .headers()
+            .get("cache-control")
+            .and_then(|v| v.to_str().ok()),
+        Some("no-store")
+    );
+}
+
+#[tokio::test]
+async fn the_api_page_asks_no_outside_validator() {
+    let app = TestApp::spawn().await;
+    let init = app
+        .get("/docs/swagger-initializer.js", None)
+        .await
+        .text()
+        .await
+        .expect("text");
+    assert!(init.contains(r#""validatorUrl": "none""#), "{init}");
+    assert!(!init.contains("validator.swagger.io"), "{init}");
+}
+
+#[tokio::test]
+async fn metrics_move_to_their_own_listener_when_metrics_listen_is_set() {
+    let app = TestApp::spawn_with(|s| s.metrics_listen = Some("127.0.0.1:0".into())).await;
+    let metrics = app.metrics_base.clone().expect("a metrics listener");
+    let served = app
+        .http
+        .get(format!("{metrics}/metrics"))
+        .send()
+        .await
+        .expect("metrics answer");
+    assert_eq!(served.status(), 200);
+    assert!(served.text().await.expect("text").contains("# TYPE"));
+    assert_eq!(app.get("/metrics", None).await.status(), 404);
 }
 
 #[tokio::test]

@@ -1,0 +1,184 @@
+//! The modules, started and wired, without a listener: the database and its
+//! migrations, each module's service, the bus, the rate limiter and every
+//! module's stock gate, registered once in [`Modules::stock`].
+
+use std::sync::Arc;
+
+use bus::{Dispatcher, Handler, InProcessTransport, Relay, RetryPolicy};
+use commerce::store::{CouponStore, SqlCouponStore};
+use commerce::{CampaignStockLoader, CouponGrantHandler, CouponService};
+use gate::{
+    MemoryRateLimiter, ModuleStock, PoolSet, RateLimiter, RedisConnection, RedisRateLimiter,
+    StockLoader,
+};
+use identity::store::SqlIdentityStore;
+use identity::{IdentityService, IdentitySettings};
+use kernel::db::{Db, DbOptions};
+use kernel::{SharedClock, SystemClock};
+use platform::Idempotency;
+use rewards::RewardsService;
+use rewards::service::RewardStockLoader;
+use rewards::store::{RewardsStore, SqlRewardsStore};
+use rewards::subscribers::IdentityFacts;
+
+use crate::config::{RateLimiterKind, Settings};
+use crate::startup::StartError;
+use crate::stock::{CouponPools, GateFactory, RewardPools, StockRegistry};
+
+/// Every module's service and what they share (also what the CLI's `admin`
+/// and `reconcile` commands need).
+pub struct Modules {
+    pub db: Db,
+    pub clock: SharedClock,
+    pub identity: Arc<IdentityService>,
+    pub rewards: Arc<RewardsService>,
+    pub commerce: Arc<CouponService>,
+    pub idempotency: Idempotency,
+    /// Hands committed outbox messages to the transport.
+    pub relay: Arc<Relay>,
+    /// Runs inbox deliveries through the subscribers.
+    pub dispatcher: Arc<Dispatcher>,
+    /// Request limits and login throttling (memory or Redis).
+    pub limiter: Arc<dyn RateLimiter>,
+    /// The Redis connection, when anything is configured to live in Redis.
+    pub redis: Option<RedisConnection>,
+    /// Every module's stock gate, loader and pool lister.
+    pub stock: StockRegistry,
+}
+
+impl Modules {
+    /// Opens the database, applies every module's migrations and starts the services.
+    pub async fn start(settings: &Settings) -> Result<Self, StartError> {
+        // A bad key file is a configuration error: report it before touching the database.
+        let key = settings
+            .jwt_private_key_file
+            .as_ref()
+            .map(|path| read_key_file(path))
+            .transpose()?;
+        let db = Db::connect(
+            &settings.database_url,
+            &DbOptions {
+                max_connections: settings.database_max_connections,
+                ..DbOptions::default()
+            },
+        )
+        .await?;
+        db.migrate(bus::migrations()).await?;
+        db.migrate(platform::idempotency::migrations()).await?;
+        db.migrate(identity::migrations()).await?;
+        db.migrate(rewards::migrations()).await?;
+        db.migrate(commerce::migrations()).await?;
+
+        let clock: SharedClock = Arc::new(SystemClock);
+        let redis = match &settings.redis_url {
+            Some(url) if settings.needs_redis() => Some(
+                RedisConnection::connect(url)
+                    .await
+                    .map_err(|e| StartError::Redis(e.to_string()))?,
+            ),
+            _ => None,
+        };
+        // Login throttling uses it even when request limits are off.
+        let limiter: Arc<dyn RateLimiter> = match (settings.rate_limiter, &redis) {
+            (RateLimiterKind::Redis, Some(connection)) => Arc::new(RedisRateLimiter::new(
+                connection.clone(),
+                format!("{}:rate", settings.redis_prefix),
+            )),
+            _ => Arc::new(MemoryRateLimiter::default()),
+        };
+        let gates = GateFactory::new(settings, &db, redis.clone()).await?;
+        let identity_settings = IdentitySettings {
+            access_token_ttl: time::Duration::seconds(settings.access_token_ttl_seconds),
+            refresh_token_ttl: time::Duration::seconds(settings.refresh_token_ttl_seconds),
+            ..IdentitySettings::default()
+        };
+        let identity = Arc::new(
+            IdentityService::start(
+                Arc::new(SqlIdentityStore::new(db.clone())),
+                clock.clone(),
+                limiter.clone(),
+                identity_settings,
+                key,
+            )
+            .await?,
+        );
+        let rewards_store: Arc<dyn RewardsStore> = Arc::new(SqlRewardsStore::new(db.clone()));
+        let rewards_loader: Arc<dyn StockLoader> =
+            Arc::new(RewardStockLoader::new(rewards_store.clone()));
+        let rewards_gate = gates.gate("rewards", rewards_loader.clone())?;
+        let rewards = Arc::new(RewardsService::new(
+            rewards_store,
+            clock.clone(),
+            rewards_gate.clone(),
+        ));
+        let coupon_store: Arc<dyn CouponStore> = Arc::new(SqlCouponStore::new(db.clone()));
+        let coupon_loader: Arc<dyn StockLoader> =
+            Arc::new(CampaignStockLoader::new(coupon_store.clone()));
+        let coupon_gate = gates.gate("coupons", coupon_loader.clone())?;
+        let commerce = Arc::new(CouponService::new(
+            coupon_store,
+            clock.clone(),
+            coupon_gate.clone(),
+        ));
+        // The one list of stock: a module with a gate adds its line here.
+        let stock: StockRegistry = Arc::new([
+            ModuleStock {
+                module: "rewards",
+                gate: rewards_gate,
+                loader: rewards_loader,
+                lister: Arc::new(RewardPools(rewards.clone())),
+            },
+            ModuleStock {
+                module: "commerce",
+                gate: coupon_gate,
+                loader: coupon_loader,
+                lister: Arc::new(CouponPools(commerce.clone())),
+            },
+        ]);
+        let idempotency = Idempotency::new(db.clone(), clock.clone(), settings.body_limit_bytes);
+        let handlers: Vec<Arc<dyn Handler>> = vec![
+            Arc::new(IdentityFacts::new(rewards.clone())),
+            Arc::new(CouponGrantHandler::new(commerce.clone())),
+        ];
+        let dispatcher = Arc::new(Dispatcher::new(
+            db.clone(),
+            clock.clone(),
+            handlers,
+            RetryPolicy::default(),
+        ));
+        let transport = Arc::new(InProcessTransport::new(
+            db.clone(),
+            clock.clone(),
+            &dispatcher.subscriptions(),
+            dispatcher.wake.clone(),
+        ));
+        let relay = Arc::new(Relay::new(db.clone(), transport, clock.clone()));
+        Ok(Self {
+            db,
+            clock,
+            identity,
+            rewards,
+            commerce,
+            idempotency,
+            relay,
+            dispatcher,
+            limiter,
+            redis,
+            stock,
+        })
+    }
+
+    /// Every module's stock pools with their gate and loader, for reconciliation.
+    pub async fn pool_sets(&self) -> Result<Vec<PoolSet>, String> {
+        gate::pool_sets(&self.stock).await
+    }
+}
+
+fn read_key_file(path: &std::path::Path) -> Result<Vec<u8>, StartError> {
+    let error = |reason: String| StartError::KeyFile {
+        path: path.display().to_string(),
+        reason,
+    };
+    let pem = std::fs::read_to_string(path).map_err(|e| error(e.to_string()))?;
+    identity::tokens::KeyRing::pkcs8_from_pem(&pem).map_err(|e| error(e.to_string()))
+}

@@ -1,0 +1,182 @@
+//! Operations endpoints: `/healthz` (alive), `/readyz` (every dependency the
+//! configuration uses answers) and `/metrics` (Prometheus), which may be
+//! served on a listener of its own (`metrics_listen`).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use gate::RedisConnection;
+use http::{HeaderValue, StatusCode, header};
+use kernel::db::Db;
+use kernel::{Problem, ProblemDetails};
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::modules::Modules;
+
+/// How long one dependency may take to answer a readiness check.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What the readiness check asks: the dependencies this configuration uses.
+#[derive(Clone)]
+pub struct Dependencies {
+    db: Db,
+    /// Present when the stock gate or the rate limiter lives in Redis.
+    redis: Option<RedisConnection>,
+}
+
+impl Dependencies {
+    #[must_use]
+    pub fn of(modules: &Modules) -> Self {
+        Self {
+            db: modules.db.clone(),
+            redis: modules.redis.clone(),
+        }
+    }
+
+    /// Each dependency by name, `up` or `down`; a failure's cause is logged.
+    async fn check(&self) -> BTreeMap<&'static str, Health> {
+        let mut checks = BTreeMap::new();
+        let database = within(self.db.ping()).await;
+        checks.insert("database", Health::judge("database", database));
+        if let Some(redis) = &self.redis {
+            checks.insert("redis", Health::judge("redis", within(redis.ping()).await));
+        }
+        checks
+    }
+}
+
+async fn within<E: std::fmt::Display>(
+    check: impl Future<Output = Result<(), E>>,
+) -> Result<(), String> {
+    match tokio::time::timeout(CHECK_TIMEOUT, check).await {
+        Ok(answer) => answer.map_err(|e| e.to_string()),
+        Err(_) => Err(format!("no answer within {CHECK_TIMEOUT:?}")),
+    }
+}
+
+/// One dependency's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Health {
+    Up,
+    Down,
+}
+
+impl Health {
+    fn judge(name: &str, answer: Result<(), String>) -> Self {
+        match answer {
+            Ok(()) => Self::Up,
+            Err(error) => {
+                tracing::warn!(dependency = name, %error, "readiness: a dependency is down");
+                Self::Down
+            }
+        }
+    }
+}
+
+/// The public operations routes; `/metrics` among them unless it has a
+/// listener of its own.
+pub fn router(modules: &Modules, with_metrics: bool) -> OpenApiRouter {
+    let routes = OpenApiRouter::new().routes(routes!(healthz)).merge(
+        OpenApiRouter::new()
+            .routes(routes!(readyz))
+            .with_state(Dependencies::of(modules)),
+    );
+    if with_metrics {
+        routes.merge(metrics_routes(modules.db.clone()))
+    } else {
+        routes
+    }
+}
+
+/// `/metrics` alone, for the `metrics_listen` listener.
+pub fn metrics_router(db: Db) -> Router {
+    metrics_routes(db).split_for_parts().0
+}
+
+fn metrics_routes(db: Db) -> OpenApiRouter {
+    OpenApiRouter::new().routes(routes!(metrics)).with_state(db)
+}
+
+#[derive(Serialize, ToSchema)]
+struct Alive {
+    status: &'static str,
+}
+
+/// Alive.
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "The process is up", body = Alive)))]
+async fn healthz() -> Json<Alive> {
+    Json(Alive { status: "ok" })
+}
+
+/// The readiness answer: `status` is `ready`, and `checks` names every
+/// dependency the configuration uses (`database`, and `redis` when the stock
+/// gate or the rate limiter lives there) with `up` or `down`.
+#[derive(Serialize, ToSchema)]
+struct Ready {
+    status: &'static str,
+    #[schema(value_type = BTreeMap<String, Health>)]
+    checks: BTreeMap<&'static str, Health>,
+}
+
+/// Ready: every dependency the configuration uses answers. When one does
+/// not, 503 `UNAVAILABLE` with the same `checks` member naming it.
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses(
+        (status = 200, description = "Ready to serve", body = Ready),
+        (status = 503, description = "A dependency is down; `checks` names it", body = ProblemDetails, content_type = "application/problem+json"),
+    ))]
+async fn readyz(State(dependencies): State<Dependencies>) -> Result<Json<Ready>, Problem> {
+    let checks = dependencies.check().await;
+    let down: Vec<&str> = checks
+        .iter()
+        .filter(|(_, health)| **health == Health::Down)
+        .map(|(name, _)| *name)
+        .collect();
+    if down.is_empty() {
+        Ok(Json(Ready {
+            status: "ready",
+            checks,
+        }))
+    } else {
+        Err(
+            Problem::unavailable(&format!("not ready: {} down", down.join(", ")))
+                .with("checks", &checks),
+        )
+    }
+}
+
+/// Prometheus metrics: requests by route template, method and status;
+/// latency histogram; database pool gauges; the bus's backlog
+/// (`bus_outbox_unpublished`, `bus_inbox_pending`).
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
+async fn metrics(State(db): State<Db>) -> Response {
+    let (size, idle) = db.pool_stats();
+    platform::metrics::set_gauge("db_pool_connections", f64::from(size));
+    platform::metrics::set_gauge("db_pool_idle_connections", idle as f64);
+    match bus::backlog(&db).await {
+        Ok(backlog) => {
+            platform::metrics::set_gauge("bus_outbox_unpublished", backlog.unpublished as f64);
+            platform::metrics::set_gauge("bus_inbox_pending", backlog.pending as f64);
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot read the bus backlog for /metrics"),
+    }
+    (
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4"),
+        )],
+        platform::metrics::handle().render(),
+    )
+        .into_response()
+}

@@ -1,0 +1,125 @@
+//! Background work beside the server: the bus relay and dispatcher, the
+//! stock-lease sweeper, metrics upkeep and the idempotency purge. Each task
+//! ends when the stop flag turns true.
+
+use std::time::Duration;
+
+use gate::{ModuleStock, SweepReport};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::modules::Modules;
+
+/// How often the bus looks for work it was not woken for; well under the
+/// one second within which a message must reach its subscribers.
+const BUS_POLL: Duration = Duration::from_millis(100);
+/// How often stale stock-gate leases are looked for.
+const LEASE_SWEEP_PERIOD: Duration = Duration::from_secs(10);
+/// How often recorded latencies are folded into their histograms, as the
+/// exporter's own upkeep task would (`platform::metrics::run_upkeep`).
+const METRICS_UPKEEP_PERIOD: Duration = Duration::from_secs(5);
+
+/// The bus loops and periodic housekeeping; each task ends when `stop` turns true.
+pub fn spawn_background(
+    modules: &Modules,
+    lease_age: Duration,
+    stop: watch::Receiver<bool>,
+) -> Vec<JoinHandle<()>> {
+    let idempotency = modules.idempotency.clone();
+    let stock = modules.stock.clone();
+    let (relay, dispatcher) = (modules.relay.clone(), modules.dispatcher.clone());
+    let (mut relay_stop, mut dispatch_stop) = (stop.clone(), stop.clone());
+    vec![
+        tokio::spawn(async move {
+            relay
+                .run(BUS_POLL, async move { stopped(&mut relay_stop).await })
+                .await;
+        }),
+        tokio::spawn(async move {
+            dispatcher
+                .run(BUS_POLL, async move { stopped(&mut dispatch_stop).await })
+                .await;
+        }),
+        // Units taken by claims that died with their process, in gates that
+        // outlive it; the first sweep runs at start.
+        spawn_every(LEASE_SWEEP_PERIOD, stop.clone(), move || {
+            let stock = stock.clone();
+            async move { sweep_leases(&stock, lease_age).await }
+        }),
+        spawn_every(METRICS_UPKEEP_PERIOD, stop.clone(), || async {
+            platform::metrics::run_upkeep();
+        }),
+        spawn_every(Duration::from_secs(3600), stop, move || {
+            let idempotency = idempotency.clone();
+            async move {
+                match idempotency.purge_expired().await {
+                    Ok(n) if n > 0 => {
+                        tracing::info!(purged = n, "expired idempotency keys removed")
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "idempotency purge failed"),
+                }
+            }
+        }),
+    ]
+}
+
+/// Settles or gives back every module gate's leases older than `lease_age`.
+async fn sweep_leases(stock: &[ModuleStock], lease_age: Duration) {
+    for module_stock in stock {
+        let module = module_stock.module;
+        let report = gate::sweep(
+            module_stock.gate.as_ref(),
+            module_stock.loader.as_ref(),
+            lease_age,
+        )
+        .await;
+        if report.is_quiet() {
+            continue;
+        }
+        let SweepReport {
+            settled,
+            returned,
+            failed,
+            first_error,
+        } = report;
+        if failed > 0 {
+            let first_error = first_error.as_deref();
+            tracing::warn!(
+                module,
+                settled,
+                returned,
+                failed,
+                first_error,
+                "stock lease sweep"
+            );
+        } else {
+            tracing::info!(module, settled, returned, "stock lease sweep");
+        }
+    }
+}
+
+fn spawn_every<F, Fut>(period: Duration, mut stop: watch::Receiver<bool>, job: F) -> JoinHandle<()>
+where
+    F: Fn() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(period);
+        loop {
+            tokio::select! {
+                _ = ticks.tick() => job().await,
+                () = stopped(&mut stop) => return,
+            }
+        }
+    })
+}
+
+/// Resolves once the stop flag is set (or its sender is gone).
+pub async fn stopped(stop: &mut watch::Receiver<bool>) {
+    while !*stop.borrow_and_update() {
+        if stop.changed().await.is_err() {
+            return;
+        }
+    }
+}
