@@ -858,7 +858,8 @@ mod direct_path_tests {
             .expect("connect");
         db.migrate(crate::migrations()).await.expect("migrate");
         let Db::Sqlite(sqlite) = db.clone() else {
-            return None; // PostgreSQL has no direct path.
+            println!("skipped: PostgreSQL has no direct claim path");
+            return None;
         };
         Some((test, sqlite, SqlCouponStore::new(db)))
     }

@@ -483,6 +483,7 @@ impl Harness {
     /// answer is a coupon write's, not a take's on the PostgreSQL gate.
     async fn through_a_proxy(&self) -> Option<(LostCommitProxy, Db, Arc<dyn CouponStore>)> {
         if self.db.backend() != Backend::Postgres {
+            println!("skipped: the lost-commit proxy speaks PostgreSQL (this run is on SQLite)");
             return None;
         }
         let proxy = LostCommitProxy::start(self._test.url()).await;

@@ -25,6 +25,7 @@ impl Setup {
             .await
             .unwrap()
         else {
+            println!("skipped: the lost-commit proxy speaks PostgreSQL (this run is on SQLite)");
             return None;
         };
         let proxy = LostCommitProxy::start(test.url()).await;
