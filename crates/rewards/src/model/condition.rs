@@ -23,6 +23,9 @@ use utoipa::ToSchema;
 
 /// The deepest a condition tree may nest; a top-level leaf is depth 1.
 pub const MAX_DEPTH: usize = 8;
+/// The most leaves a condition tree may hold. Every eligibility check
+/// evaluates and explains each leaf, so width is bounded as depth is.
+pub const MAX_LEAVES: usize = 64;
 /// The longest login streak a condition may ask for (ten years), which also
 /// bounds the days a service has to fetch.
 pub const MAX_LOGIN_DAYS: u32 = 3650;
@@ -204,6 +207,7 @@ impl<'de> Deserialize<'de> for Condition {
 #[derive(Default)]
 struct Parser {
     errors: Vec<FieldError>,
+    leaves: usize,
 }
 
 impl Parser {
@@ -234,6 +238,16 @@ impl Parser {
                 return None;
             }
         };
+        if !matches!(kind, "ALL" | "ANY") {
+            self.leaves += 1;
+            if self.leaves > MAX_LEAVES {
+                self.error(
+                    path,
+                    format!("is past the {MAX_LEAVES} leaves a condition may hold"),
+                );
+                return None;
+            }
+        }
         match kind {
             "CONTINUOUS_LOGIN" => {
                 self.only(object, path, kind, &["type", "days"]);
@@ -364,12 +378,15 @@ impl Parser {
                 return None;
             }
         };
-        // Every child is parsed before giving up, so all problems are reported.
-        let parsed: Vec<Option<Node>> = items
-            .iter()
-            .enumerate()
-            .map(|(i, item)| self.node(item, &format!("{field}[{i}]"), depth + 1))
-            .collect();
+        // Every child is parsed before giving up, so all problems are
+        // reported; past the leaf bound that one problem says it all.
+        let mut parsed = Vec::with_capacity(items.len().min(MAX_LEAVES));
+        for (i, item) in items.iter().enumerate() {
+            parsed.push(self.node(item, &format!("{field}[{i}]"), depth + 1));
+            if self.leaves > MAX_LEAVES {
+                return None;
+            }
+        }
         parsed.into_iter().collect()
     }
 }
@@ -987,6 +1004,34 @@ mod tests {
         assert_eq!(
             errors,
             [(deepest, "is nested deeper than 8 levels".to_owned())]
+        );
+    }
+
+    #[test]
+    fn a_condition_holds_at_most_max_leaves_and_one_problem_says_so() {
+        let leaf = json!({"type": "FRIEND_INVITE", "count": 1});
+        let any = |n: usize| json!({"type": "ANY", "of": vec![leaf.clone(); n]});
+        assert!(Condition::parse(&any(MAX_LEAVES)).is_ok());
+        // Spread over branches, the leaves still count together.
+        let split = json!({"type": "ALL", "of": [any(MAX_LEAVES / 2), any(MAX_LEAVES / 2)]});
+        assert!(Condition::parse(&split).is_ok());
+        let over = json!({"type": "ALL", "of": [any(MAX_LEAVES / 2), any(MAX_LEAVES / 2 + 1)]});
+        assert_eq!(
+            refusals(over),
+            [(
+                format!("condition.of[1].of[{}]", MAX_LEAVES / 2),
+                "is past the 64 leaves a condition may hold".to_owned()
+            )]
+        );
+
+        let errors = refusals(any(5_000));
+
+        assert_eq!(
+            errors,
+            [(
+                format!("condition.of[{MAX_LEAVES}]"),
+                "is past the 64 leaves a condition may hold".to_owned()
+            )]
         );
     }
 

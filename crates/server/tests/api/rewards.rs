@@ -687,6 +687,11 @@ async fn attaching_a_reward_refuses_unknown_rewards_and_bad_values() {
             json!({"reward_id": reward["id"], "condition": {"type": "CONTINUOUS_LOGIN", "days": 0}}),
             "condition.days",
         ),
+        (
+            json!({"reward_id": reward["id"], "condition": {"type": "ANY",
+                "of": vec![json!({"type": "FRIEND_INVITE", "count": 1}); 5_000]}}),
+            "condition.of[64]",
+        ),
     ];
 
     for (body, field) in cases {
