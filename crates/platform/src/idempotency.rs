@@ -252,6 +252,11 @@ pub async fn layer(State(idem): State<Idempotency>, request: Request, next: Next
     let Some(raw_key) = request.headers().get(HEADER) else {
         return next.run(request).await;
     };
+    // Authentication answers first: an anonymous caller learns nothing
+    // about its key, and the handler refuses it as it would without one.
+    let Some(principal) = request.extensions().get::<Principal>().copied() else {
+        return next.run(request).await;
+    };
     let key = match raw_key.to_str() {
         Ok(k) if (1..=MAX_KEY_LEN).contains(&k.len()) => k.to_owned(),
         _ => {
@@ -261,9 +266,6 @@ pub async fn layer(State(idem): State<Idempotency>, request: Request, next: Next
             )
             .into_response();
         }
-    };
-    let Some(principal) = request.extensions().get::<Principal>().copied() else {
-        return next.run(request).await;
     };
     let (parts, body) = request.into_parts();
     let Ok(body) = to_bytes(body, idem.max_body).await else {

@@ -317,6 +317,32 @@ async fn an_unknown_or_malformed_campaign_id_is_refused() {
 }
 
 #[tokio::test]
+async fn an_anonymous_caller_with_a_malformed_idempotency_key_is_refused_as_anonymous() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    let campaign = create(&app, &admin, open_campaign(10, 3)).await;
+    let long = "k".repeat(256);
+    for key in ["", long.as_str()] {
+        let response = app
+            .http
+            .post(app.url(&issue_path(&campaign)))
+            .header("Idempotency-Key", key)
+            .send()
+            .await
+            .expect("the server answers");
+        assert_eq!(response.status(), 401, "key of {} characters", key.len());
+    }
+    // Signed in, the same key is the caller's mistake to hear about.
+    let user = app.new_user().await;
+    expect_problem(
+        issue_with_key(&app, &campaign, &user, "").await,
+        422,
+        "VALIDATION_FAILED",
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn the_same_idempotency_key_replays_the_same_coupon() {
     let app = TestApp::spawn().await;
     let admin = app.admin().await;
