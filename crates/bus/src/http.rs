@@ -24,7 +24,11 @@ pub fn router(dispatcher: Arc<Dispatcher>) -> OpenApiRouter {
 
 impl From<BusError> for Problem {
     fn from(e: BusError) -> Self {
-        Self::internal(&e)
+        match e {
+            BusError::Database(ref cause) => Self::database(cause),
+            BusError::Transport(_) => Self::unavailable(&e),
+            BusError::Payload(_) => Self::internal(&e),
+        }
     }
 }
 

@@ -53,7 +53,7 @@ impl From<CommerceError> for Problem {
             E::SoldOut => Self::conflict("SOLD_OUT", e.to_string()),
             E::LimitReached => Self::conflict("LIMIT_REACHED", e.to_string()),
             E::GateUnavailable(ref cause) => Self::unavailable(cause),
-            E::Database(ref cause) => Self::internal(cause),
+            E::Database(ref cause) => Self::database(cause),
             E::Internal(ref cause) => Self::internal(cause),
         }
     }
@@ -100,8 +100,15 @@ mod tests {
         );
         assert!(!problem.detail.contains("redis"), "{}", problem.detail);
 
-        let problem = Problem::from(CommerceError::Database(sqlx::Error::PoolTimedOut));
+        let problem = Problem::from(CommerceError::Database(sqlx::Error::RowNotFound));
         assert_eq!(problem.status, 500);
+        assert!(!problem.detail.contains("row"), "{}", problem.detail);
+
+        let problem = Problem::from(CommerceError::Database(sqlx::Error::PoolTimedOut));
+        assert_eq!(
+            (problem.status, problem.code.as_str()),
+            (503, "UNAVAILABLE")
+        );
         assert!(!problem.detail.contains("pool"), "{}", problem.detail);
     }
 }

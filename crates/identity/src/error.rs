@@ -52,7 +52,7 @@ impl From<IdentityError> for Problem {
             E::RefreshTokenReused => Self::unauthorized("REFRESH_TOKEN_REUSED", e.to_string()),
             E::UserNotFound => Self::not_found("user"),
             E::LastAdmin => Self::new(StatusCode::CONFLICT, "LAST_ADMIN", e.to_string()),
-            E::Database(ref cause) => Self::internal(cause),
+            E::Database(ref cause) => Self::database(cause),
             E::Internal(ref cause) => Self::internal(cause),
         }
     }

@@ -9,6 +9,30 @@ use utoipa::ToSchema;
 
 pub const PROBLEM_CONTENT_TYPE: &str = "application/problem+json";
 
+/// The `Retry-After` of a 503: a dependency outage is usually brief.
+pub const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 1;
+
+/// Whether a database error means "the database could not be reached" (a
+/// retry later may succeed) rather than a fault of the statement: pool
+/// timeout, closed pool, connection refused, reset or any other i/o error,
+/// a TLS or protocol break, a worker that crashed, or the server shutting
+/// down or refusing connections (SQLSTATE classes 08 and 57P).
+#[must_use]
+pub fn is_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")),
+        _ => false,
+    }
+}
+
 /// One invalid field of a request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct FieldError {
@@ -147,14 +171,27 @@ impl Problem {
         )
     }
 
-    /// A 503 for a dependency that is down; the cause is logged here, once.
+    /// A 503 for a dependency that is down, with `Retry-After`; the cause is
+    /// logged here, once.
     pub fn unavailable(cause: &dyn std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "service unavailable");
-        Self::new(
+        let mut problem = Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "UNAVAILABLE",
             "the service is temporarily unavailable",
-        )
+        );
+        problem.retry_after_secs = Some(UNAVAILABLE_RETRY_AFTER_SECS);
+        problem
+    }
+
+    /// The one mapping of a database failure: 503 when the database could
+    /// not be reached (see [`is_unavailable`]), else an opaque 500.
+    pub fn database(cause: &sqlx::Error) -> Self {
+        if is_unavailable(cause) {
+            Self::unavailable(cause)
+        } else {
+            Self::internal(cause)
+        }
     }
 
     /// Adds a member to the body.
@@ -261,6 +298,37 @@ mod tests {
         assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(r.headers()[header::RETRY_AFTER], "7");
         assert_eq!(r.headers()[header::CONTENT_TYPE], PROBLEM_CONTENT_TYPE);
+    }
+
+    #[test]
+    fn an_unreachable_database_is_a_503_with_retry_after() {
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+        for e in [
+            sqlx::Error::PoolTimedOut,
+            sqlx::Error::PoolClosed,
+            sqlx::Error::Io(refused),
+            sqlx::Error::Io(reset),
+            sqlx::Error::WorkerCrashed,
+        ] {
+            assert!(is_unavailable(&e), "{e}");
+            let r = Problem::database(&e).into_response();
+            assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE, "{e}");
+            assert_eq!(r.headers()[header::RETRY_AFTER], "1");
+        }
+    }
+
+    #[test]
+    fn a_statement_fault_stays_an_opaque_500() {
+        for e in [
+            sqlx::Error::RowNotFound,
+            sqlx::Error::ColumnNotFound("x".into()),
+        ] {
+            assert!(!is_unavailable(&e), "{e}");
+            let p = Problem::database(&e);
+            assert_eq!((p.status, p.code.as_str()), (500, "INTERNAL"));
+            assert!(!p.detail.contains('x'), "{}", p.detail);
+        }
     }
 
     #[test]

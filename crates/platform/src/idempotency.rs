@@ -282,7 +282,7 @@ pub async fn layer(State(idem): State<Idempotency>, request: Request, next: Next
     let claimed_at = match claim(&idem, user, &key, &fingerprint).await {
         Ok(Claim::Owned(claimed_at)) => claimed_at,
         Ok(Claim::Answer(response)) => return response,
-        Err(e) => return Problem::internal(&e).into_response(),
+        Err(e) => return Problem::database(&e).into_response(),
     };
 
     let response = next.run(Request::from_parts(parts, Body::from(body))).await;

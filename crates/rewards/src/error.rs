@@ -73,7 +73,7 @@ impl From<RewardsError> for Problem {
             E::StockUnavailable(ref cause) => Self::unavailable(cause),
             E::WriteTimedOut(_) => Self::unavailable(&e),
             E::Encode(ref cause) => Self::internal(cause),
-            E::Database(ref cause) => Self::internal(cause),
+            E::Database(ref cause) => Self::database(cause),
         }
     }
 }
@@ -111,8 +111,15 @@ mod tests {
         let problem = Problem::from(RewardsError::EventNotFound);
         assert_eq!((problem.status, problem.code.as_str()), (404, "NOT_FOUND"));
 
-        let problem = Problem::from(RewardsError::Database(sqlx::Error::PoolTimedOut));
+        let problem = Problem::from(RewardsError::Database(sqlx::Error::RowNotFound));
         assert_eq!(problem.status, 500);
+        assert!(!problem.detail.contains("row"), "{}", problem.detail);
+
+        let problem = Problem::from(RewardsError::Database(sqlx::Error::PoolTimedOut));
+        assert_eq!(
+            (problem.status, problem.code.as_str()),
+            (503, "UNAVAILABLE")
+        );
         assert!(!problem.detail.contains("pool"), "{}", problem.detail);
     }
 }
