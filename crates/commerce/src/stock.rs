@@ -106,6 +106,10 @@ impl std::fmt::Debug for CampaignStockLoader {
 
 #[async_trait]
 impl StockLoader for CampaignStockLoader {
+    fn owns(&self, pool: &PoolId) -> bool {
+        pool.as_str().starts_with(POOL_PREFIX)
+    }
+
     async fn load(&self, pool: &PoolId) -> Result<(Limits, Snapshot), String> {
         let id = pool_campaign(pool).ok_or_else(|| format!("{pool} is not a coupon pool"))?;
         let stock = self

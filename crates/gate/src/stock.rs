@@ -322,6 +322,13 @@ pub trait StockLoader: Send + Sync {
     /// exists, so its units stay taken); the error says why it could not be
     /// read (a pool this loader does not know is an error too).
     async fn claimed(&self, pool: &PoolId, claim: &str) -> Result<bool, String>;
+
+    /// Whether `pool` is one of this loader's. Gates may share a lease table
+    /// between modules (the PostgreSQL gate does), so a sweep leaves the
+    /// leases of pools its loader does not own to their own module's sweep.
+    fn owns(&self, _pool: &PoolId) -> bool {
+        true
+    }
 }
 
 /// The refusal of a take of zero units, which is a bug in the caller.

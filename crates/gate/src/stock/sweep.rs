@@ -54,7 +54,7 @@ pub async fn sweep(
             return report;
         }
     };
-    for claim in stale {
+    for claim in stale.into_iter().filter(|c| loader.owns(&c.pool)) {
         match loader.claimed(&claim.pool, &claim.claim).await {
             Ok(true) => match gate.settle(&claim.pool, &claim.claim).await {
                 Ok(()) => report.settled += 1,

@@ -1316,6 +1316,39 @@ async fn a_lease_that_cannot_be_checked_stays_for_the_next_sweep(kind: Kind) {
     assert_eq!(remaining(&gate, &pool).await, Some(5));
 }
 
+on_shared_gates!(a_sweep_leaves_the_leases_of_pools_its_loader_does_not_own);
+async fn a_sweep_leaves_the_leases_of_pools_its_loader_does_not_own(kind: Kind) {
+    /// Another module's loader: it owns none of this test's pools.
+    struct Elsewhere;
+    #[async_trait]
+    impl StockLoader for Elsewhere {
+        async fn load(&self, pool: &PoolId) -> Result<(Limits, Snapshot), String> {
+            Err(format!("{pool} is not mine"))
+        }
+        async fn claimed(&self, pool: &PoolId, _claim: &str) -> Result<bool, String> {
+            Err(format!("{pool} is not mine"))
+        }
+        fn owns(&self, _pool: &PoolId) -> bool {
+            false
+        }
+    }
+    let (pool, db) = (PoolId::new("coupon:owned-elsewhere"), Database::new());
+    db.add(&pool, limits(Some(5), None));
+    let gate = gate_over(&kind, &db).await;
+    gate.take_claim(&pool, "ann", 1, "lost")
+        .await
+        .expect("a unit");
+    age(Duration::ZERO).await;
+
+    let report = sweep(gate.as_ref(), &Elsewhere, Duration::ZERO).await;
+
+    assert_eq!((report.settled, report.returned, report.failed), (0, 0, 0));
+    assert_eq!(remaining(&gate, &pool).await, Some(4));
+    let report = sweep(gate.as_ref(), db.as_ref(), Duration::ZERO).await;
+    assert_eq!((report.returned, report.failed), (1, 0));
+    assert_eq!(remaining(&gate, &pool).await, Some(5));
+}
+
 on_shared_gates!(a_reset_drops_the_pools_leases);
 async fn a_reset_drops_the_pools_leases(kind: Kind) {
     let (gate, pool) = one_pool(&kind, Some(5), Some(1)).await;

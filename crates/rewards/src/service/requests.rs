@@ -106,6 +106,10 @@ impl RewardStockLoader {
 
 #[async_trait]
 impl StockLoader for RewardStockLoader {
+    fn owns(&self, pool: &PoolId) -> bool {
+        pool.as_str().starts_with(POOL_PREFIX)
+    }
+
     async fn load(&self, pool: &PoolId) -> Result<(Limits, Snapshot), String> {
         let id = pool
             .as_str()
