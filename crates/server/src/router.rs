@@ -143,7 +143,8 @@ fn is_safe_request_id(id: &[u8]) -> bool {
 
 /// Headers every answer carries: no MIME sniffing, no framing, no referrer;
 /// `no-store` on everything but the API page (answers may carry tokens or
-/// private data); a content policy on the API page.
+/// private data) unless a route chose its own caching; a content policy on
+/// the API page.
 async fn security_headers(request: Request, next: axum::middleware::Next) -> Response {
     let docs = request.uri().path().starts_with(DOCS);
     let mut response = next.run(request).await;
@@ -163,7 +164,9 @@ async fn security_headers(request: Request, next: axum::middleware::Next) -> Res
             HeaderValue::from_static(DOCS_CSP),
         );
     } else {
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        headers
+            .entry(header::CACHE_CONTROL)
+            .or_insert(HeaderValue::from_static("no-store"));
     }
     response
 }
