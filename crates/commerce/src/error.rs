@@ -19,6 +19,8 @@ pub enum CommerceError {
     LimitReached,
     #[error("the stock gate cannot answer: {0}")]
     GateUnavailable(String),
+    #[error("the coupon write did not answer within {0:?}")]
+    WriteTimedOut(std::time::Duration),
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
     #[error("{0}")]
@@ -31,6 +33,16 @@ impl From<gate::Refusal> for CommerceError {
             gate::Refusal::SoldOut => Self::SoldOut,
             gate::Refusal::LimitReached => Self::LimitReached,
             gate::Refusal::Unavailable(why) => Self::GateUnavailable(why),
+        }
+    }
+}
+
+impl From<gate::ClaimError> for CommerceError {
+    fn from(e: gate::ClaimError) -> Self {
+        match e {
+            gate::ClaimError::Refused(refusal) => refusal.into(),
+            gate::ClaimError::WriteTimedOut(after) => Self::WriteTimedOut(after),
+            gate::ClaimError::Aborted(why) => Self::Internal(why),
         }
     }
 }
@@ -53,6 +65,7 @@ impl From<CommerceError> for Problem {
             E::SoldOut => Self::conflict("SOLD_OUT", e.to_string()),
             E::LimitReached => Self::conflict("LIMIT_REACHED", e.to_string()),
             E::GateUnavailable(ref cause) => Self::unavailable(cause),
+            E::WriteTimedOut(_) => Self::unavailable(&e),
             E::Database(ref cause) => Self::database(cause),
             E::Internal(ref cause) => Self::internal(cause),
         }
@@ -103,6 +116,13 @@ mod tests {
         let problem = Problem::from(CommerceError::Database(sqlx::Error::RowNotFound));
         assert_eq!(problem.status, 500);
         assert!(!problem.detail.contains("row"), "{}", problem.detail);
+
+        let problem = Problem::from(CommerceError::WriteTimedOut(gate::CLAIM_WRITE_TIMEOUT));
+        assert_eq!(
+            (problem.status, problem.code.as_str()),
+            (503, "UNAVAILABLE"),
+            "a write that may still commit is retried, not a server fault"
+        );
 
         let problem = Problem::from(CommerceError::Database(sqlx::Error::PoolTimedOut));
         assert_eq!(

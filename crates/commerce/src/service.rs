@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use gate::{CLAIM_WRITE_TIMEOUT, PoolId, StockGate};
+use gate::{Holder, PoolId, StockClaim, StockGate, Written};
 use kernel::auth::{Reader, Staff};
 use kernel::batch::Batcher;
 use kernel::{Page, PageRequest, SharedClock, Timestamp, UserId};
@@ -17,7 +17,7 @@ use crate::model::{
     Campaign, CampaignIssues, Coupon, CouponCampaign, CouponCampaignId, CouponCode, CouponId,
     GrantId, NewCampaign,
 };
-use crate::stock::{CampaignStock, campaign_pool, holder};
+use crate::stock::{CampaignStock, campaign_pool};
 use crate::store::{CouponClaim, CouponStore, IssueOutcome};
 
 /// Campaigns kept in memory. They never change once created, so a cached
@@ -151,19 +151,14 @@ impl CouponService {
                 ends_at: campaign.schedule.issue_ends_at(),
             });
         }
-        // On a task of its own: a client hanging up drops this future, and
-        // that must not stop a claim between its take and its write, or
-        // between a failed write and its give-back.
-        let claim = claim(
+        claim(
             self.issues.clone(),
             Arc::clone(&self.gate),
             campaign,
             user,
             now,
-        );
-        tokio::spawn(claim)
-            .await
-            .map_err(|e| CommerceError::Internal(format!("a coupon claim failed: {e}")))?
+        )
+        .await
     }
 
     /// The user's coupons in id order, as of now.
@@ -239,14 +234,9 @@ impl CouponService {
     }
 }
 
-/// Takes a unit from the gate under a lease named by the coupon id, then
-/// writes the coupon (the batch writer settles the lease once it is
-/// written), and gives the unit back if the write fails or the database
-/// refuses it. A write still unanswered after [`CLAIM_WRITE_TIMEOUT`], or
-/// one whose answer was lost with its connection (it may have committed),
-/// is left to the gate's sweep, which looks for the coupon only once the
-/// lease is older than that bound (so never while the write may still be
-/// running): giving such a unit back on the spot could sell it twice.
+/// Claims a unit through the gate's one protocol ([`StockClaim::run`]),
+/// under a lease named by the coupon id; the coupon's insert is the durable
+/// write, and the batch writer settles the leases of the coupons it wrote.
 async fn claim(
     issues: IssueWriter,
     gate: Arc<dyn StockGate>,
@@ -255,47 +245,41 @@ async fn claim(
     now: Timestamp,
 ) -> Result<Coupon, CommerceError> {
     let coupon = Coupon::new(&campaign, user, CouponCode::generate(now), now);
-    let (pool, holder) = (campaign_pool(campaign.id), holder(user));
-    let lease = coupon.id.to_string();
-    let taken = gate.take_claim(&pool, &holder, 1, &lease).await?;
-    let claim = CouponClaim {
-        coupon: coupon.clone(),
-        ordinal: taken.held,
+    let pool = campaign_pool(campaign.id);
+    let claim = StockClaim {
+        pool: pool.clone(),
+        holder: Holder::from(user),
+        lease: coupon.id.to_string(),
+        quantity: 1,
     };
-    // Unanswered, the write may still commit: its unit is left to the sweep.
-    let written = match tokio::time::timeout(CLAIM_WRITE_TIMEOUT, issues.submit(claim)).await {
-        Ok(Ok(written)) => written,
-        Ok(Err(e)) => {
-            return Err(CommerceError::Internal(format!(
-                "the coupon write failed: {e}"
-            )));
-        }
-        Err(_) => {
-            return Err(CommerceError::Internal(format!(
-                "the coupon write did not answer within {CLAIM_WRITE_TIMEOUT:?}"
-            )));
-        }
-    };
-    let refused = match written {
-        Ok(IssueOutcome::Issued) => return Ok(coupon),
-        Ok(IssueOutcome::LimitReached) => {
-            tracing::warn!(pool = %pool, "the database refused an issue the gate allowed: \
-                its counters drifted from the coupons table; reconcile them");
-            CommerceError::LimitReached
-        }
-        Ok(IssueOutcome::CampaignNotFound) => CommerceError::CampaignNotFound,
-        Err(e) if kernel::db::may_have_committed(&e) => {
-            tracing::warn!(pool = %pool, error = %e, "a coupon write may have committed without \
-                an answer: its unit stays taken until the lease sweep asks the database \
-                (the in-memory gate: until a restart or `stampede reconcile`)");
-            return Err(CommerceError::Database(e));
-        }
-        Err(e) => CommerceError::Database(e),
-    };
-    if let Err(e) = gate.give_back_claim(&pool, &holder, 1, &lease).await {
-        tracing::error!(pool = %pool, error = %e, "could not give back the unit of an unwritten coupon");
-    }
-    Err(refused)
+    claim
+        .run(gate, move |taken| async move {
+            let claim = CouponClaim {
+                coupon: coupon.clone(),
+                ordinal: taken.held,
+            };
+            match issues.submit(claim).await {
+                Ok(Ok(IssueOutcome::Issued)) => Written::DurableSettled(Ok(coupon)),
+                Ok(Ok(IssueOutcome::LimitReached)) => {
+                    tracing::warn!(pool = %pool, "the database refused an issue the gate allowed: \
+                        its counters drifted from the coupons table; reconcile them");
+                    Written::NotWritten(Err(CommerceError::LimitReached))
+                }
+                Ok(Ok(IssueOutcome::CampaignNotFound)) => {
+                    Written::NotWritten(Err(CommerceError::CampaignNotFound))
+                }
+                Ok(Err(e)) if kernel::db::may_have_committed(&e) => {
+                    Written::Unknown(Err(CommerceError::Database(e)))
+                }
+                Ok(Err(e)) => Written::NotWritten(Err(CommerceError::Database(e))),
+                // The writer lost the batch without an answer: it may have
+                // committed, so the sweep decides.
+                Err(e) => Written::Unknown(Err(CommerceError::Internal(format!(
+                    "the coupon write failed: {e}"
+                )))),
+            }
+        })
+        .await?
 }
 
 /// Writes a batch of claims, then settles the leases of those written, a

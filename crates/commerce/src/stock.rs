@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use gate::{Limits, PoolId, Snapshot, StockLoader};
+use gate::{Holder, Limits, PoolId, Snapshot, StockLoader};
 use kernel::UserId;
 
 use crate::model::{Campaign, CouponCampaignId, CouponId};
@@ -19,12 +19,6 @@ const POOL_PREFIX: &str = "coupon:";
 #[must_use]
 pub fn campaign_pool(id: CouponCampaignId) -> PoolId {
     PoolId::new(format!("{POOL_PREFIX}{id}"))
-}
-
-/// How the gate names a user: the same in takes and in loaded counters.
-#[must_use]
-pub fn holder(user: UserId) -> String {
-    user.to_string()
 }
 
 /// The campaign whose pool this is, if it is a coupon pool.
@@ -76,7 +70,7 @@ impl CampaignStock {
             by_user: self
                 .by_user
                 .iter()
-                .map(|(user, held)| (holder(*user), *held))
+                .map(|(user, held)| (Holder::from(*user).into_string(), *held))
                 .collect(),
         }
     }

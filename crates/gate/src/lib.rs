@@ -14,7 +14,7 @@ pub use reconcile::{
 };
 pub use redis_connection::RedisConnection;
 pub use stock::{
-    CLAIM_WRITE_TIMEOUT, GiveBackError, Limits, MemoryStockGate, PgStockGate, PoolId,
-    RedisStockGate, Refusal, Snapshot, StaleClaim, StockGate, StockLoader, SweepReport, Taken,
-    Unavailable, stock_migrations, sweep,
+    CLAIM_WRITE_TIMEOUT, ClaimError, GiveBackError, Holder, Limits, MemoryStockGate, PgStockGate,
+    PoolId, RedisStockGate, Refusal, Snapshot, StaleClaim, StockClaim, StockGate, StockLoader,
+    SweepReport, Taken, Unavailable, Written, stock_migrations, sweep,
 };

@@ -15,8 +15,10 @@
 //! released hold is written to the database first, then given back. The
 //! database keeps unique constraints as the last guard.
 //!
-//! A take that a process dies holding would stay counted in a gate that
-//! outlives the process (Redis, PostgreSQL). So a claim takes under a lease
+//! Modules claim through [`StockClaim::run`], the one protocol for take,
+//! write, settle and give back. A take that a process dies holding would
+//! stay counted in a gate that outlives the process (Redis, PostgreSQL). So
+//! a claim takes under a lease
 //! named by its claim id ([`StockGate::take_claim`]), drops the lease once its
 //! durable write commits ([`StockGate::settle`]) or gives the units back
 //! through it ([`StockGate::give_back_claim`]); [`sweep`] resolves leases
@@ -36,6 +38,7 @@
 //!
 //! See `docs/adr/0009-stock-gate-backends.md`.
 
+mod claim;
 mod loading;
 mod memory;
 mod postgres;
@@ -48,6 +51,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+pub use self::claim::{ClaimError, Holder, StockClaim, Written};
 pub use self::memory::MemoryStockGate;
 pub use self::postgres::{PgStockGate, stock_migrations};
 pub use self::redis::RedisStockGate;

@@ -34,6 +34,8 @@ pub enum RewardsError {
     /// sweep settles or returns its unit once the database has decided.
     #[error("recording the request did not finish within {0:?}")]
     WriteTimedOut(std::time::Duration),
+    #[error("a stock claim ended without an answer: {0}")]
+    ClaimAborted(String),
     #[error("encoding a message: {0}")]
     Encode(String),
     #[error("database: {0}")]
@@ -50,6 +52,16 @@ impl RewardsError {
             field: field.to_owned(),
             message: message.into(),
         }])
+    }
+}
+
+impl From<gate::ClaimError> for RewardsError {
+    fn from(e: gate::ClaimError) -> Self {
+        match e {
+            gate::ClaimError::Refused(refusal) => Self::StockUnavailable(refusal.to_string()),
+            gate::ClaimError::WriteTimedOut(after) => Self::WriteTimedOut(after),
+            gate::ClaimError::Aborted(why) => Self::ClaimAborted(why),
+        }
     }
 }
 
@@ -72,7 +84,7 @@ impl From<RewardsError> for Problem {
                 .with("request_id", held.map(|id| id.0)),
             E::StockUnavailable(ref cause) => Self::unavailable(cause),
             E::WriteTimedOut(_) => Self::unavailable(&e),
-            E::Encode(ref cause) => Self::internal(cause),
+            E::ClaimAborted(ref cause) | E::Encode(ref cause) => Self::internal(cause),
             E::Database(ref cause) => Self::database(cause),
         }
     }

@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use gate::{
-    GiveBackError, Limits, PoolId, RedisStockGate, Refusal, Snapshot, StaleClaim, StockGate,
-    StockLoader, SweepReport, sweep,
+    ClaimError, GiveBackError, Holder, Limits, PoolId, RedisStockGate, Refusal, Snapshot,
+    StaleClaim, StockClaim, StockGate, StockLoader, SweepReport, Written, sweep,
 };
 use tokio::sync::{Barrier, Semaphore};
 
@@ -1643,4 +1643,115 @@ async fn a_redis_that_goes_silent_answers_unavailable_quickly_and_recovers(kind:
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     gate.forget(&pool).await.expect("clean up");
+}
+
+// ---------------------------------------------------------------------------
+// The claim protocol: take → bounded write → settle, leave or give back
+// ---------------------------------------------------------------------------
+
+/// A claim of `quantity` units of `pool` for a new user, under `lease`.
+fn stock_claim(pool: &PoolId, lease: &str, quantity: u32) -> StockClaim {
+    StockClaim {
+        pool: pool.clone(),
+        holder: Holder::from(kernel::UserId::new()),
+        lease: lease.to_owned(),
+        quantity,
+    }
+}
+
+/// The leases the gate still holds, by name.
+async fn leases(gate: &Arc<dyn StockGate>) -> Vec<String> {
+    let stale = gate.stale_claims(Duration::ZERO).await.expect("available");
+    stale.into_iter().map(|c| c.claim).collect()
+}
+
+on_every_gate!(a_durable_claim_keeps_its_units_and_drops_its_lease);
+async fn a_durable_claim_keeps_its_units_and_drops_its_lease(kind: Kind) {
+    let (gate, pool) = one_pool(&kind, Some(10), None).await;
+
+    let answer = stock_claim(&pool, "claim-1", 3)
+        .run(Arc::clone(&gate), |_| async { Written::Durable("written") })
+        .await;
+
+    assert_eq!(answer, Ok("written"));
+    assert_eq!(remaining(&gate, &pool).await, Some(7));
+    assert_eq!(leases(&gate).await, Vec::<String>::new());
+}
+
+on_every_gate!(an_unwritten_claim_gives_back_all_its_units_once);
+async fn an_unwritten_claim_gives_back_all_its_units_once(kind: Kind) {
+    let (gate, pool) = one_pool(&kind, Some(10), Some(5)).await;
+
+    let answer = stock_claim(&pool, "claim-1", 3)
+        .run(Arc::clone(&gate), |taken| async move {
+            Written::NotWritten(taken.held)
+        })
+        .await;
+
+    // Gates that cannot tell the count cheaply (PostgreSQL) report none.
+    let held = answer.expect("taken");
+    assert!(matches!(held, None | Some(3)), "the take's count: {held:?}");
+    assert_eq!(remaining(&gate, &pool).await, Some(10));
+    assert_eq!(leases(&gate).await, Vec::<String>::new());
+}
+
+on_every_gate!(a_claim_whose_write_may_have_committed_is_left_to_the_sweep);
+async fn a_claim_whose_write_may_have_committed_is_left_to_the_sweep(kind: Kind) {
+    let (gate, pool) = one_pool(&kind, Some(10), None).await;
+
+    let answer = stock_claim(&pool, "claim-1", 2)
+        .run(Arc::clone(&gate), |_| async { Written::Unknown(()) })
+        .await;
+
+    assert_eq!(answer, Ok(()));
+    assert_eq!(
+        remaining(&gate, &pool).await,
+        Some(8),
+        "its units stay taken"
+    );
+    let expected = if kind == Kind::Memory {
+        Vec::new()
+    } else {
+        vec!["claim-1".to_owned()]
+    };
+    assert_eq!(leases(&gate).await, expected, "the sweep will find it");
+}
+
+on_every_gate!(a_refused_take_never_runs_the_write);
+async fn a_refused_take_never_runs_the_write(kind: Kind) {
+    let (gate, pool) = one_pool(&kind, Some(2), None).await;
+    let wrote = Arc::new(AtomicBool::new(false));
+
+    let flag = Arc::clone(&wrote);
+    let answer = stock_claim(&pool, "claim-1", 3)
+        .run(Arc::clone(&gate), move |_| async move {
+            flag.store(true, Ordering::SeqCst);
+            Written::Durable(())
+        })
+        .await;
+
+    assert_eq!(answer, Err(ClaimError::Refused(Refusal::SoldOut)));
+    assert!(!wrote.load(Ordering::SeqCst));
+    assert_eq!(remaining(&gate, &pool).await, Some(2));
+}
+
+on_every_gate!(a_caller_that_hangs_up_mid_write_still_gets_its_units_given_back);
+async fn a_caller_that_hangs_up_mid_write_still_gets_its_units_given_back(kind: Kind) {
+    let (gate, pool) = one_pool(&kind, Some(10), None).await;
+    let (written, write_answers) = tokio::sync::oneshot::channel::<()>();
+
+    let claim = stock_claim(&pool, "claim-1", 4).run(Arc::clone(&gate), |_| async move {
+        let _ = write_answers.await;
+        Written::NotWritten(())
+    });
+    let hung_up = tokio::time::timeout(Duration::from_millis(200), claim).await;
+    assert!(hung_up.is_err(), "the write was still running");
+    assert_eq!(remaining(&gate, &pool).await, Some(6), "taken meanwhile");
+    written.send(()).expect("the claim's task is still running");
+
+    let deadline = Instant::now() + PATIENCE;
+    while remaining(&gate, &pool).await != Some(10) {
+        assert!(Instant::now() < deadline, "the units never came back");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
 }

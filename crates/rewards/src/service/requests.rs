@@ -15,7 +15,10 @@ use async_trait::async_trait;
 use bus::Envelope;
 use commerce::messages::IssueCouponGrant;
 use commerce::model::{CouponCampaignId, GrantId};
-use gate::{CLAIM_WRITE_TIMEOUT, GiveBackError, Limits, PoolId, Refusal, Snapshot, StockLoader};
+use gate::{
+    ClaimError, GiveBackError, Holder, Limits, PoolId, Refusal, Snapshot, StockClaim, StockLoader,
+    Written,
+};
 use kernel::auth::{Reader, Staff};
 use kernel::{Page, PageRequest, Principal, Timestamp, UserId};
 use serde::{Deserialize, Serialize};
@@ -97,7 +100,7 @@ impl RewardStockLoader {
                 by_user: snapshot
                     .holders
                     .into_iter()
-                    .map(|(user, n)| (user.0.to_string(), n))
+                    .map(|(user, n)| (Holder::from(user).into_string(), n))
                     .collect(),
             },
         ))
@@ -155,7 +158,7 @@ impl RewardsService {
         }
         let now = self.clock.now();
         let evaluation = self.evaluate(user, &event, &reward, now).await?;
-        let mut request = RewardRequest {
+        let request = RewardRequest {
             id: RewardRequestId::new(),
             user_id: user,
             event_id,
@@ -172,59 +175,51 @@ impl RewardsService {
             Verdict::Claim(status) => status,
             Verdict::Reject(code, reason) => return self.reject(request, code, reason).await,
         };
-        let pool = pool_of(event_reward_id);
-        let holder = user.0.to_string();
-        let lease = request.id.0.to_string();
-        match self.gate.take_claim(&pool, &holder, 1, &lease).await {
-            Ok(_) => {}
-            Err(Refusal::SoldOut) => return self.out_of_stock(request).await,
-            Err(Refusal::LimitReached) => {
+        let mut claimed = request.clone();
+        claimed.status = status;
+        // Built before the take: nothing may fail between the take and the
+        // claim's protocol, which alone gives the unit back.
+        let (grant, messages) = if status == RequestStatus::Approved {
+            claimed.decided_at = Some(now);
+            granting(&claimed, &reward.reward.kind, now)?
+        } else {
+            (None, Vec::new())
+        };
+        let claim = StockClaim {
+            pool: pool_of(event_reward_id),
+            holder: Holder::from(user),
+            lease: claimed.id.0.to_string(),
+            quantity: 1,
+        };
+        let store = Arc::clone(&self.store);
+        let write = Claim {
+            request: claimed.clone(),
+            grant,
+            messages,
+        };
+        let outcome = claim
+            .run(Arc::clone(&self.gate), move |_| async move {
+                match store.claim(write).await {
+                    Ok(ClaimOutcome::Claimed) => Written::Durable(Ok(ClaimOutcome::Claimed)),
+                    Err(e) if kernel::db::may_have_committed(&e) => Written::Unknown(Err(e)),
+                    other => Written::NotWritten(other),
+                }
+            })
+            .await;
+        let outcome = match outcome {
+            Ok(outcome) => outcome?,
+            Err(ClaimError::Refused(Refusal::SoldOut)) => return self.out_of_stock(request).await,
+            Err(ClaimError::Refused(Refusal::LimitReached)) => {
                 // Another request of this user is being recorded right now.
                 let held = self.store.holdings(event_reward_id, user).await?;
                 return Err(RewardsError::AlreadyRequested(held.first().copied()));
             }
-            Err(Refusal::Unavailable(why)) => return Err(RewardsError::StockUnavailable(why)),
-        }
-        request.status = status;
-        let (grant, messages) = if status == RequestStatus::Approved {
-            request.decided_at = Some(now);
-            granting(&request, &reward.reward.kind, now)?
-        } else {
-            (None, Vec::new())
+            Err(e) => return Err(e.into()),
         };
-        // Bounded well under the lease age: a write still unanswered is
-        // left to the sweep, which looks for the request only once the lease
-        // is older than this bound, so never while the write may still run.
-        let claimed = self.store.claim(Claim {
-            request: request.clone(),
-            grant,
-            messages,
-        });
-        let outcome = tokio::time::timeout(CLAIM_WRITE_TIMEOUT, claimed)
-            .await
-            .map_err(|_| RewardsError::WriteTimedOut(CLAIM_WRITE_TIMEOUT))?;
-        match &outcome {
-            Ok(ClaimOutcome::Claimed) => {
-                if let Err(error) = self.gate.settle(&pool, &lease).await {
-                    tracing::warn!(%pool, %error, "could not settle the lease of a recorded request");
-                }
-            }
-            // The write may have committed without an answer: giving the
-            // unit back now could grant it twice, so the sweep decides.
-            Err(error) if kernel::db::may_have_committed(error) => {
-                tracing::warn!(%pool, %error, "a request's write may have committed without an \
-                    answer: its unit stays taken until the lease sweep asks the database");
-            }
-            _ => self.give_back_claim(&pool, user, &lease).await,
-        }
-        match outcome? {
-            ClaimOutcome::Claimed => Ok(request),
+        match outcome {
+            ClaimOutcome::Claimed => Ok(claimed),
             ClaimOutcome::AlreadyRequested(held) => Err(RewardsError::AlreadyRequested(Some(held))),
-            ClaimOutcome::OutOfStock => {
-                request.status = RequestStatus::Rejected;
-                request.decided_at = None;
-                self.out_of_stock(request).await
-            }
+            ClaimOutcome::OutOfStock => self.out_of_stock(request).await,
             ClaimOutcome::EventRewardGone => Err(RewardsError::EventRewardNotFound),
         }
     }
@@ -497,15 +492,9 @@ impl RewardsService {
     }
 
     async fn give_back(&self, pool: &PoolId, user: UserId) {
-        let given = self.gate.give_back(pool, &user.0.to_string(), 1).await;
-        Self::log_give_back(pool, given);
-    }
-
-    /// Gives back the unit of a claim that was not recorded.
-    async fn give_back_claim(&self, pool: &PoolId, user: UserId, lease: &str) {
         let given = self
             .gate
-            .give_back_claim(pool, &user.0.to_string(), 1, lease)
+            .give_back(pool, Holder::from(user).as_str(), 1)
             .await;
         Self::log_give_back(pool, given);
     }
