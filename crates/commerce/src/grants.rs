@@ -6,8 +6,8 @@ use async_trait::async_trait;
 use bus::{Envelope, Handler, HandlerError, Message};
 
 use crate::error::CommerceError;
-use crate::messages::IssueCouponGrant;
 use crate::service::CouponService;
+use contracts::commerce::IssueCouponGrant;
 
 /// Issues the coupon of each [`IssueCouponGrant`], exactly once per grant:
 /// the inbox drops a redelivered message, and the unique grant id keeps a

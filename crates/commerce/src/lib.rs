@@ -3,14 +3,13 @@
 //!
 //! `model` holds the types and rules, with no I/O; `store` the tables
 //! (SQLite and PostgreSQL), `stock` the campaigns' pools in the stock gate,
-//! `service` the use cases, `http` the routes, `messages` and `grants` what
-//! commerce takes from the bus.
+//! `service` the use cases, `http` the routes, `grants` what commerce takes
+//! from the bus (its messages are in `contracts::commerce`).
 #![forbid(unsafe_code)]
 
 pub mod error;
 pub mod grants;
 pub mod http;
-pub mod messages;
 pub mod model;
 pub mod service;
 pub mod stock;

@@ -234,6 +234,17 @@ impl CouponService {
     }
 }
 
+#[async_trait::async_trait]
+impl contracts::commerce::CouponCampaigns for CouponService {
+    async fn exists(&self, id: CouponCampaignId) -> Result<bool, String> {
+        match self.cached_campaign(id).await {
+            Ok(_) => Ok(true),
+            Err(CommerceError::CampaignNotFound) => Ok(false),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
 /// Claims a unit through the gate's one protocol ([`StockClaim::run`]),
 /// under a lease named by the coupon id; the coupon's insert is the durable
 /// write, and the batch writer settles the leases of the coupons it wrote.

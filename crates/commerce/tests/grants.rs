@@ -6,10 +6,10 @@
 use std::sync::Arc;
 
 use bus::{Dispatcher, Envelope, Handler, InProcessTransport, Relay, RetryPolicy};
-use commerce::messages::IssueCouponGrant;
 use commerce::model::{CouponCampaignId, DiscountSpec, GrantId, NewCampaign};
 use commerce::store::{CouponStore, SqlCouponStore};
 use commerce::{CampaignStockLoader, CommerceError, CouponGrantHandler, CouponService};
+use contracts::commerce::IssueCouponGrant;
 use gate::{MemoryStockGate, StockGate};
 use kernel::auth::Staff;
 use kernel::clock::ManualClock;

@@ -3,12 +3,11 @@
 //!
 //! `model` holds the rules, `store` the tables (SQLite and PostgreSQL),
 //! `tokens` the keys and token formats, `service` the use cases and `http`
-//! the routes.
+//! the routes; what it announces is in `contracts::identity`.
 #![forbid(unsafe_code)]
 
 pub mod error;
 pub mod http;
-pub mod messages;
 pub mod model;
 pub mod service;
 pub mod store;

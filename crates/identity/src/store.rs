@@ -9,8 +9,8 @@ use kernel::db::{Backend, Db, is_unique_violation};
 use kernel::{PageRequest, Roles, Timestamp, UserId};
 use uuid::Uuid;
 
-use crate::messages::{UserLoggedIn, UserSignedUp, UserTokensRevoked};
 use crate::model::{Credentials, Email, NewUser, Rotation, User};
+use contracts::identity::{UserLoggedIn, UserSignedUp, UserTokensRevoked};
 
 /// Why a user could not be created.
 #[derive(Debug, thiserror::Error)]

@@ -28,6 +28,8 @@ pub enum RewardsError {
     /// known (it may still be being recorded).
     #[error("you already hold the allowed number of requests for this reward")]
     AlreadyRequested(Option<RewardRequestId>),
+    #[error("commerce cannot answer: {0}")]
+    CommerceUnavailable(String),
     #[error("stock gate: {0}")]
     StockUnavailable(String),
     /// The durable write of a claim did not answer in time; the gate's
@@ -82,7 +84,9 @@ impl From<RewardsError> for Problem {
             E::RequestNotFound => Self::not_found("reward request"),
             E::AlreadyRequested(held) => Self::conflict("ALREADY_REQUESTED", e.to_string())
                 .with("request_id", held.map(|id| id.0)),
-            E::StockUnavailable(ref cause) => Self::unavailable(cause),
+            E::StockUnavailable(ref cause) | E::CommerceUnavailable(ref cause) => {
+                Self::unavailable(cause)
+            }
             E::WriteTimedOut(_) => Self::unavailable(&e),
             E::ClaimAborted(ref cause) | E::Encode(ref cause) => Self::internal(cause),
             E::Database(ref cause) => Self::database(cause),

@@ -4,12 +4,11 @@
 //!
 //! `model` holds the types and rules, with no I/O; `store` the tables
 //! (SQLite and PostgreSQL), `service` the use cases and `http` the routes;
-//! `messages` what rewards announces and `subscribers` what it hears.
+//! `subscribers` what it hears; what it announces is in `contracts::rewards`.
 #![forbid(unsafe_code)]
 
 pub mod error;
 pub mod http;
-pub mod messages;
 pub mod model;
 pub mod service;
 pub mod store;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use bus::{Envelope, Handler, HandlerError, Message};
-use identity::messages::{UserLoggedIn, UserSignedUp};
+use contracts::identity::{UserLoggedIn, UserSignedUp};
 
 use crate::RewardsService;
 

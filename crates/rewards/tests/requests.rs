@@ -7,6 +7,7 @@
 
 use std::sync::Arc;
 
+use contracts::commerce::{CouponCampaignId, CouponCampaigns};
 use futures::future::join_all;
 use gate::{MemoryStockGate, PoolId, StockGate, StockLoader};
 use kernel::auth::{Reader, Role, Roles, Staff};
@@ -35,6 +36,7 @@ struct World {
     db: Db,
     clock: Arc<ManualClock>,
     gate: Arc<MemoryStockGate>,
+    campaigns: Arc<Campaigns>,
     service: Arc<RewardsService>,
     staff: Staff,
 }
@@ -57,15 +59,45 @@ async fn world_at(test: TestDatabase, url: &str) -> World {
         store.clone(),
     ))));
     let clock = Arc::new(ManualClock::new(now()));
-    let service = Arc::new(RewardsService::new(store, clock.clone(), gate.clone()));
+    let campaigns = Arc::new(Campaigns::default());
+    let service = Arc::new(RewardsService::new(
+        store,
+        clock.clone(),
+        gate.clone(),
+        campaigns.clone(),
+    ));
     let staff = Staff::check(principal(UserId::new(), &[Role::Operator])).unwrap();
     World {
         _test: test,
         db,
         clock,
         gate,
+        campaigns,
         service,
         staff,
+    }
+}
+
+/// Commerce as rewards sees it: the campaigns a story has added, or down.
+#[derive(Default)]
+struct Campaigns {
+    known: std::sync::Mutex<Vec<CouponCampaignId>>,
+    down: std::sync::atomic::AtomicBool,
+}
+
+impl Campaigns {
+    fn add(&self, id: CouponCampaignId) {
+        self.known.lock().unwrap().push(id);
+    }
+}
+
+#[async_trait::async_trait]
+impl CouponCampaigns for Campaigns {
+    async fn exists(&self, id: CouponCampaignId) -> Result<bool, String> {
+        if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err("connection refused".to_owned());
+        }
+        Ok(self.known.lock().unwrap().contains(&id))
     }
 }
 
@@ -833,7 +865,8 @@ async fn a_decision_must_be_approved_or_rejected_and_the_request_must_exist() {
 #[tokio::test]
 async fn an_approved_coupon_reward_leaves_a_command_for_commerce_in_the_outbox() {
     let w = world().await;
-    let campaign = uuid::Uuid::now_v7();
+    let campaign = CouponCampaignId::new();
+    w.campaigns.add(campaign);
     let offer = w
         .offer(
             json!({"type": "COUPON", "name": "10% off", "coupon_campaign_id": campaign}),
@@ -900,5 +933,33 @@ async fn the_wallet_sums_points_items_and_badges() {
         w.points_of(&user()).await,
         0,
         "another user's wallet is empty"
+    );
+}
+
+#[tokio::test]
+async fn a_coupon_reward_must_name_a_campaign_commerce_has() {
+    let w = world().await;
+    let unknown =
+        json!({"type": "COUPON", "name": "10% off", "coupon_campaign_id": CouponCampaignId::new()});
+
+    let refused = w
+        .service
+        .create_reward(&w.staff, unknown.as_object().unwrap())
+        .await;
+
+    let Err(RewardsError::Invalid(errors)) = refused else {
+        panic!("an unknown campaign was accepted: {refused:?}");
+    };
+    assert_eq!(errors[0].field, "coupon_campaign_id");
+    w.campaigns
+        .down
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let unanswered = w
+        .service
+        .create_reward(&w.staff, unknown.as_object().unwrap())
+        .await;
+    assert!(
+        matches!(unanswered, Err(RewardsError::CommerceUnavailable(_))),
+        "{unanswered:?}"
     );
 }

@@ -232,7 +232,7 @@ async fn every_reward_type_reads_back_as_it_was_created_in_id_order() {
             quantity: NonZeroU32::new(2).expect("not zero"),
         },
         RewardKind::Coupon {
-            coupon_campaign_id: uuid::Uuid::now_v7(),
+            coupon_campaign_id: contracts::commerce::CouponCampaignId::new(),
         },
         RewardKind::Badge {
             badge_id: CatalogueKey::parse("early").expect("valid"),

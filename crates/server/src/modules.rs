@@ -102,15 +102,6 @@ impl Modules {
             )
             .await?,
         );
-        let rewards_store: Arc<dyn RewardsStore> = Arc::new(SqlRewardsStore::new(db.clone()));
-        let rewards_loader: Arc<dyn StockLoader> =
-            Arc::new(RewardStockLoader::new(rewards_store.clone()));
-        let rewards_gate = gates.gate("rewards", rewards_loader.clone())?;
-        let rewards = Arc::new(RewardsService::new(
-            rewards_store,
-            clock.clone(),
-            rewards_gate.clone(),
-        ));
         let coupon_store: Arc<dyn CouponStore> = Arc::new(SqlCouponStore::new(db.clone()));
         let coupon_loader: Arc<dyn StockLoader> =
             Arc::new(CampaignStockLoader::new(coupon_store.clone()));
@@ -119,6 +110,16 @@ impl Modules {
             coupon_store,
             clock.clone(),
             coupon_gate.clone(),
+        ));
+        let rewards_store: Arc<dyn RewardsStore> = Arc::new(SqlRewardsStore::new(db.clone()));
+        let rewards_loader: Arc<dyn StockLoader> =
+            Arc::new(RewardStockLoader::new(rewards_store.clone()));
+        let rewards_gate = gates.gate("rewards", rewards_loader.clone())?;
+        let rewards = Arc::new(RewardsService::new(
+            rewards_store,
+            clock.clone(),
+            rewards_gate.clone(),
+            commerce.clone(),
         ));
         // The one list of stock: a module with a gate adds its line here.
         let stock: StockRegistry = Arc::new([

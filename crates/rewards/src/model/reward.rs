@@ -10,6 +10,8 @@ use serde_json::{Map, Value};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use contracts::commerce::CouponCampaignId;
+
 use super::ids::RewardId;
 use super::text::Name;
 
@@ -34,7 +36,9 @@ pub enum RewardKind {
         quantity: NonZeroU32,
     },
     /// A coupon of this campaign, issued by commerce.
-    Coupon { coupon_campaign_id: Uuid },
+    Coupon {
+        coupon_campaign_id: CouponCampaignId,
+    },
     /// A badge added to the wallet.
     Badge { badge_id: CatalogueKey },
 }
@@ -48,6 +52,12 @@ impl RewardKind {
             Some(kind) if errors.is_empty() => Ok(kind),
             _ => Err(errors),
         }
+    }
+
+    /// The reward as the catalogue shows it, for messages that carry it.
+    #[must_use]
+    pub fn as_json(&self) -> Value {
+        serde_json::to_value(self).unwrap_or(Value::Null)
     }
 
     /// The `type` as the API names it.
@@ -185,7 +195,7 @@ fn parse_kind(
         "COUPON" => {
             let id = uuid(object, "coupon_campaign_id", errors);
             Some(RewardKind::Coupon {
-                coupon_campaign_id: id?,
+                coupon_campaign_id: CouponCampaignId(id?),
             })
         }
         _ => {

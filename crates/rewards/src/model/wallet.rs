@@ -3,9 +3,9 @@
 
 use std::num::NonZeroU32;
 
+use contracts::commerce::CouponCampaignId;
 use serde::Serialize;
 use utoipa::ToSchema;
-use uuid::Uuid;
 
 use super::reward::{CatalogueKey, RewardKind};
 
@@ -27,7 +27,7 @@ pub enum Grant {
     Wallet(WalletCredit),
     /// A command to commerce to issue a coupon of this campaign, written to
     /// the outbox in the approval's transaction.
-    Coupon { campaign_id: Uuid },
+    Coupon { campaign_id: CouponCampaignId },
 }
 
 impl Grant {
@@ -76,7 +76,7 @@ mod tests {
     #[test]
     fn each_reward_kind_has_its_grant() {
         let n = NonZeroU32::new(5).expect("non-zero");
-        let campaign = Uuid::now_v7();
+        let campaign = CouponCampaignId::new();
         assert_eq!(
             Grant::of(&RewardKind::Point { points: n }),
             Grant::Wallet(WalletCredit::Points(n))

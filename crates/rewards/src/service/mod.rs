@@ -16,6 +16,7 @@ pub use requests::{DecisionRequest, Eligibility, RewardStockLoader};
 
 use std::sync::Arc;
 
+use contracts::commerce::CouponCampaigns;
 use gate::{PoolId, StockGate};
 
 use kernel::auth::{Admin, Reader, Staff};
@@ -27,7 +28,7 @@ use utoipa::ToSchema;
 use crate::error::RewardsError;
 use crate::model::{
     Condition, Description, Event, EventId, EventPeriod, EventReward, EventRewardId, EventStatus,
-    Name, NewReward, Reward, RewardId,
+    Name, NewReward, Reward, RewardId, RewardKind,
 };
 use crate::store::{
     AddEventReward, DeleteEvent, EventFilter, EventRewardChange, NewEventReward, RewardsStore,
@@ -125,6 +126,8 @@ pub struct RewardsService {
     /// Limited quantities and per-user limits under concurrency (pools
     /// `reward:<event reward id>`); the database keeps the last guard.
     gate: Arc<dyn StockGate>,
+    /// Commerce's campaigns, which a `COUPON` reward must name.
+    campaigns: Arc<dyn CouponCampaigns>,
 }
 
 impl std::fmt::Debug for RewardsService {
@@ -134,10 +137,21 @@ impl std::fmt::Debug for RewardsService {
 }
 
 impl RewardsService {
-    /// `gate` should load its pools through a [`RewardStockLoader`] over the same store.
+    /// `gate` should load its pools through a [`RewardStockLoader`] over
+    /// the same store; `campaigns` is commerce's service.
     #[must_use]
-    pub fn new(store: Arc<dyn RewardsStore>, clock: SharedClock, gate: Arc<dyn StockGate>) -> Self {
-        Self { store, clock, gate }
+    pub fn new(
+        store: Arc<dyn RewardsStore>,
+        clock: SharedClock,
+        gate: Arc<dyn StockGate>,
+        campaigns: Arc<dyn CouponCampaigns>,
+    ) -> Self {
+        Self {
+            store,
+            clock,
+            gate,
+            campaigns,
+        }
     }
 
     /// Creates an event, `DRAFT` unless `ACTIVE` is asked for.
@@ -282,6 +296,16 @@ impl RewardsService {
         body: &Map<String, Value>,
     ) -> Result<Reward, RewardsError> {
         let new = NewReward::parse(body).map_err(RewardsError::Invalid)?;
+        // A campaign deleted later still ends in a visible dead letter.
+        if let RewardKind::Coupon { coupon_campaign_id } = new.kind {
+            let exists = self.campaigns.exists(coupon_campaign_id).await;
+            if !exists.map_err(RewardsError::CommerceUnavailable)? {
+                return Err(RewardsError::invalid(
+                    "coupon_campaign_id",
+                    "no coupon campaign has this id",
+                ));
+            }
+        }
         let reward = Reward {
             id: RewardId::new(),
             name: new.name,

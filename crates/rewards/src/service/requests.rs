@@ -13,8 +13,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use bus::Envelope;
-use commerce::messages::IssueCouponGrant;
-use commerce::model::{CouponCampaignId, GrantId};
+use contracts::commerce::{GrantId, IssueCouponGrant};
+use contracts::rewards::RewardGranted;
 use gate::{
     ClaimError, GiveBackError, Holder, Limits, PoolId, Refusal, Snapshot, StockClaim, StockLoader,
     Written,
@@ -26,7 +26,6 @@ use utoipa::ToSchema;
 
 use super::{POOL_PREFIX, RewardsService, pool_of};
 use crate::error::RewardsError;
-use crate::messages::RewardGranted;
 use crate::model::{
     Clause, Condition, EvalContext, Evaluation, Event, EventId, EventReward, EventRewardId, Grant,
     OUT_OF_STOCK, ReasonCode, RequestStatus, RewardRequest, RewardRequestId, Verdict, Wallet,
@@ -536,7 +535,7 @@ fn granting(
         event_id: request.event_id,
         event_reward_id: request.event_reward_id,
         reward_id: request.reward_id,
-        reward: RewardGranted::reward_json(kind),
+        reward: kind.as_json(),
         granted_at: at,
     };
     let mut messages = vec![Envelope::new(&granted, at).map_err(RewardsError::encode)?];
@@ -544,7 +543,7 @@ fn granting(
         let command = IssueCouponGrant {
             grant_id: GrantId(request.id.0),
             user_id: request.user_id,
-            campaign_id: CouponCampaignId(*campaign_id),
+            campaign_id: *campaign_id,
             requested_at: at,
         };
         messages.push(Envelope::new(&command, at).map_err(RewardsError::encode)?);

@@ -5,7 +5,7 @@
 use http::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{Session, TestApp, expect_problem, text};
+use crate::helpers::{Session, TestApp, expect_problem, from_now, text};
 
 const STARTS: &str = "2026-12-01T00:00:00Z";
 const ENDS: &str = "2026-12-31T00:00:00Z";
@@ -248,10 +248,13 @@ async fn each_reward_type_is_created_with_its_own_fields() {
     let app = TestApp::spawn().await;
     let operator = app.user_with_roles(&["USER", "OPERATOR"]).await;
     let token = Some(operator.access_token.as_str());
+    let campaign = app
+        .created("/api/v1/coupon-campaigns", &operator, a_campaign())
+        .await;
     let bodies = [
         json!({"name": "Points", "type": "POINT", "points": 100}),
         json!({"name": "Hats", "type": "ITEM", "item_id": "hat", "quantity": 2}),
-        json!({"name": "10% off", "type": "COUPON", "coupon_campaign_id": "0192f0a4-7c3e-7a55-9b1e-3f2d6c8e9a10"}),
+        json!({"name": "10% off", "type": "COUPON", "coupon_campaign_id": campaign["id"]}),
         json!({"name": "Early bird", "type": "BADGE", "badge_id": "early"}),
     ];
 
@@ -263,6 +266,47 @@ async fn each_reward_type_is_created_with_its_own_fields() {
         created.as_object_mut().expect("an object").remove("id");
         assert_eq!(created, body);
     }
+}
+
+fn a_campaign() -> Value {
+    let at = |hours: i64| from_now(time::Duration::hours(hours));
+    json!({
+        "name": "Winter drop",
+        "discount": {"kind": "PERCENT", "value": 10},
+        "total_quantity": 10,
+        "per_user_limit": 1,
+        "issue_starts_at": at(-1),
+        "issue_ends_at": at(1),
+        "valid_until": at(720),
+    })
+}
+
+#[tokio::test]
+async fn a_coupon_reward_naming_no_campaign_is_refused_and_nothing_is_created() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    let token = Some(admin.access_token.as_str());
+
+    let problem = expect_problem(
+        app.post(
+            "/api/v1/rewards",
+            token,
+            json!({"name": "Ghost", "type": "COUPON", "coupon_campaign_id": "0192f0a4-7c3e-7a55-9b1e-3f2d6c8e9a10"}),
+        )
+        .await,
+        422,
+        "VALIDATION_FAILED",
+    )
+    .await;
+
+    assert_eq!(problem["errors"][0]["field"], "coupon_campaign_id");
+    let listed: Value = app
+        .get("/api/v1/rewards", token)
+        .await
+        .json()
+        .await
+        .expect("a page");
+    assert_eq!(listed["items"], json!([]));
 }
 
 #[tokio::test]

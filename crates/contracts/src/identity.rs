@@ -1,6 +1,5 @@
-//! What identity announces on the bus. Other modules learn about users only
-//! from these (and from identity's service), never from identity's tables.
-//! Listed with their versions in `docs/messages.md`.
+//! What identity announces. Other modules learn about users only from these
+//! (and from identity's service), never from identity's tables.
 
 use bus::Message;
 use kernel::{Timestamp, UserId};

@@ -1,12 +1,31 @@
-//! What rewards announces on the bus; listed in `docs/messages.md`. The
-//! coupon of a `COUPON` grant is a command owned by commerce
-//! (`commerce.issue_coupon_grant`), enqueued in the approval's transaction.
+//! What rewards announces, and the rewards ids it carries. The coupon of a
+//! `COUPON` grant is a command owned by commerce
+//! ([`IssueCouponGrant`](crate::commerce::IssueCouponGrant)), enqueued in
+//! the approval's transaction.
 
 use bus::Message;
 use kernel::{Timestamp, UserId};
 use serde::{Deserialize, Serialize};
 
-use crate::model::{EventId, EventRewardId, RewardId, RewardKind, RewardRequestId};
+kernel::id_type!(
+    /// An event that hands out rewards.
+    EventId
+);
+
+kernel::id_type!(
+    /// A reward in the catalogue.
+    RewardId
+);
+
+kernel::id_type!(
+    /// A reward attached to an event, with its condition and stock.
+    EventRewardId
+);
+
+kernel::id_type!(
+    /// One user's attempt to claim an event reward, successful or not.
+    RewardRequestId
+);
 
 /// A reward request was approved and its reward granted (wallet rewards are
 /// in the ledger by the time this is delivered; a coupon is on its way).
@@ -25,10 +44,4 @@ pub struct RewardGranted {
 impl Message for RewardGranted {
     const TOPIC: &'static str = "rewards.reward_granted";
     const VERSION: i32 = 1;
-}
-
-impl RewardGranted {
-    pub fn reward_json(kind: &RewardKind) -> serde_json::Value {
-        serde_json::to_value(kind).unwrap_or(serde_json::Value::Null)
-    }
 }
