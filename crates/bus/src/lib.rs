@@ -18,11 +18,13 @@ pub mod http;
 pub mod inbox;
 pub mod message;
 pub mod outbox;
+pub mod rabbitmq;
 pub mod transport;
 
 pub use inbox::{DeadLetter, Dispatcher, Handler, HandlerError, RetryPolicy};
 pub use message::{Envelope, Message};
 pub use outbox::Relay;
+pub use rabbitmq::{RabbitMqConsumer, RabbitMqOptions, RabbitMqTransport};
 pub use transport::{InProcessTransport, Transport};
 
 /// The bus tables (outbox and inbox); every database with producers or
