@@ -85,6 +85,9 @@ pub struct Settings {
     /// serialised or logged: it holds a password.
     #[serde(serialize_with = "withheld")]
     pub amqp_url: Option<Secret<String>>,
+    /// Prefix of every exchange and queue this deployment declares
+    /// (`docs/messages.md`, "Topology"); instances sharing one keep it equal.
+    pub amqp_prefix: String,
 }
 
 impl Default for Settings {
@@ -118,6 +121,7 @@ impl Default for Settings {
             metrics_listen: None,
             bus: BusKind::InProcess,
             amqp_url: None,
+            amqp_prefix: "stampede".into(),
         }
     }
 }
@@ -158,6 +162,7 @@ const KEYS: &[&str] = &[
     "metrics_listen",
     "bus",
     "amqp_url",
+    "amqp_prefix",
 ];
 
 /// Serialises a secret setting as absent: a written-out configuration holds no secret.
@@ -317,6 +322,11 @@ impl Settings {
         }
         if self.bus == BusKind::RabbitMq && self.amqp_url.is_none() {
             return Err(ConfigError::Invalid("bus = rabbitmq needs amqp_url".into()));
+        }
+        if self.amqp_prefix.is_empty() || self.amqp_prefix.len() > 100 {
+            return Err(ConfigError::Invalid(
+                "amqp_prefix must be 1 to 100 characters".into(),
+            ));
         }
         if self.redis_prefix.is_empty() || self.redis_prefix.contains(['{', '}']) {
             return Err(ConfigError::Invalid(

@@ -174,7 +174,10 @@ impl Modules {
                     None,
                 ),
                 (BusKind::RabbitMq, Some(url)) => {
-                    let options = RabbitMqOptions::new(url.clone());
+                    let options = RabbitMqOptions {
+                        prefix: settings.amqp_prefix.clone(),
+                        ..RabbitMqOptions::new(url.clone())
+                    };
                     let publisher =
                         Arc::new(RabbitMqTransport::new(options.clone(), &subscriptions));
                     let consumer = Arc::new(RabbitMqConsumer::new(
