@@ -63,6 +63,20 @@ pub async fn backlog(db: &kernel::Db) -> Result<Backlog, sqlx::Error> {
     })
 }
 
+/// When the oldest message the relay has not yet published was committed:
+/// the relay's lag, for `/metrics`.
+pub async fn oldest_unpublished(db: &kernel::Db) -> Result<Option<kernel::Timestamp>, sqlx::Error> {
+    let oldest: Option<(kernel::Timestamp,)> = kernel::read!(db, |pool| {
+        sqlx::query_as(
+            "select created_at from outbox_messages where published_at is null \
+             order by id limit 1",
+        )
+        .fetch_optional(pool)
+        .await
+    })?;
+    Ok(oldest.map(|(at,)| at))
+}
+
 /// Runs `work` until `stop` resolves: again at once while it finds work,
 /// else when woken or after `poll`. A failure is logged and retried.
 async fn work_loop<F, Fut>(

@@ -51,6 +51,8 @@ const MAX_PUBLISH_WAIT: Duration = Duration::from_secs(1);
 /// How long a consumer waits before handing back deliveries the inbox could
 /// not take (the database is down), so they do not spin through the broker.
 const INBOX_RETRY_WAIT: Duration = Duration::from_secs(1);
+/// How often a consumer samples its queues' depth for `/metrics`.
+const DEPTH_SAMPLE_PERIOD: Duration = Duration::from_secs(5);
 
 /// Where the broker is and how to talk to it.
 #[derive(Clone)]
@@ -428,10 +430,15 @@ impl Transport for RabbitMqTransport {
         }
         let mut link = self.link.lock().await;
         let channel = self.channel(&mut link).await?;
+        let started = Instant::now();
         let outcome =
             tokio::time::timeout(self.options.timeout, self.send(&channel, &encoded)).await;
         let failure = match outcome {
-            Ok(Ok(0)) => return Ok(()),
+            Ok(Ok(0)) => {
+                metrics::histogram!("bus_publish_confirm_seconds")
+                    .record(started.elapsed().as_secs_f64());
+                return Ok(());
+            }
             // The broker is there but refused some: keep the connection, send again.
             Ok(Ok(nacked)) => {
                 return Err(BusError::Transport(format!(
@@ -557,7 +564,16 @@ impl RabbitMqConsumer {
         *failures = 0;
         let mut deliveries = futures::stream::select_all(streams)
             .ready_chunks(usize::from(self.options.prefetch.max(1)));
-        while let Some(batch) = deliveries.next().await {
+        let mut sample = tokio::time::interval(DEPTH_SAMPLE_PERIOD);
+        loop {
+            let batch = tokio::select! {
+                batch = deliveries.next() => batch,
+                _ = sample.tick() => {
+                    self.sample_depths(&setup).await?;
+                    continue;
+                }
+            };
+            let Some(batch) = batch else { break };
             let mut taken = Vec::with_capacity(batch.len());
             for (subscriber, delivery) in batch {
                 taken.push((subscriber, delivery.map_err(broker)?));
@@ -565,6 +581,26 @@ impl RabbitMqConsumer {
             self.take(taken).await?;
         }
         Err(BusError::Transport("broker: the consumers ended".into()))
+    }
+
+    /// Sets `bus_queue_depth` (messages ready, per subscriber) from the broker.
+    async fn sample_depths(&self, channel: &Channel) -> Result<(), BusError> {
+        for subscriber in self.topology.subscribers() {
+            let queue = channel
+                .queue_declare(
+                    self.topology.queue(subscriber).into(),
+                    QueueDeclareOptions {
+                        passive: true,
+                        ..QueueDeclareOptions::default()
+                    },
+                    FieldTable::default(),
+                )
+                .await
+                .map_err(broker)?;
+            metrics::gauge!("bus_queue_depth", "subscriber" => subscriber.to_owned())
+                .set(f64::from(queue.message_count()));
+        }
+        Ok(())
     }
 
     /// Writes a batch of deliveries into the inbox, then acknowledges them;
@@ -591,9 +627,15 @@ impl RabbitMqConsumer {
             .iter()
             .map(|(subscriber, envelope, _)| (envelope.clone(), subscriber.clone()))
             .collect();
-        match crate::inbox::store_deliveries(&self.db, self.clock.now(), rows).await {
+        let now = self.clock.now();
+        match crate::inbox::store_deliveries(&self.db, now, rows).await {
             Ok(()) => {
                 self.wake.notify_one();
+                for (subscriber, envelope, _) in &decoded {
+                    let lag = (now - envelope.occurred_at).as_seconds_f64().max(0.0);
+                    metrics::histogram!("bus_consumer_lag_seconds", "subscriber" => subscriber.clone())
+                        .record(lag);
+                }
                 for (_, _, delivery) in decoded {
                     delivery
                         .ack(BasicAckOptions::default())

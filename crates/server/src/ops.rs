@@ -186,7 +186,10 @@ async fn readyz(State(dependencies): State<Dependencies>) -> Result<Json<Ready>,
 
 /// Prometheus metrics: requests by route template, method and status;
 /// latency histogram; database pool gauges; the bus's backlog
-/// (`bus_outbox_unpublished`, `bus_inbox_pending`).
+/// (`bus_outbox_unpublished`, `bus_inbox_pending`) and relay lag
+/// (`bus_relay_lag_seconds`, the oldest unpublished message's age); over
+/// RabbitMQ also `bus_publish_confirm_seconds`, `bus_consumer_lag_seconds`
+/// and `bus_queue_depth` by subscriber.
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
 async fn metrics(State(db): State<Db>) -> Response {
@@ -199,6 +202,17 @@ async fn metrics(State(db): State<Db>) -> Response {
             platform::metrics::set_gauge("bus_inbox_pending", backlog.pending as f64);
         }
         Err(e) => tracing::warn!(error = %e, "cannot read the bus backlog for /metrics"),
+    }
+    match bus::oldest_unpublished(&db).await {
+        Ok(oldest) => {
+            let lag = oldest.map_or(0.0, |at| {
+                (kernel::Clock::now(&kernel::SystemClock) - at)
+                    .as_seconds_f64()
+                    .max(0.0)
+            });
+            platform::metrics::set_gauge("bus_relay_lag_seconds", lag);
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot read the relay's lag for /metrics"),
     }
     (
         StatusCode::OK,

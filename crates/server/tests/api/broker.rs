@@ -1,7 +1,7 @@
 //! The server with its bus over RabbitMQ, when `STAMPEDE_TEST_AMQP_URL` is
 //! set (skipped with a printed line otherwise): `/readyz` reports the
-//! broker, and a sign-up and a login reach the rewards subscriber once each
-//! through the broker.
+//! broker, a sign-up and a login reach the rewards subscriber once each
+//! through the broker, and `/metrics` shows the broker's latencies.
 
 use std::time::{Duration, Instant};
 
@@ -83,6 +83,19 @@ async fn over_rabbitmq_readiness_names_the_broker_and_a_login_reaches_rewards_on
         "one delivery of each, handled"
     );
     db.close().await;
+    let metrics = app
+        .get("/metrics", None)
+        .await
+        .text()
+        .await
+        .expect("metrics");
+    for name in [
+        "bus_publish_confirm_seconds_bucket",
+        "bus_consumer_lag_seconds_bucket{subscriber=\"rewards.identity_facts\"",
+        "bus_relay_lag_seconds",
+    ] {
+        assert!(metrics.contains(name), "{name} in {metrics}");
+    }
     app.stop().await;
 
     let options = RabbitMqOptions::new(Secret::new(amqp_url));
