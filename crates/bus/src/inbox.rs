@@ -91,6 +91,42 @@ struct Due {
     next_attempt_at: Timestamp,
 }
 
+/// Writes one pending delivery per (message, subscriber) into the inbox of
+/// `db`. A pair already there is left as it is (the inbox key): that is what
+/// makes a message published twice, or taken by two consumers of one queue,
+/// one delivery. Every transport writes through here.
+pub(crate) async fn store_deliveries(
+    db: &Db,
+    now: Timestamp,
+    deliveries: Vec<(Envelope, String)>,
+) -> Result<(), BusError> {
+    if deliveries.is_empty() {
+        return Ok(());
+    }
+    kernel::write_tx!(db, |conn| {
+        for (message, subscriber) in &deliveries {
+            sqlx::query(
+                "insert into inbox_deliveries (id, message_id, subscriber, topic, version, \
+                 payload, occurred_at, state, attempts, next_attempt_at, updated_at) \
+                 values ($1, $2, $3, $4, $5, $6, $7, 'PENDING', 0, $8, $8) \
+                 on conflict (message_id, subscriber) do nothing",
+            )
+            .bind(Uuid::now_v7())
+            .bind(message.id)
+            .bind(subscriber)
+            .bind(&message.topic)
+            .bind(message.version)
+            .bind(message.payload.to_string())
+            .bind(message.occurred_at)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+        }
+        Ok::<(), sqlx::Error>(())
+    })?;
+    Ok(())
+}
+
 /// Runs due deliveries through their handlers.
 pub struct Dispatcher {
     db: Db,

@@ -18,11 +18,13 @@ pub mod http;
 pub mod inbox;
 pub mod message;
 pub mod outbox;
+pub mod rabbitmq;
 pub mod transport;
 
 pub use inbox::{DeadLetter, Dispatcher, Handler, HandlerError, RetryPolicy};
 pub use message::{Envelope, Message};
 pub use outbox::Relay;
+pub use rabbitmq::{RabbitMqConsumer, RabbitMqOptions, RabbitMqTransport};
 pub use transport::{InProcessTransport, Transport};
 
 /// The bus tables (outbox and inbox); every database with producers or
@@ -59,6 +61,20 @@ pub async fn backlog(db: &kernel::Db) -> Result<Backlog, sqlx::Error> {
         unpublished: kernel::db::stored_count("unpublished messages", unpublished)?.into(),
         pending: kernel::db::stored_count("pending deliveries", pending)?.into(),
     })
+}
+
+/// When the oldest message the relay has not yet published was committed:
+/// the relay's lag, for `/metrics`.
+pub async fn oldest_unpublished(db: &kernel::Db) -> Result<Option<kernel::Timestamp>, sqlx::Error> {
+    let oldest: Option<(kernel::Timestamp,)> = kernel::read!(db, |pool| {
+        sqlx::query_as(
+            "select created_at from outbox_messages where published_at is null \
+             order by id limit 1",
+        )
+        .fetch_optional(pool)
+        .await
+    })?;
+    Ok(oldest.map(|(at,)| at))
 }
 
 /// Runs `work` until `stop` resolves: again at once while it finds work,

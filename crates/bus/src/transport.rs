@@ -1,6 +1,7 @@
 //! Transports carry published messages from outboxes to inboxes. The
 //! in-process one writes the deliveries straight into the inbox of the same
-//! database; a RabbitMQ one will carry them between processes.
+//! database; the RabbitMQ one ([`crate::rabbitmq`]) carries them between
+//! processes.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -9,7 +10,6 @@ use async_trait::async_trait;
 use kernel::SharedClock;
 use kernel::db::Db;
 use tokio::sync::Notify;
-use uuid::Uuid;
 
 use crate::BusError;
 use crate::message::Envelope;
@@ -71,27 +71,7 @@ impl Transport for InProcessTransport {
         if deliveries.is_empty() {
             return Ok(());
         }
-        kernel::write_tx!(&self.db, |conn| {
-            for (message, subscriber) in &deliveries {
-                sqlx::query(
-                    "insert into inbox_deliveries (id, message_id, subscriber, topic, version, \
-                     payload, occurred_at, state, attempts, next_attempt_at, updated_at) \
-                     values ($1, $2, $3, $4, $5, $6, $7, 'PENDING', 0, $8, $8) \
-                     on conflict (message_id, subscriber) do nothing",
-                )
-                .bind(Uuid::now_v7())
-                .bind(message.id)
-                .bind(subscriber)
-                .bind(&message.topic)
-                .bind(message.version)
-                .bind(message.payload.to_string())
-                .bind(message.occurred_at)
-                .bind(now)
-                .execute(&mut *conn)
-                .await?;
-            }
-            Ok::<(), sqlx::Error>(())
-        })?;
+        crate::inbox::store_deliveries(&self.db, now, deliveries).await?;
         self.wake.notify_one();
         Ok(())
     }

@@ -28,6 +28,10 @@ pub fn handle() -> PrometheusHandle {
                     Matcher::Full("http_request_duration_seconds".into()),
                     LATENCY_BUCKETS,
                 )
+                // Publish-confirm latency and consumer lag (crates/bus).
+                .and_then(|b| {
+                    b.set_buckets_for_metric(Matcher::Prefix("bus_".into()), LATENCY_BUCKETS)
+                })
                 .unwrap_or_else(|_| PrometheusBuilder::new());
             let recorder = builder.build_recorder();
             let handle = recorder.handle();

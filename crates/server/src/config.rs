@@ -77,6 +77,17 @@ pub struct Settings {
     /// `HOST:PORT` of a listener that serves `/metrics` alone; when set,
     /// `/metrics` is not on the public listener.
     pub metrics_listen: Option<String>,
+    /// How the bus carries messages: `in_process` (the default: outbox to
+    /// inbox inside this database) or `rabbitmq` (between instances and
+    /// services through the broker at `amqp_url`).
+    pub bus: BusKind,
+    /// `amqp://USER:PASSWORD@HOST:PORT/VHOST` for `bus = rabbitmq`. Never
+    /// serialised or logged: it holds a password.
+    #[serde(serialize_with = "withheld")]
+    pub amqp_url: Option<Secret<String>>,
+    /// Prefix of every exchange and queue this deployment declares
+    /// (`docs/messages.md`, "Topology"); instances sharing one keep it equal.
+    pub amqp_prefix: String,
 }
 
 impl Default for Settings {
@@ -108,6 +119,9 @@ impl Default for Settings {
             redis_url: None,
             redis_prefix: "stampede".into(),
             metrics_listen: None,
+            bus: BusKind::InProcess,
+            amqp_url: None,
+            amqp_prefix: "stampede".into(),
         }
     }
 }
@@ -146,6 +160,9 @@ const KEYS: &[&str] = &[
     "redis_url",
     "redis_prefix",
     "metrics_listen",
+    "bus",
+    "amqp_url",
+    "amqp_prefix",
 ];
 
 /// Serialises a secret setting as absent: a written-out configuration holds no secret.
@@ -160,6 +177,15 @@ pub enum StockGateKind {
     Memory,
     Redis,
     Postgres,
+}
+
+/// How the bus carries messages between outboxes and inboxes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BusKind {
+    #[serde(rename = "in_process")]
+    InProcess,
+    #[serde(rename = "rabbitmq")]
+    RabbitMq,
 }
 
 /// Where request limits are counted.
@@ -294,6 +320,14 @@ impl Settings {
                 gate::CLAIM_WRITE_TIMEOUT
             )));
         }
+        if self.bus == BusKind::RabbitMq && self.amqp_url.is_none() {
+            return Err(ConfigError::Invalid("bus = rabbitmq needs amqp_url".into()));
+        }
+        if self.amqp_prefix.is_empty() || self.amqp_prefix.len() > 100 {
+            return Err(ConfigError::Invalid(
+                "amqp_prefix must be 1 to 100 characters".into(),
+            ));
+        }
         if self.redis_prefix.is_empty() || self.redis_prefix.contains(['{', '}']) {
             return Err(ConfigError::Invalid(
                 "redis_prefix must be non-empty, without braces".into(),
@@ -409,6 +443,31 @@ mod tests {
         .expect("loads");
         assert_eq!(shared.stock_gate, StockGateKind::Redis);
         assert_eq!(shared.rate_limiter, RateLimiterKind::Redis);
+    }
+
+    #[test]
+    fn the_rabbitmq_bus_needs_its_url_and_never_shows_it() {
+        assert_eq!(Settings::default().bus, BusKind::InProcess);
+        let without_url = Settings::load(None, &[("bus", "rabbitmq".into())]);
+        assert!(
+            without_url
+                .expect_err("no url")
+                .to_string()
+                .contains("amqp_url")
+        );
+        assert!(Settings::load(None, &[("bus", "kafka".into())]).is_err());
+        let settings = Settings::load(
+            None,
+            &[
+                ("bus", "rabbitmq".into()),
+                ("amqp_url", "amqp://guest:hunter2@127.0.0.1:5672/%2f".into()),
+            ],
+        )
+        .expect("loads");
+        assert_eq!(settings.bus, BusKind::RabbitMq);
+        let text = serde_json::to_string(&settings).expect("settings serialise");
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(!format!("{settings:?}").contains("hunter2"));
     }
 
     #[test]

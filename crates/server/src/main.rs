@@ -64,6 +64,11 @@ struct ServeArgs {
     /// on or off: per-address and per-user request limits (also STAMPEDE_RATE_LIMIT).
     #[arg(long)]
     rate_limit: Option<String>,
+    /// in_process or rabbitmq: how the bus carries messages (also
+    /// STAMPEDE_BUS; rabbitmq needs STAMPEDE_AMQP_URL, kept out of flags
+    /// because it holds a password).
+    #[arg(long)]
+    bus: Option<String>,
     /// json or pretty (also STAMPEDE_LOG_FORMAT).
     #[arg(long)]
     log_format: Option<String>,
@@ -121,6 +126,7 @@ async fn run(cli: Cli) -> Result<(), StartError> {
             ("listen", &args.listen),
             ("rate_limit", &args.rate_limit),
             ("log_format", &args.log_format),
+            ("bus", &args.bus),
         ];
         for (key, value) in flags {
             if let Some(v) = value {

@@ -4,7 +4,10 @@
 
 use std::sync::Arc;
 
-use bus::{Dispatcher, Handler, InProcessTransport, Relay, RetryPolicy};
+use bus::{
+    Dispatcher, Handler, InProcessTransport, RabbitMqConsumer, RabbitMqOptions, RabbitMqTransport,
+    Relay, RetryPolicy, Transport,
+};
 use commerce::store::{CouponStore, SqlCouponStore};
 use commerce::{CampaignStockLoader, CouponGrantHandler, CouponService};
 use gate::{
@@ -21,7 +24,7 @@ use rewards::service::RewardStockLoader;
 use rewards::store::{RewardsStore, SqlRewardsStore};
 use rewards::subscribers::IdentityFacts;
 
-use crate::config::{RateLimiterKind, Settings};
+use crate::config::{BusKind, RateLimiterKind, Settings};
 use crate::startup::StartError;
 use crate::stock::{CouponPools, GateFactory, RewardPools, StockRegistry};
 
@@ -44,6 +47,16 @@ pub struct Modules {
     pub redis: Option<RedisConnection>,
     /// Every module's stock gate, loader and pool lister.
     pub stock: StockRegistry,
+    /// The broker's two sides, when the bus runs over RabbitMQ.
+    pub broker: Option<Broker>,
+}
+
+/// The bus over RabbitMQ: the relay publishes through `publisher`;
+/// `consumer` (a background task) fills this database's inbox.
+#[derive(Clone)]
+pub struct Broker {
+    pub publisher: Arc<RabbitMqTransport>,
+    pub consumer: Arc<RabbitMqConsumer>,
 }
 
 impl Modules {
@@ -147,12 +160,48 @@ impl Modules {
             handlers,
             RetryPolicy::default(),
         ));
-        let transport = Arc::new(InProcessTransport::new(
-            db.clone(),
-            clock.clone(),
-            &dispatcher.subscriptions(),
-            dispatcher.wake.clone(),
-        ));
+        let subscriptions = dispatcher.subscriptions();
+        // Neither side waits for the broker at start: both connect (and
+        // reconnect) by themselves, and /readyz says when it is down.
+        let (transport, broker): (Arc<dyn Transport>, Option<Broker>) =
+            match (settings.bus, &settings.amqp_url) {
+                (BusKind::InProcess, _) => (
+                    Arc::new(InProcessTransport::new(
+                        db.clone(),
+                        clock.clone(),
+                        &subscriptions,
+                        dispatcher.wake.clone(),
+                    )),
+                    None,
+                ),
+                (BusKind::RabbitMq, Some(url)) => {
+                    let options = RabbitMqOptions {
+                        prefix: settings.amqp_prefix.clone(),
+                        ..RabbitMqOptions::new(url.clone())
+                    };
+                    let publisher =
+                        Arc::new(RabbitMqTransport::new(options.clone(), &subscriptions));
+                    let consumer = Arc::new(RabbitMqConsumer::new(
+                        db.clone(),
+                        clock.clone(),
+                        options,
+                        &subscriptions,
+                        dispatcher.wake.clone(),
+                    ));
+                    (
+                        publisher.clone(),
+                        Some(Broker {
+                            publisher,
+                            consumer,
+                        }),
+                    )
+                }
+                (BusKind::RabbitMq, None) => {
+                    return Err(StartError::Config(crate::config::ConfigError::Invalid(
+                        "bus = rabbitmq needs amqp_url".into(),
+                    )));
+                }
+            };
         let relay = Arc::new(Relay::new(db.clone(), transport, clock.clone()));
         Ok(Self {
             db,
@@ -166,6 +215,7 @@ impl Modules {
             limiter,
             redis,
             stock,
+            broker,
         })
     }
 

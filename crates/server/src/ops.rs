@@ -18,7 +18,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::modules::Modules;
+use crate::modules::{Broker, Modules};
 
 /// How long one dependency may take to answer a readiness check.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
@@ -29,6 +29,8 @@ pub struct Dependencies {
     db: Db,
     /// Present when the stock gate or the rate limiter lives in Redis.
     redis: Option<RedisConnection>,
+    /// Present when the bus runs over RabbitMQ.
+    broker: Option<Broker>,
 }
 
 impl Dependencies {
@@ -37,6 +39,7 @@ impl Dependencies {
         Self {
             db: modules.db.clone(),
             redis: modules.redis.clone(),
+            broker: modules.broker.clone(),
         }
     }
 
@@ -49,12 +52,32 @@ impl Dependencies {
                 None => None,
             }
         };
-        let (database, redis) = tokio::join!(within(self.db.ping()), redis);
+        let broker = async {
+            match &self.broker {
+                Some(broker) => Some(within(broker_ping(broker)).await),
+                None => None,
+            }
+        };
+        let (database, redis, broker) = tokio::join!(within(self.db.ping()), redis, broker);
         let mut checks = BTreeMap::from([("database", Health::judge("database", database))]);
         if let Some(redis) = redis {
             checks.insert("redis", Health::judge("redis", redis));
         }
+        if let Some(broker) = broker {
+            checks.insert("broker", Health::judge("broker", broker));
+        }
         checks
+    }
+}
+
+/// Up when the relay can publish (it reconnects if it must) and the
+/// consumer is consuming.
+async fn broker_ping(broker: &Broker) -> Result<(), String> {
+    broker.publisher.ping().await.map_err(|e| e.to_string())?;
+    if broker.consumer.is_connected() {
+        Ok(())
+    } else {
+        Err("the bus consumer is not connected".into())
     }
 }
 
@@ -124,8 +147,9 @@ async fn healthz() -> Json<Alive> {
 }
 
 /// The readiness answer: `status` is `ready`, and `checks` names every
-/// dependency the configuration uses (`database`, and `redis` when the stock
-/// gate or the rate limiter lives there) with `up` or `down`.
+/// dependency the configuration uses (`database`; `redis` when the stock
+/// gate or the rate limiter lives there; `broker` when the bus runs over
+/// RabbitMQ) with `up` or `down`.
 #[derive(Serialize, ToSchema)]
 struct Ready {
     status: &'static str,
@@ -162,7 +186,10 @@ async fn readyz(State(dependencies): State<Dependencies>) -> Result<Json<Ready>,
 
 /// Prometheus metrics: requests by route template, method and status;
 /// latency histogram; database pool gauges; the bus's backlog
-/// (`bus_outbox_unpublished`, `bus_inbox_pending`).
+/// (`bus_outbox_unpublished`, `bus_inbox_pending`) and relay lag
+/// (`bus_relay_lag_seconds`, the oldest unpublished message's age); over
+/// RabbitMQ also `bus_publish_confirm_seconds`, `bus_consumer_lag_seconds`
+/// and `bus_queue_depth` by subscriber.
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
 async fn metrics(State(db): State<Db>) -> Response {
@@ -175,6 +202,17 @@ async fn metrics(State(db): State<Db>) -> Response {
             platform::metrics::set_gauge("bus_inbox_pending", backlog.pending as f64);
         }
         Err(e) => tracing::warn!(error = %e, "cannot read the bus backlog for /metrics"),
+    }
+    match bus::oldest_unpublished(&db).await {
+        Ok(oldest) => {
+            let lag = oldest.map_or(0.0, |at| {
+                (kernel::Clock::now(&kernel::SystemClock) - at)
+                    .as_seconds_f64()
+                    .max(0.0)
+            });
+            platform::metrics::set_gauge("bus_relay_lag_seconds", lag);
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot read the relay's lag for /metrics"),
     }
     (
         StatusCode::OK,

@@ -1,5 +1,6 @@
-//! Background work beside the server: the bus relay and dispatcher, the
-//! stock-lease sweeper, metrics upkeep and the idempotency purge. Each task
+//! Background work beside the server: the bus relay and dispatcher (and
+//! the broker's consumer when the bus runs over RabbitMQ), the stock-lease
+//! sweeper, metrics upkeep and the idempotency purge. Each task
 //! ends when the stop flag turns true.
 
 use std::time::Duration;
@@ -29,7 +30,15 @@ pub fn spawn_background(
     let stock = modules.stock.clone();
     let (relay, dispatcher) = (modules.relay.clone(), modules.dispatcher.clone());
     let (mut relay_stop, mut dispatch_stop) = (stop.clone(), stop.clone());
-    vec![
+    let consumer = modules.broker.as_ref().map(|broker| {
+        let (consumer, mut consume_stop) = (broker.consumer.clone(), stop.clone());
+        tokio::spawn(async move {
+            consumer
+                .run(async move { stopped(&mut consume_stop).await })
+                .await;
+        })
+    });
+    let mut tasks = vec![
         tokio::spawn(async move {
             relay
                 .run(BUS_POLL, async move { stopped(&mut relay_stop).await })
@@ -61,7 +70,9 @@ pub fn spawn_background(
                 }
             }
         }),
-    ]
+    ];
+    tasks.extend(consumer);
+    tasks
 }
 
 /// Settles or gives back every module gate's leases older than `lease_age`.

@@ -296,6 +296,7 @@ async fn metrics_label_requests_by_route_template_not_raw_path() {
     assert!(text.contains("db_pool_connections"));
     assert!(text.contains("bus_outbox_unpublished"), "{text}");
     assert!(text.contains("bus_inbox_pending"), "{text}");
+    assert!(text.contains("bus_relay_lag_seconds"), "{text}");
 }
 
 #[tokio::test]
