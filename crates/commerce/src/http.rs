@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::middleware::from_fn_with_state;
 use kernel::auth::{Reader, Staff};
 use kernel::http::{Created, Json, Path, Query};
-use kernel::{Page, PageQuery, Principal, Problem, ProblemDetails};
+use kernel::{IdempotentEffect, Page, PageQuery, Principal, Problem, ProblemDetails};
 use platform::Idempotency;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -103,9 +103,10 @@ async fn get_campaign(
 async fn issue(
     axum::extract::State(s): State,
     principal: Principal,
+    effect: Option<IdempotentEffect>,
     Path(id): Path<CouponCampaignId>,
 ) -> Result<Created<Coupon>, Problem> {
-    Ok(Created(s.issue(principal.user_id, id).await?))
+    Ok(Created(s.issue(principal.user_id, id, effect).await?))
 }
 
 /// The caller's coupons, oldest first; past `expires_at` an unused one reads

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use gate::{Holder, PoolId, StockClaim, StockGate, Written};
 use kernel::auth::{Reader, Staff};
 use kernel::batch::Batcher;
-use kernel::{Page, PageRequest, SharedClock, Timestamp, UserId};
+use kernel::{IdempotentEffect, Page, PageRequest, SharedClock, UserId};
 
 use crate::error::CommerceError;
 use crate::model::{
@@ -137,14 +137,27 @@ impl CouponService {
 
     /// Issues one coupon of the campaign's public stock to `user`: refused
     /// outside the issue window, when sold out, or when the user holds the
-    /// per-user limit.
+    /// per-user limit. A keyed request's coupon takes the key's effect id; a
+    /// retry of one that may have issued it answers with that coupon.
     pub async fn issue(
         &self,
         user: UserId,
         campaign_id: CouponCampaignId,
+        effect: Option<IdempotentEffect>,
     ) -> Result<Coupon, CommerceError> {
         let campaign = self.cached_campaign(campaign_id).await?;
         let now = self.clock.now();
+        let id = effect.map_or_else(CouponId::new, |e| CouponId(e.id));
+        if effect.is_some_and(|e| e.retry)
+            && let Some(first) = self.store.coupon(id).await?
+        {
+            if first.user_id != user || first.campaign_id != campaign_id {
+                return Err(CommerceError::Internal(format!(
+                    "the effect {id} of a retried key is another request's coupon"
+                )));
+            }
+            return Ok(first.as_of(now));
+        }
         if !campaign.schedule.is_issuing(now) {
             return Err(CommerceError::NotOpen {
                 starts_at: campaign.schedule.issue_starts_at(),
@@ -154,9 +167,7 @@ impl CouponService {
         claim(
             self.issues.clone(),
             Arc::clone(&self.gate),
-            campaign,
-            user,
-            now,
+            Coupon::new(id, &campaign, user, CouponCode::generate(now), now),
         )
         .await
     }
@@ -183,7 +194,13 @@ impl CouponService {
     ) -> Result<Coupon, CommerceError> {
         let campaign = self.cached_campaign(campaign_id).await?;
         let now = self.clock.now();
-        let coupon = Coupon::new(&campaign, user, CouponCode::generate(now), now);
+        let coupon = Coupon::new(
+            CouponId::new(),
+            &campaign,
+            user,
+            CouponCode::generate(now),
+            now,
+        );
         let granted = self
             .store
             .grant(grant, coupon)
@@ -251,15 +268,12 @@ impl contracts::commerce::CouponCampaigns for CouponService {
 async fn claim(
     issues: IssueWriter,
     gate: Arc<dyn StockGate>,
-    campaign: Arc<Campaign>,
-    user: UserId,
-    now: Timestamp,
+    coupon: Coupon,
 ) -> Result<Coupon, CommerceError> {
-    let coupon = Coupon::new(&campaign, user, CouponCode::generate(now), now);
-    let pool = campaign_pool(campaign.id);
+    let pool = campaign_pool(coupon.campaign_id);
     let claim = StockClaim {
         pool: pool.clone(),
-        holder: Holder::from(user),
+        holder: Holder::from(coupon.user_id),
         lease: coupon.id.to_string(),
         quantity: 1,
     };

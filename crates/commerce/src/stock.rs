@@ -124,8 +124,9 @@ impl StockLoader for CampaignStockLoader {
             .parse()
             .map_err(|_| format!("claim {claim} of {pool} is not a coupon id"))?;
         self.store
-            .coupon_exists(id)
+            .coupon(id)
             .await
+            .map(|coupon| coupon.is_some())
             .map_err(|e| format!("cannot read coupon {id}: {e}"))
     }
 }

@@ -68,8 +68,9 @@ pub trait CouponStore: Send + Sync {
     -> Result<Vec<Coupon>, sqlx::Error>;
     /// A campaign's public stock as recorded; `None` if it does not exist.
     async fn stock(&self, id: CouponCampaignId) -> Result<Option<CampaignStock>, sqlx::Error>;
-    /// Whether the coupon is written (the stock gate's claim is durable).
-    async fn coupon_exists(&self, id: CouponId) -> Result<bool, sqlx::Error>;
+    /// The coupon, as stored, if it is written (the stock gate's claim is
+    /// durable, or a keyed issue's first attempt made it).
+    async fn coupon(&self, id: CouponId) -> Result<Option<Coupon>, sqlx::Error>;
     /// The `limit` most recent campaigns (newest first) with their coupons
     /// issued and granted.
     async fn issues_per_campaign(&self, limit: i64) -> Result<Vec<CampaignIssues>, sqlx::Error>;
@@ -775,14 +776,12 @@ impl CouponStore for SqlCouponStore {
         self.db.writer_runtime()
     }
 
-    async fn coupon_exists(&self, id: CouponId) -> Result<bool, sqlx::Error> {
-        let found: Option<i32> = kernel::read!(&self.db, |pool| {
-            sqlx::query_scalar(COUPON_EXISTS)
-                .bind(id)
-                .fetch_optional(pool)
-                .await
+    async fn coupon(&self, id: CouponId) -> Result<Option<Coupon>, sqlx::Error> {
+        let sql = concat!("select ", coupon_columns!(), " from coupons where id = $1");
+        let row: Option<CouponRow> = kernel::read!(&self.db, |pool| {
+            sqlx::query_as(sql).bind(id).fetch_optional(pool).await
         })?;
-        Ok(found.is_some())
+        row.map(Coupon::try_from).transpose()
     }
 
     async fn issues_per_campaign(&self, limit: i64) -> Result<Vec<CampaignIssues>, sqlx::Error> {
@@ -890,7 +889,13 @@ mod direct_path_tests {
     fn claim(campaign: &Campaign, user: UserId, ordinal: Option<u32>) -> CouponClaim {
         let now = SystemClock.now();
         CouponClaim {
-            coupon: Coupon::new(campaign, user, CouponCode::generate(now), now),
+            coupon: Coupon::new(
+                CouponId::new(),
+                campaign,
+                user,
+                CouponCode::generate(now),
+                now,
+            ),
             ordinal,
         }
     }

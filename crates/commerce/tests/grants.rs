@@ -145,10 +145,10 @@ async fn a_grant_is_honoured_when_the_public_stock_is_sold_out() {
     let h = Harness::start().await;
     let campaign = h.campaign(1).await;
     h.service
-        .issue(UserId::new(), campaign)
+        .issue(UserId::new(), campaign, None)
         .await
         .expect("the only public coupon");
-    let sold_out = h.service.issue(UserId::new(), campaign).await;
+    let sold_out = h.service.issue(UserId::new(), campaign, None).await;
     assert!(
         matches!(sold_out, Err(CommerceError::SoldOut)),
         "{sold_out:?}"

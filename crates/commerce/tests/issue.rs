@@ -227,7 +227,7 @@ async fn rush(
             let (service, start) = (Arc::clone(service), Arc::clone(&start));
             tokio::spawn(async move {
                 start.wait().await;
-                (user, service.issue(user, campaign).await)
+                (user, service.issue(user, campaign, None).await)
             })
         })
         .collect();
@@ -305,12 +305,16 @@ async fn past_its_limit_a_user_is_refused_and_others_still_get_theirs() {
 
     for _ in 0..2 {
         h.service
-            .issue(ann, drop.id)
+            .issue(ann, drop.id, None)
             .await
             .expect("within the limit");
     }
-    let refused = h.service.issue(ann, drop.id).await;
-    let bobs = h.service.issue(bob, drop.id).await.expect("bob's first");
+    let refused = h.service.issue(ann, drop.id, None).await;
+    let bobs = h
+        .service
+        .issue(bob, drop.id, None)
+        .await
+        .expect("bob's first");
 
     assert!(
         matches!(refused, Err(CommerceError::LimitReached)),
@@ -331,7 +335,7 @@ async fn coupons_are_issued_only_inside_the_issue_window() {
         opens() + Duration::hours(1),
     ] {
         h.clock.set(outside);
-        let refused = h.service.issue(user, drop.id).await;
+        let refused = h.service.issue(user, drop.id, None).await;
         assert!(
             matches!(refused, Err(CommerceError::NotOpen { .. })),
             "{outside}: {refused:?}"
@@ -339,12 +343,12 @@ async fn coupons_are_issued_only_inside_the_issue_window() {
     }
     h.clock.set(opens());
     h.service
-        .issue(user, drop.id)
+        .issue(user, drop.id, None)
         .await
         .expect("open at its start");
 
     assert_eq!(h.remaining(drop.id).await, 9, "refusals took nothing");
-    let unknown = h.service.issue(user, CouponCampaignId::new()).await;
+    let unknown = h.service.issue(user, CouponCampaignId::new(), None).await;
     assert!(matches!(unknown, Err(CommerceError::CampaignNotFound)));
 }
 
@@ -357,7 +361,7 @@ async fn after_a_restart_the_counters_come_back_from_the_database() {
         let drop = create(&before, 5, 2).await.campaign;
         let (ann, bob) = (UserId::new(), UserId::new());
         for user in [ann, ann, bob] {
-            before.issue(user, drop.id).await.expect("issued");
+            before.issue(user, drop.id, None).await.expect("issued");
         }
         // The process restarts; an in-memory gate starts empty, a Redis one
         // as if Redis had been lost too.
@@ -366,17 +370,20 @@ async fn after_a_restart_the_counters_come_back_from_the_database() {
 
         let shown = restarted.campaign(drop.id).await.expect("the campaign");
         assert_eq!(shown.remaining, 5 - 3, "{kind:?}");
-        let refused = restarted.issue(ann, drop.id).await;
+        let refused = restarted.issue(ann, drop.id, None).await;
         assert!(
             matches!(refused, Err(CommerceError::LimitReached)),
             "{kind:?}: {refused:?}"
         );
-        restarted.issue(bob, drop.id).await.expect("bob's second");
         restarted
-            .issue(UserId::new(), drop.id)
+            .issue(bob, drop.id, None)
+            .await
+            .expect("bob's second");
+        restarted
+            .issue(UserId::new(), drop.id, None)
             .await
             .expect("the last one");
-        let sold_out = restarted.issue(UserId::new(), drop.id).await;
+        let sold_out = restarted.issue(UserId::new(), drop.id, None).await;
         assert!(
             matches!(sold_out, Err(CommerceError::SoldOut)),
             "{kind:?}: {sold_out:?}"
@@ -392,7 +399,7 @@ async fn the_loader_reads_each_campaigns_pool_from_the_database_and_every_pool_i
     let drop = create(&h.service, 7, 3).await.campaign;
     let other = create(&h.service, 1, 1).await.campaign;
     let ann = UserId::new();
-    h.service.issue(ann, drop.id).await.expect("issued");
+    h.service.issue(ann, drop.id, None).await.expect("issued");
     h.service
         .grant(GrantId::new(), ann, drop.id)
         .await
@@ -427,9 +434,9 @@ async fn my_coupons_are_mine_and_read_as_expired_once_their_campaign_ends() {
     let h = Harness::start().await;
     let drop = create(&h.service, 10, 2).await.campaign;
     let (ann, bob) = (UserId::new(), UserId::new());
-    let first = h.service.issue(ann, drop.id).await.expect("issued");
-    let second = h.service.issue(ann, drop.id).await.expect("issued");
-    h.service.issue(bob, drop.id).await.expect("issued");
+    let first = h.service.issue(ann, drop.id, None).await.expect("issued");
+    let second = h.service.issue(ann, drop.id, None).await.expect("issued");
+    h.service.issue(bob, drop.id, None).await.expect("issued");
     let page = PageRequest {
         limit: 1,
         after: None,
@@ -555,8 +562,8 @@ impl CouponStore for FlakyStore {
     async fn stock(&self, id: CouponCampaignId) -> Result<Option<CampaignStock>, sqlx::Error> {
         self.inner.stock(id).await
     }
-    async fn coupon_exists(&self, id: CouponId) -> Result<bool, sqlx::Error> {
-        self.inner.coupon_exists(id).await
+    async fn coupon(&self, id: CouponId) -> Result<Option<Coupon>, sqlx::Error> {
+        self.inner.coupon(id).await
     }
     async fn issues_per_campaign(&self, limit: i64) -> Result<Vec<CampaignIssues>, sqlx::Error> {
         self.inner.issues_per_campaign(limit).await
@@ -572,7 +579,7 @@ async fn a_failed_durable_write_gives_the_unit_back() {
         let drop = create(&service, 1, 1).await.campaign;
         let ann = UserId::new();
 
-        let failed = service.issue(ann, drop.id).await;
+        let failed = service.issue(ann, drop.id, None).await;
 
         assert!(
             matches!(failed, Err(CommerceError::Database(_))),
@@ -582,7 +589,7 @@ async fn a_failed_durable_write_gives_the_unit_back() {
         assert_eq!(shown.remaining, 1, "{kind:?}");
         flaky.failing.store(false, Ordering::SeqCst);
         service
-            .issue(ann, drop.id)
+            .issue(ann, drop.id, None)
             .await
             .expect("ann's unit and her limit came back");
         assert_eq!(h.rows(drop.id).await, HashMap::from([(ann, 1)]), "{kind:?}");
@@ -603,7 +610,7 @@ async fn a_write_whose_answer_was_lost_keeps_its_unit_until_the_database_is_aske
         let drop = create(&service, 2, 1).await.campaign;
         let ann = UserId::new();
 
-        let lost = service.issue(ann, drop.id).await;
+        let lost = service.issue(ann, drop.id, None).await;
 
         assert!(
             matches!(lost, Err(CommerceError::Database(_))),
@@ -630,7 +637,7 @@ async fn a_write_whose_answer_was_lost_keeps_its_unit_until_the_database_is_aske
         );
         let shown = service.campaign(drop.id).await.expect("shown");
         assert_eq!(shown.remaining, 1, "{kind:?}");
-        let again = service.issue(ann, drop.id).await;
+        let again = service.issue(ann, drop.id, None).await;
         assert!(
             matches!(again, Err(CommerceError::LimitReached)),
             "{kind:?}: ann holds her one coupon: {again:?}"
@@ -669,7 +676,7 @@ async fn a_claim_batch_whose_commit_answer_is_lost_keeps_every_unit_and_writes_e
                 let (service, start) = (Arc::clone(&service), Arc::clone(&start));
                 tokio::spawn(async move {
                     start.wait().await;
-                    service.issue(user, drop.id).await
+                    service.issue(user, drop.id, None).await
                 })
             })
             .collect();
@@ -731,7 +738,7 @@ async fn a_batch_of_several_whose_commit_answer_is_lost_answers_every_claim_as_w
         let users: Vec<UserId> = (0..40).map(|_| UserId::new()).collect();
         let issue = |user: UserId| {
             let service = Arc::clone(&service);
-            tokio::spawn(async move { service.issue(user, drop.id).await })
+            tokio::spawn(async move { service.issue(user, drop.id, None).await })
         };
         let answers_lost = proxy.answers_lost();
         let mut hold = pool.begin().await.expect("a transaction");
@@ -806,7 +813,10 @@ async fn the_sweep_keeps_the_unit_of_an_issued_coupon_and_returns_one_whose_clai
         let service = service(&h.store, &h.clock, Arc::clone(&gate));
         let drop = create(&service, 5, 2).await.campaign;
         let (ann, bob) = (UserId::new(), UserId::new());
-        let issued = service.issue(ann, drop.id).await.expect("ann's coupon");
+        let issued = service
+            .issue(ann, drop.id, None)
+            .await
+            .expect("ann's coupon");
         // A claim whose process died between its take and its write.
         let (pool, dead) = (campaign_pool(drop.id), CouponId::new().to_string());
         gate.take_claim(&pool, &bob.to_string(), 1, &dead)
@@ -881,7 +891,7 @@ async fn the_database_holds_the_per_user_line_when_the_gate_is_wrong() {
     let tasks: Vec<_> = (0..10)
         .map(|_| {
             let service = Arc::clone(&service);
-            tokio::spawn(async move { service.issue(ann, drop.id).await })
+            tokio::spawn(async move { service.issue(ann, drop.id, None).await })
         })
         .collect();
     let mut refused = 0;

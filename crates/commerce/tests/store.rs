@@ -71,7 +71,13 @@ async fn created(store: &SqlCouponStore, campaign: Campaign) -> Campaign {
 
 fn coupon(campaign: &Campaign, user: UserId) -> Coupon {
     let issued_at = t0() + Duration::minutes(1);
-    Coupon::new(campaign, user, CouponCode::generate(issued_at), issued_at)
+    Coupon::new(
+        CouponId::new(),
+        campaign,
+        user,
+        CouponCode::generate(issued_at),
+        issued_at,
+    )
 }
 
 fn page(limit: u32) -> PageRequest {

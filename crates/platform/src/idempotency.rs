@@ -4,6 +4,13 @@
 //! 422 `IDEMPOTENCY_KEY_REUSED`; while the first is still running, a 409
 //! `REQUEST_IN_PROGRESS`. 429 and 5xx answers are not kept.
 //!
+//! Crash-safe by the effect id (docs/adr/0019): the key's record reserves
+//! the id of the row the request creates ([`IdempotentEffect`], handed to
+//! the handler), and a retry that takes over a request that never recorded
+//! an answer — its process died, or it answered 5xx — keeps that id and is
+//! told to look for the effect first, so it answers with the first
+//! request's coupon or request instead of making a second one.
+//!
 //! A module opts a route in with
 //! `route_layer(from_fn_with_state(idempotency, platform::idempotency::layer))`.
 
@@ -15,8 +22,9 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
 use kernel::db::{Db, Migrations};
-use kernel::{Principal, Problem, SharedClock, Timestamp, UserId};
+use kernel::{IdempotentEffect, Principal, Problem, SharedClock, Timestamp, UserId};
 use sha2::{Digest, Sha256};
+use uuid::Uuid;
 
 pub const HEADER: &str = "idempotency-key";
 /// Set on a replayed response.
@@ -40,7 +48,9 @@ pub struct Idempotency {
     /// How long a key is remembered.
     pub retention: Duration,
     /// A claim older than this whose request never finished (the process
-    /// died) may be taken over by a retry.
+    /// died) may be taken over by a retry. Longer than any request runs, and
+    /// than a dead claim's stock lease takes to be swept, so the takeover
+    /// finds every effect of the first request settled.
     pub abandon_after: Duration,
     /// Largest request body read for fingerprinting.
     pub max_body: usize,
@@ -70,24 +80,29 @@ impl Idempotency {
         })
     }
 
-    /// Claims a free key; when owned, returns the claim's `created_at`, which
-    /// identifies this claim to `complete` and `release`.
+    /// Claims a free key with a fresh effect id; when owned, returns the
+    /// claim's `created_at`, which identifies this claim to `complete` and
+    /// `release`.
     async fn claim(
         &self,
         user: UserId,
         key: &str,
         fingerprint: &[u8],
+        effect: Uuid,
     ) -> Result<Option<Timestamp>, sqlx::Error> {
         let (key, fingerprint, now) = (key.to_owned(), fingerprint.to_vec(), self.clock.now());
         kernel::write_tx!(&self.db, |conn| {
             sqlx::query(
-                "insert into idempotency_keys (user_id, idem_key, fingerprint, state, created_at) \
-                 values ($1, $2, $3, 'IN_PROGRESS', $4) on conflict (user_id, idem_key) do nothing",
+                "insert into idempotency_keys \
+                 (user_id, idem_key, fingerprint, state, created_at, effect_id) \
+                 values ($1, $2, $3, 'IN_PROGRESS', $4, $5) \
+                 on conflict (user_id, idem_key) do nothing",
             )
             .bind(user)
             .bind(key)
             .bind(fingerprint)
             .bind(now)
+            .bind(effect)
             .execute(&mut *conn)
             .await
             .map(|r| (r.rows_affected() == 1).then_some(now))
@@ -97,7 +112,8 @@ impl Idempotency {
     async fn load(&self, user: UserId, key: &str) -> Result<Option<Record>, sqlx::Error> {
         kernel::read!(&self.db, |pool| {
             sqlx::query_as::<_, Record>(
-                "select fingerprint, state, response_status, content_type, location, body, created_at \
+                "select fingerprint, state, response_status, content_type, location, body, \
+                 created_at, effect_id, released \
                  from idempotency_keys where user_id = $1 and idem_key = $2",
             )
             .bind(user)
@@ -108,26 +124,30 @@ impl Idempotency {
     }
 
     /// Replaces a stale record (expired, or an abandoned claim) with a fresh
-    /// claim, if nobody else did first; returns it as `claim` does.
+    /// claim for `effect`, if nobody else did first; returns it as `claim`
+    /// does.
     async fn replace(
         &self,
         user: UserId,
         key: &str,
         fingerprint: &[u8],
         stale_created_at: Timestamp,
+        effect: Uuid,
     ) -> Result<Option<Timestamp>, sqlx::Error> {
         let (key, fingerprint, now) = (key.to_owned(), fingerprint.to_vec(), self.clock.now());
         kernel::write_tx!(&self.db, |conn| {
             sqlx::query(
                 "update idempotency_keys set fingerprint = $3, state = 'IN_PROGRESS', \
                  response_status = null, content_type = null, location = null, body = null, \
-                 created_at = $4 where user_id = $1 and idem_key = $2 and created_at = $5",
+                 created_at = $4, effect_id = $6, released = false \
+                 where user_id = $1 and idem_key = $2 and created_at = $5",
             )
             .bind(user)
             .bind(key)
             .bind(fingerprint)
             .bind(now)
             .bind(stale_created_at)
+            .bind(effect)
             .execute(&mut *conn)
             .await
             .map(|r| (r.rows_affected() == 1).then_some(now))
@@ -162,6 +182,31 @@ impl Idempotency {
             .bind(content_type)
             .bind(location)
             .bind(body.to_vec())
+            .bind(claimed_at)
+            .execute(&mut *conn)
+            .await
+            .map(drop)
+        })
+    }
+
+    /// Marks the claim as one a retry takes over at once, keeping its effect
+    /// id: its request answered 5xx, which may have come after its effect
+    /// (a write whose answer was lost).
+    async fn mark_released(
+        &self,
+        user: UserId,
+        key: &str,
+        claimed_at: Timestamp,
+    ) -> Result<(), sqlx::Error> {
+        let key = key.to_owned();
+        kernel::write_tx!(&self.db, |conn| {
+            sqlx::query(
+                "update idempotency_keys set released = true \
+                 where user_id = $1 and idem_key = $2 and state = 'IN_PROGRESS' \
+                 and created_at = $3",
+            )
+            .bind(user)
+            .bind(key)
             .bind(claimed_at)
             .execute(&mut *conn)
             .await
@@ -206,6 +251,8 @@ struct Record {
     location: Option<String>,
     body: Option<Vec<u8>>,
     created_at: Timestamp,
+    effect_id: Option<Uuid>,
+    released: bool,
 }
 
 /// The parts of a response that a replay gives back.
@@ -240,8 +287,9 @@ impl Stored {
 
 /// What a claim attempt found.
 enum Claim {
-    /// This request owns the key, claimed at this time: do the work.
-    Owned(Timestamp),
+    /// This request owns the key, claimed at this time: do the work, whose
+    /// effect takes this id.
+    Owned(Timestamp, IdempotentEffect),
     /// Answer at once (a replay, or a refusal).
     Answer(Response),
 }
@@ -279,21 +327,27 @@ pub async fn layer(State(idem): State<Idempotency>, request: Request, next: Next
     let fingerprint = fingerprint(&parts.method, &parts.uri, &body);
     let user = principal.user_id;
 
-    let claimed_at = match claim(&idem, user, &key, &fingerprint).await {
-        Ok(Claim::Owned(claimed_at)) => claimed_at,
+    let (claimed_at, effect) = match claim(&idem, user, &key, &fingerprint).await {
+        Ok(Claim::Owned(claimed_at, effect)) => (claimed_at, effect),
         Ok(Claim::Answer(response)) => return response,
         Err(e) => return Problem::database(&e).into_response(),
     };
 
-    let response = next.run(Request::from_parts(parts, Body::from(body))).await;
+    let mut request = Request::from_parts(parts, Body::from(body));
+    request.extensions_mut().insert(effect);
+    let response = next.run(request).await;
     let (parts, body) = response.into_parts();
     let Ok(body) = to_bytes(body, usize::MAX).await else {
         let _ = idem.release(user, &key, claimed_at).await;
         return Problem::internal(&"could not buffer the response").into_response();
     };
     let status = parts.status;
-    if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+    if status == StatusCode::TOO_MANY_REQUESTS {
         if let Err(e) = idem.release(user, &key, claimed_at).await {
+            tracing::error!(error = %e, "could not release an idempotency key");
+        }
+    } else if status.is_server_error() {
+        if let Err(e) = idem.mark_released(user, &key, claimed_at).await {
             tracing::error!(error = %e, "could not release an idempotency key");
         }
     } else {
@@ -325,25 +379,19 @@ async fn claim(
 ) -> Result<Claim, sqlx::Error> {
     // A record can vanish or turn stale between our reads; a few rounds settle it.
     for _ in 0..3 {
-        if let Some(claimed_at) = idem.claim(user, key, fingerprint).await? {
-            return Ok(Claim::Owned(claimed_at));
+        let fresh = IdempotentEffect {
+            id: Uuid::now_v7(),
+            retry: false,
+        };
+        if let Some(claimed_at) = idem.claim(user, key, fingerprint, fresh.id).await? {
+            return Ok(Claim::Owned(claimed_at, fresh));
         }
         let Some(record) = idem.load(user, key).await? else {
             continue;
         };
         let age = idem.age(record.created_at);
         let expired = age >= idem.retention;
-        let abandoned = record.state == "IN_PROGRESS" && age >= idem.abandon_after;
-        if expired || abandoned {
-            if let Some(claimed_at) = idem
-                .replace(user, key, fingerprint, record.created_at)
-                .await?
-            {
-                return Ok(Claim::Owned(claimed_at));
-            }
-            continue;
-        }
-        if record.fingerprint != fingerprint {
+        if !expired && record.fingerprint != fingerprint {
             return Ok(Claim::Answer(
                 Problem::new(
                     StatusCode::UNPROCESSABLE_ENTITY,
@@ -353,7 +401,23 @@ async fn claim(
                 .into_response(),
             ));
         }
-        if record.state == "IN_PROGRESS" {
+        let unanswered = record.state == "IN_PROGRESS";
+        let abandoned = unanswered && (record.released || age >= idem.abandon_after);
+        if expired || abandoned {
+            // A takeover of an unanswered claim continues its effect.
+            let effect = match record.effect_id {
+                Some(id) if !expired => IdempotentEffect { id, retry: true },
+                _ => fresh,
+            };
+            if let Some(claimed_at) = idem
+                .replace(user, key, fingerprint, record.created_at, effect.id)
+                .await?
+            {
+                return Ok(Claim::Owned(claimed_at, effect));
+            }
+            continue;
+        }
+        if unanswered {
             return Ok(Claim::Answer(in_progress()));
         }
         let stored = Stored {

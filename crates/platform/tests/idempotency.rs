@@ -2,8 +2,8 @@
 //! (SQLite, or PostgreSQL when `STAMPEDE_TEST_DATABASE_URL` is set): a repeat
 //! replays the first answer, the key on a different request or while the
 //! first still runs is refused, 429 and 5xx answers are not kept, keys are
-//! validated, records expire and are purged, abandoned claims are taken over,
-//! and a burst of retries does the work once.
+//! validated, records expire and are purged, abandoned claims are taken over
+//! continuing their effect id, and a burst of retries does the work once.
 //!
 //! The app under test is built here: a few POST routes whose handlers count
 //! their invocations, behind `platform::idempotency::layer`, behind
@@ -24,7 +24,7 @@ use kernel::auth::{AuthError, TokenVerifier};
 use kernel::clock::ManualClock;
 use kernel::db::{Db, DbOptions};
 use kernel::testing::TestDatabase;
-use kernel::{Principal, Role, Roles, SharedClock, UserId};
+use kernel::{IdempotentEffect, Principal, Role, Roles, SharedClock, UserId};
 use platform::Idempotency;
 use platform::authn::SharedVerifier;
 use platform::idempotency::{HEADER, REPLAYED_HEADER};
@@ -68,6 +68,8 @@ struct Calls {
     stall: AtomicUsize,
     fail: AtomicUsize,
     limited: AtomicUsize,
+    /// The effect each `/effect` and `/flaky` invocation was handed.
+    effects: std::sync::Mutex<Vec<Option<IdempotentEffect>>>,
     /// How many `/slow` and `/stall` invocations have started.
     entered: watch::Sender<usize>,
     /// `/slow` invocations numbered up to this may finish.
@@ -112,6 +114,52 @@ async fn stall(State(calls): State<Shared>) -> (StatusCode, Json<Value>) {
         std::future::pending::<()>().await;
     }
     (StatusCode::CREATED, Json(json!({ "count": count })))
+}
+
+/// Records the effect it was handed and returns its id; the first
+/// invocation never finishes (a process that died after making it).
+async fn effect(
+    State(calls): State<Shared>,
+    effect: Option<IdempotentEffect>,
+) -> (StatusCode, Json<Value>) {
+    let count = calls.record(effect);
+    calls.entered.send_modify(|n| *n += 1);
+    if count == 1 {
+        std::future::pending::<()>().await;
+    }
+    (StatusCode::CREATED, Json(effect_json(effect)))
+}
+
+/// Records its effect; the first invocation answers 503 (a write whose
+/// answer was lost, so it may have made its effect), later ones 201.
+async fn flaky(
+    State(calls): State<Shared>,
+    effect: Option<IdempotentEffect>,
+) -> (StatusCode, Json<Value>) {
+    let count = calls.record(effect);
+    let status = if count == 1 {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::CREATED
+    };
+    (status, Json(effect_json(effect)))
+}
+
+fn effect_json(effect: Option<IdempotentEffect>) -> Value {
+    json!({ "effect": effect.map(|e| e.id), "retry": effect.map(|e| e.retry) })
+}
+
+impl Calls {
+    /// Records an invocation's effect; returns its number.
+    fn record(&self, effect: Option<IdempotentEffect>) -> usize {
+        let mut effects = self.effects.lock().expect("effects lock");
+        effects.push(effect);
+        effects.len()
+    }
+
+    fn effects(&self) -> Vec<Option<IdempotentEffect>> {
+        self.effects.lock().expect("effects lock").clone()
+    }
 }
 
 async fn fail(State(calls): State<Shared>) -> (StatusCode, Json<Value>) {
@@ -173,6 +221,8 @@ impl Harness {
             .route("/stall", post(stall))
             .route("/fail", post(fail))
             .route("/limited", post(limited))
+            .route("/effect", post(effect))
+            .route("/flaky", post(flaky))
             .route_layer(from_fn_with_state(
                 idem.clone(),
                 platform::idempotency::layer,
@@ -429,7 +479,11 @@ async fn server_errors_and_rate_limits_are_not_kept_so_a_retry_runs_the_handler_
     assert!(!limited_again.replayed);
     assert_eq!(limited_again.body, json!({ "count": 2 }));
     assert_eq!(count(&h.calls.limited), 2);
-    assert_eq!(h.stored_keys().await, 0, "no record is left behind");
+    assert_eq!(
+        h.stored_keys().await,
+        1,
+        "the 5xx claim stays, released, for its effect id; the 429 one goes"
+    );
 }
 
 #[tokio::test]
@@ -591,4 +645,99 @@ async fn twenty_concurrent_requests_with_one_key_run_the_handler_exactly_once() 
             assert_eq!(answer.body, expected);
         }
     }
+}
+
+// ---------------------------------------------------------------------------
+// The effect id: what makes a retry after a crash find the first effect
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_keyed_request_is_handed_a_fresh_effect_id_and_an_unkeyed_one_none() {
+    let h = Harness::start().await;
+    let user = UserId::new();
+
+    let keyed = h
+        .post("/flaky", Some(user), Some("key-1"), &json!({}))
+        .await;
+    let unkeyed = h.post("/flaky", Some(user), None, &json!({})).await;
+    let other = h
+        .post("/flaky", Some(user), Some("key-2"), &json!({}))
+        .await;
+
+    let effects = h.calls.effects();
+    let (first, third) = (effects[0].expect("keyed"), effects[2].expect("keyed"));
+    assert!(!first.retry && !third.retry, "{effects:?}");
+    assert_ne!(first.id, third.id, "each key its own effect");
+    assert_eq!(effects[1], None);
+    assert_eq!(keyed.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(unkeyed.body["effect"], Value::Null);
+    assert_eq!(other.body["effect"], json!(third.id));
+}
+
+#[tokio::test]
+async fn a_takeover_of_a_claim_that_never_answered_continues_its_effect() {
+    let h = Harness::start().await;
+    let user = UserId::new();
+    let body = json!({ "name": "crash" });
+    let lost = tokio::spawn(
+        h.request("/effect", Some(user), Some("key-1"), &body)
+            .send(),
+    );
+    h.entered(1).await;
+    lost.abort();
+
+    h.advance(h.idem.abandon_after + Duration::from_secs(1));
+    let retry = h.post("/effect", Some(user), Some("key-1"), &body).await;
+    let repeat = h.post("/effect", Some(user), Some("key-1"), &body).await;
+
+    let effects = h.calls.effects();
+    let (first, second) = (effects[0].expect("keyed"), effects[1].expect("keyed"));
+    assert_eq!(second.id, first.id, "the retry makes the same effect");
+    assert!(!first.retry);
+    assert!(second.retry, "the retry is told to look for it first");
+    assert_eq!(retry.status, StatusCode::CREATED);
+    assert!(repeat.replayed);
+    assert_eq!(effects.len(), 2, "the replay ran nothing");
+}
+
+#[tokio::test]
+async fn after_a_server_error_a_retry_takes_over_at_once_with_the_same_effect() {
+    let h = Harness::start().await;
+    let user = UserId::new();
+    let body = json!({ "name": "lost answer" });
+
+    let failed = h.post("/flaky", Some(user), Some("key-1"), &body).await;
+    let retry = h.post("/flaky", Some(user), Some("key-1"), &body).await;
+    let repeat = h.post("/flaky", Some(user), Some("key-1"), &body).await;
+
+    assert_eq!(failed.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        retry.status,
+        StatusCode::CREATED,
+        "no wait for the abandon age"
+    );
+    assert_eq!(retry.body["effect"], failed.body["effect"]);
+    assert_eq!(retry.body["retry"], json!(true));
+    assert!(repeat.replayed);
+    assert_eq!(h.calls.effects().len(), 2);
+}
+
+#[tokio::test]
+async fn a_different_request_cannot_take_over_an_unanswered_key() {
+    let h = Harness::start().await;
+    let user = UserId::new();
+    let lost = tokio::spawn(
+        h.request("/effect", Some(user), Some("key-1"), &json!({ "n": 1 }))
+            .send(),
+    );
+    h.entered(1).await;
+    lost.abort();
+    h.advance(h.idem.abandon_after + Duration::from_secs(1));
+
+    let other = h
+        .post("/effect", Some(user), Some("key-1"), &json!({ "n": 2 }))
+        .await;
+
+    other.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "IDEMPOTENCY_KEY_REUSED");
+    assert_eq!(h.calls.effects().len(), 1, "its effect is not continued");
 }

@@ -201,7 +201,7 @@ impl World {
 
     async fn request(&self, who: &Principal, offer: &Offer) -> Result<RewardRequest, RewardsError> {
         self.service
-            .request_reward(who, offer.event, offer.reward)
+            .request_reward(who, offer.event, offer.reward, None)
             .await
     }
 

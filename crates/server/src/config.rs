@@ -67,6 +67,11 @@ pub struct Settings {
     /// given back: a claim whose process died. At least
     /// [`MIN_STOCK_LEASE_SECONDS`], above the bound on a claim's write.
     pub stock_lease_seconds: u64,
+    /// Age after which an `Idempotency-Key` whose request never answered (its
+    /// process died) is taken over by a retry, which then looks for the
+    /// first request's effect. Above `stock_lease_seconds` and one lease
+    /// sweep, so the first request's stock is settled by then.
+    pub idempotency_abandon_seconds: u64,
     /// Where request limits are counted: `memory` (the default) or `redis`
     /// (shared by every instance; needs `redis_url`).
     pub rate_limiter: RateLimiterKind,
@@ -115,6 +120,7 @@ impl Default for Settings {
             stock_gate: StockGateKind::Memory,
             stock_gate_shards: 16,
             stock_lease_seconds: 30,
+            idempotency_abandon_seconds: 120,
             rate_limiter: RateLimiterKind::Memory,
             redis_url: None,
             redis_prefix: "stampede".into(),
@@ -156,6 +162,7 @@ const KEYS: &[&str] = &[
     "stock_gate",
     "stock_gate_shards",
     "stock_lease_seconds",
+    "idempotency_abandon_seconds",
     "rate_limiter",
     "redis_url",
     "redis_prefix",
@@ -318,6 +325,14 @@ impl Settings {
                 "stock_lease_seconds must be at least {MIN_STOCK_LEASE_SECONDS}: claims may \
                  spend up to {:?} on their write",
                 gate::CLAIM_WRITE_TIMEOUT
+            )));
+        }
+        let settled_by = self.stock_lease_seconds + crate::workers::LEASE_SWEEP_PERIOD.as_secs();
+        if self.idempotency_abandon_seconds < settled_by {
+            return Err(ConfigError::Invalid(format!(
+                "idempotency_abandon_seconds must be at least {settled_by} \
+                 (stock_lease_seconds and one lease sweep): a retry must find the \
+                 first request's stock settled"
             )));
         }
         if self.bus == BusKind::RabbitMq && self.amqp_url.is_none() {

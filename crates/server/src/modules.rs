@@ -3,6 +3,7 @@
 //! module's stock gate, registered once in [`Modules::stock`].
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bus::{
     Dispatcher, Handler, InProcessTransport, RabbitMqConsumer, RabbitMqOptions, RabbitMqTransport,
@@ -149,7 +150,9 @@ impl Modules {
                 lister: Arc::new(CouponPools(commerce.clone())),
             },
         ]);
-        let idempotency = Idempotency::new(db.clone(), clock.clone(), settings.body_limit_bytes);
+        let mut idempotency =
+            Idempotency::new(db.clone(), clock.clone(), settings.body_limit_bytes);
+        idempotency.abandon_after = Duration::from_secs(settings.idempotency_abandon_seconds);
         let handlers: Vec<Arc<dyn Handler>> = vec![
             Arc::new(IdentityFacts::new(rewards.clone())),
             Arc::new(CouponGrantHandler::new(commerce.clone())),

@@ -15,7 +15,7 @@ use crate::modules::Modules;
 /// one second within which a message must reach its subscribers.
 const BUS_POLL: Duration = Duration::from_millis(100);
 /// How often stale stock-gate leases are looked for.
-const LEASE_SWEEP_PERIOD: Duration = Duration::from_secs(10);
+pub(crate) const LEASE_SWEEP_PERIOD: Duration = Duration::from_secs(10);
 /// How often recorded latencies are folded into their histograms, as the
 /// exporter's own upkeep task would (`platform::metrics::run_upkeep`).
 const METRICS_UPKEEP_PERIOD: Duration = Duration::from_secs(5);

@@ -216,12 +216,18 @@ pub struct Coupon {
 }
 
 impl Coupon {
-    /// A new coupon of `campaign` for `user`, issued `now`; it expires when
-    /// the campaign's coupons stop being valid.
+    /// A new coupon `id` of `campaign` for `user`, issued `now`; it expires
+    /// when the campaign's coupons stop being valid.
     #[must_use]
-    pub fn new(campaign: &Campaign, user: UserId, code: CouponCode, now: Timestamp) -> Self {
+    pub fn new(
+        id: CouponId,
+        campaign: &Campaign,
+        user: UserId,
+        code: CouponCode,
+        now: Timestamp,
+    ) -> Self {
         Self {
-            id: CouponId::new(),
+            id,
             code,
             campaign_id: campaign.id,
             user_id: user,

@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use kernel::auth::{Reader, Staff};
 use kernel::http::{Created, Json, Path, Query};
-use kernel::{Page, Principal, Problem, ProblemDetails, UserId};
+use kernel::{IdempotentEffect, Page, Principal, Problem, ProblemDetails, UserId};
 use serde::Deserialize;
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
@@ -56,10 +56,12 @@ pub(super) fn routes() -> OpenApiRouter<Arc<RewardsService>> {
 async fn request_reward(
     axum::extract::State(s): State,
     caller: Principal,
+    effect: Option<IdempotentEffect>,
     Path((id, event_reward_id)): Path<(EventId, EventRewardId)>,
 ) -> Result<Created<RewardRequest>, Problem> {
     Ok(Created(
-        s.request_reward(&caller, id, event_reward_id).await?,
+        s.request_reward(&caller, id, event_reward_id, effect)
+            .await?,
     ))
 }
 

@@ -20,7 +20,7 @@ use gate::{
     Written,
 };
 use kernel::auth::{Reader, Staff};
-use kernel::{Page, PageRequest, Principal, Timestamp, UserId};
+use kernel::{IdempotentEffect, Page, PageRequest, Principal, Timestamp, UserId};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -141,13 +141,25 @@ impl StockLoader for RewardStockLoader {
 impl RewardsService {
     /// Requests an event reward for the caller. Every attempt on a visible
     /// event reward is recorded, rejections included; only
-    /// [`RewardsError::AlreadyRequested`] records nothing.
+    /// [`RewardsError::AlreadyRequested`] records nothing. A keyed request
+    /// is recorded under the key's effect id; a retry of one that may have
+    /// been recorded answers with that request.
     pub async fn request_reward(
         &self,
         caller: &Principal,
         event_id: EventId,
         event_reward_id: EventRewardId,
+        effect: Option<IdempotentEffect>,
     ) -> Result<RewardRequest, RewardsError> {
+        let id = effect.map_or_else(RewardRequestId::new, |e| RewardRequestId(e.id));
+        if effect.is_some_and(|e| e.retry) {
+            let first = self.store.request(id).await?;
+            if let Some(first) = first
+                .filter(|r| r.user_id == caller.user_id && r.event_reward_id == event_reward_id)
+            {
+                return Ok(first);
+            }
+        }
         let (event, reward) = self
             .visible_reward(caller, event_id, event_reward_id)
             .await?;
@@ -158,7 +170,7 @@ impl RewardsService {
         let now = self.clock.now();
         let evaluation = self.evaluate(user, &event, &reward, now).await?;
         let request = RewardRequest {
-            id: RewardRequestId::new(),
+            id,
             user_id: user,
             event_id,
             event_reward_id,

@@ -342,6 +342,56 @@ async fn an_anonymous_caller_with_a_malformed_idempotency_key_is_refused_as_anon
     .await;
 }
 
+/// What `kill -9` after a keyed issue's commit leaves on disk: the coupon
+/// written, its key claimed long ago with no answer saved (the same as when
+/// saving the answer failed).
+async fn forget_the_answer(app: &TestApp, key: &str) {
+    let db = app.database().await;
+    let long_ago = kernel::Timestamp::from(time::OffsetDateTime::now_utc() - Duration::hours(1));
+    let key = key.to_owned();
+    let forgotten: Result<u64, sqlx::Error> = kernel::write_tx!(&db, |conn| {
+        sqlx::query(
+            "update idempotency_keys set state = 'IN_PROGRESS', response_status = null, \
+             content_type = null, location = null, body = null, created_at = $1 \
+             where idem_key = $2",
+        )
+        .bind(long_ago)
+        .bind(key)
+        .execute(&mut *conn)
+        .await
+        .map(|r| r.rows_affected())
+    });
+    assert_eq!(forgotten.expect("the key's record is rewound"), 1);
+}
+
+#[tokio::test]
+async fn a_retry_after_a_crash_between_the_coupon_and_its_saved_answer_gets_that_coupon() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    // A firehose (a second coupon would be issued) and a drop (the retry
+    // would be refused as over the limit).
+    for (per_user, key) in [(10, "firehose-1"), (1, "drop-1")] {
+        let campaign = create(&app, &admin, open_campaign(10, per_user)).await;
+        let user = app.new_user().await;
+        let first = issue_with_key(&app, &campaign, &user, key).await;
+        assert_eq!(first.status(), 201);
+        let first: Value = first.json().await.expect("a coupon");
+        forget_the_answer(&app, key).await;
+
+        let retry = issue_with_key(&app, &campaign, &user, key).await;
+
+        assert_eq!(retry.status(), 201, "per-user limit {per_user}");
+        let retried: Value = retry.json().await.expect("a coupon");
+        assert_eq!(retried["id"], first["id"], "the first request's coupon");
+        assert_eq!(my_coupons(&app, &user).await.len(), 1, "never a second one");
+        assert_eq!(remaining(&app, &campaign).await, 9);
+        let replay = issue_with_key(&app, &campaign, &user, key).await;
+        assert_eq!(replay.status(), 201);
+        let replayed: Value = replay.json().await.expect("a coupon");
+        assert_eq!(replayed["id"], first["id"], "and its answer is kept now");
+    }
+}
+
 #[tokio::test]
 async fn the_same_idempotency_key_replays_the_same_coupon() {
     let app = TestApp::spawn().await;

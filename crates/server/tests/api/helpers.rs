@@ -73,6 +73,13 @@ impl TestApp {
         }
     }
 
+    /// The server's database, for a test that sets up what a crash leaves.
+    pub async fn database(&self) -> kernel::Db {
+        kernel::Db::connect(self._db.url(), &kernel::db::DbOptions::default())
+            .await
+            .expect("the test database opens")
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

@@ -67,6 +67,7 @@ async fn a_coupon_grant_committed_before_a_crash_is_delivered_after_the_restart(
             &caller,
             EventId(id(&event["id"])),
             EventRewardId(id(&offered["id"])),
+            None,
         )
         .await
         .expect("a request");
