@@ -163,7 +163,7 @@ struct UsersQuery {
         (status = 400, description = "Bad cursor", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 401, description = "Not signed in", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 403, description = "Not an ADMIN", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 422, description = "`limit` out of range", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 422, description = "`limit` out of range, or a control character in `email`", body = ProblemDetails, content_type = "application/problem+json"),
     ))]
 async fn list_users(
     axum::extract::State(s): State,

@@ -21,7 +21,7 @@ use uuid::Uuid;
 use crate::error::IdentityError;
 use crate::model::{
     Credentials, Email, LoginRequest, NewUser, Password, REFERRAL_CODE_LEN, Rotation,
-    SignupRequest, TestUser, TestUserBatch, TestUsersRequest, Tokens, User,
+    SignupRequest, TestUser, TestUserBatch, TestUsersRequest, Tokens, User, email_filter,
     normalise_referral_code, referral_code_from,
 };
 use crate::store::{CreateUserError, IdentityStore, NewSession, NewTestUser, RoleChange};
@@ -149,11 +149,12 @@ impl IdentityService {
         let mut v = Violations::default();
         let email = v.check("email", Email::parse(&request.email));
         let password = v.check("password", Password::parse(&request.password));
-        let referrer = match request
+        let code = request
             .referral_code
             .as_deref()
-            .and_then(normalise_referral_code)
-        {
+            .map(normalise_referral_code)
+            .transpose();
+        let referrer = match v.check("referral_code", code).flatten().flatten() {
             None => None,
             Some(code) => {
                 let owner = self.store.user_by_referral_code(&code).await?;
@@ -345,10 +346,9 @@ impl IdentityService {
         email_contains: Option<String>,
         page: PageRequest,
     ) -> Result<Page<User>, IdentityError> {
-        let rows = self
-            .store
-            .list_users(email_contains.filter(|e| !e.trim().is_empty()), page)
-            .await?;
+        let email_contains = email_filter(email_contains)
+            .map_err(|e| IdentityError::invalid("email", e.to_string()))?;
+        let rows = self.store.list_users(email_contains, page).await?;
         Ok(Page::from_rows(rows, page, "users", |u| u.id.0))
     }
 
