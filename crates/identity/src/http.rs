@@ -78,7 +78,7 @@ async fn sign_up(
         (status = 200, description = "Signed in", body = Tokens,
             headers(("set-cookie" = String, description = "The refresh token, HttpOnly, SameSite=Strict"))),
         (status = 401, description = "`INVALID_CREDENTIALS`", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 429, description = "Too many failed logins", body = ProblemDetails, content_type = "application/problem+json",
+        (status = 429, description = "Too many failed logins from this address, for this email (5 per 15 minutes) or for any (50); other addresses are not refused", body = ProblemDetails, content_type = "application/problem+json",
             headers(("retry-after" = u64))),
     ))]
 async fn log_in(
