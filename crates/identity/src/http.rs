@@ -78,7 +78,7 @@ async fn sign_up(
         (status = 200, description = "Signed in", body = Tokens,
             headers(("set-cookie" = String, description = "The refresh token, HttpOnly, SameSite=Strict"))),
         (status = 401, description = "`INVALID_CREDENTIALS`", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 429, description = "Too many failed logins", body = ProblemDetails, content_type = "application/problem+json",
+        (status = 429, description = "Too many failed logins from this address, for this email (5 per 15 minutes) or for any (50); other addresses are not refused", body = ProblemDetails, content_type = "application/problem+json",
             headers(("retry-after" = u64))),
     ))]
 async fn log_in(
@@ -163,7 +163,7 @@ struct UsersQuery {
         (status = 400, description = "Bad cursor", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 401, description = "Not signed in", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 403, description = "Not an ADMIN", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 422, description = "`limit` out of range", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 422, description = "`limit` out of range, or a control character in `email`", body = ProblemDetails, content_type = "application/problem+json"),
     ))]
 async fn list_users(
     axum::extract::State(s): State,

@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use kernel::text::{self, ControlCharacter};
 use kernel::{Problem, Roles, Secret, Timestamp, UserId, Violations};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -17,6 +18,8 @@ pub enum InvalidEmail {
     Shape,
     #[error("is longer than 254 characters")]
     TooLong,
+    #[error(transparent)]
+    Control(#[from] ControlCharacter),
 }
 
 impl Email {
@@ -25,6 +28,7 @@ impl Email {
         if email.len() > 254 {
             return Err(InvalidEmail::TooLong);
         }
+        text::single_line(&email)?;
         let (local, domain) = email.split_once('@').ok_or(InvalidEmail::Shape)?;
         let domain_ok = domain.contains('.')
             && !domain.starts_with('.')
@@ -105,11 +109,22 @@ pub fn referral_code_from(random: [u8; REFERRAL_CODE_LEN]) -> String {
         .collect()
 }
 
-/// Normalises a referral code as a user might type it.
-#[must_use]
-pub fn normalise_referral_code(raw: &str) -> Option<String> {
+/// Normalises a referral code as a user might type it; `None` when blank.
+pub fn normalise_referral_code(raw: &str) -> Result<Option<String>, ControlCharacter> {
     let code = raw.trim().to_ascii_uppercase();
-    (!code.is_empty()).then_some(code)
+    text::single_line(&code)?;
+    Ok((!code.is_empty()).then_some(code))
+}
+
+/// The `email` filter of the user list as typed; `None` when blank.
+pub fn email_filter(raw: Option<String>) -> Result<Option<String>, ControlCharacter> {
+    match raw {
+        Some(raw) if !raw.trim().is_empty() => {
+            text::single_line(&raw)?;
+            Ok(Some(raw))
+        }
+        _ => Ok(None),
+    }
 }
 
 /// A user as the API shows it.
@@ -330,10 +345,40 @@ mod tests {
         assert!(code.bytes().all(|b| CODE_ALPHABET.contains(&b)));
         assert!(!code.contains(['0', 'O', '1', 'I', 'L']));
         assert_eq!(
-            normalise_referral_code(" abcd2345 ").as_deref(),
-            Some("ABCD2345")
+            normalise_referral_code(" abcd2345 "),
+            Ok(Some("ABCD2345".to_owned()))
         );
-        assert_eq!(normalise_referral_code("  "), None);
+        assert_eq!(normalise_referral_code("  "), Ok(None));
+    }
+
+    #[test]
+    fn referral_codes_emails_and_email_filters_hold_no_control_character() {
+        assert_eq!(
+            normalise_referral_code("AB\u{0}CD"),
+            Err(ControlCharacter::SingleLine)
+        );
+        assert_eq!(
+            normalise_referral_code("AB\nCD"),
+            Err(ControlCharacter::SingleLine)
+        );
+        for bad in [
+            "a\u{0}b@example.com",
+            "ab@exam\u{0}ple.com",
+            "a\u{7f}@example.com",
+        ] {
+            assert_eq!(
+                Email::parse(bad),
+                Err(InvalidEmail::Control(ControlCharacter::SingleLine)),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(
+            email_filter(Some("a\u{0}b".into())),
+            Err(ControlCharacter::SingleLine)
+        );
+        assert_eq!(email_filter(Some("  ".into())), Ok(None));
+        assert_eq!(email_filter(None), Ok(None));
+        assert_eq!(email_filter(Some("ali".into())), Ok(Some("ali".to_owned())));
     }
 
     #[test]

@@ -21,7 +21,7 @@ use uuid::Uuid;
 use crate::error::IdentityError;
 use crate::model::{
     Credentials, Email, LoginRequest, NewUser, Password, REFERRAL_CODE_LEN, Rotation,
-    SignupRequest, TestUser, TestUserBatch, TestUsersRequest, Tokens, User,
+    SignupRequest, TestUser, TestUserBatch, TestUsersRequest, Tokens, User, email_filter,
     normalise_referral_code, referral_code_from,
 };
 use crate::store::{CreateUserError, IdentityStore, NewSession, NewTestUser, RoleChange};
@@ -34,9 +34,10 @@ use crate::tokens::{
 pub struct IdentitySettings {
     pub access_token_ttl: Duration,
     pub refresh_token_ttl: Duration,
-    /// Failed logins allowed per email before 429.
-    pub login_failures_per_email: Quota,
-    /// Failed logins allowed per client address before 429.
+    /// Failed logins allowed for one email from one client address before
+    /// that address gets 429 for that email; other addresses are not refused.
+    pub login_failures_per_email_and_address: Quota,
+    /// Failed logins allowed per client address, over every email, before 429.
     pub login_failures_per_address: Quota,
     /// How long a token version is trusted from memory before it is re-read;
     /// bounds staleness when several instances share one database.
@@ -48,7 +49,10 @@ impl Default for IdentitySettings {
         Self {
             access_token_ttl: Duration::minutes(10),
             refresh_token_ttl: Duration::days(30),
-            login_failures_per_email: Quota::per_period(5, StdDuration::from_secs(15 * 60)),
+            login_failures_per_email_and_address: Quota::per_period(
+                5,
+                StdDuration::from_secs(15 * 60),
+            ),
             login_failures_per_address: Quota::per_period(50, StdDuration::from_secs(15 * 60)),
             token_version_cache_ttl: StdDuration::from_secs(5),
         }
@@ -149,11 +153,12 @@ impl IdentityService {
         let mut v = Violations::default();
         let email = v.check("email", Email::parse(&request.email));
         let password = v.check("password", Password::parse(&request.password));
-        let referrer = match request
+        let code = request
             .referral_code
             .as_deref()
-            .and_then(normalise_referral_code)
-        {
+            .map(normalise_referral_code)
+            .transpose();
+        let referrer = match v.check("referral_code", code).flatten().flatten() {
             None => None,
             Some(code) => {
                 let owner = self.store.user_by_referral_code(&code).await?;
@@ -228,19 +233,23 @@ impl IdentityService {
         }
     }
 
-    /// Checks a password and starts a login. Failures are throttled per email
-    /// and per client address, and answer the same whether the email exists.
+    /// Checks a password and starts a login. Failures are throttled per
+    /// (email, client address) and per client address, and answer the same
+    /// whether the email exists. A throttled address is refused before the
+    /// password is checked, the right one included; an address that has not
+    /// failed for an email is not, so nobody can lock the owner out
+    /// (`docs/adr/0004-rate-limiting.md`).
     pub async fn log_in(
         &self,
         request: LoginRequest,
         client: IpAddr,
     ) -> Result<Tokens, IdentityError> {
         let typed_email = request.email.trim().to_lowercase();
-        let email_key = format!("login-failures:email:{typed_email}");
+        let pair_key = format!("login-failures:email-addr:{client}/{typed_email}");
         let address_key = format!("login-failures:addr:{client}");
-        let by_email = self.settings.login_failures_per_email;
+        let by_pair = self.settings.login_failures_per_email_and_address;
         let by_address = self.settings.login_failures_per_address;
-        for (key, quota) in [(&email_key, by_email), (&address_key, by_address)] {
+        for (key, quota) in [(&pair_key, by_pair), (&address_key, by_address)] {
             if let Err(limited) = self.limiter.peek(key, quota).await {
                 return Err(IdentityError::LoginThrottled {
                     retry_after_secs: limited.retry_after_secs(),
@@ -256,7 +265,7 @@ impl IdentityService {
             .map_or(self.dummy_hash.as_str(), |c| c.password_hash.as_str());
         let matches = self.verify_password(&request.password, stored_hash).await?;
         let Some(credentials) = credentials.filter(|_| matches) else {
-            let _ = self.limiter.acquire(&email_key, by_email).await;
+            let _ = self.limiter.acquire(&pair_key, by_pair).await;
             let _ = self.limiter.acquire(&address_key, by_address).await;
             return Err(IdentityError::InvalidCredentials);
         };
@@ -345,10 +354,9 @@ impl IdentityService {
         email_contains: Option<String>,
         page: PageRequest,
     ) -> Result<Page<User>, IdentityError> {
-        let rows = self
-            .store
-            .list_users(email_contains.filter(|e| !e.trim().is_empty()), page)
-            .await?;
+        let email_contains = email_filter(email_contains)
+            .map_err(|e| IdentityError::invalid("email", e.to_string()))?;
+        let rows = self.store.list_users(email_contains, page).await?;
         Ok(Page::from_rows(rows, page, "users", |u| u.id.0))
     }
 

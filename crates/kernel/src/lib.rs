@@ -1,7 +1,7 @@
 //! Shared building blocks every Stampede module stands on: ids, time, errors
 //! as problem+json, request extractors, keyset pagination, the authenticated
-//! principal with its roles, the database handle and micro-batching of hot
-//! writes.
+//! principal with its roles, the database handle, micro-batching of hot
+//! writes and the control-character check every text passes.
 #![forbid(unsafe_code)]
 
 pub mod auth;
@@ -16,6 +16,7 @@ pub mod page;
 pub mod secret;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod text;
 pub mod timestamp;
 
 pub use auth::{Principal, Role, Roles};

@@ -4,6 +4,7 @@
 
 use std::fmt;
 
+use kernel::text::{self, ControlCharacter};
 use kernel::{FieldError, Timestamp, Violations};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -14,7 +15,8 @@ use super::ids::CouponCampaignId;
 
 pub const MAX_NAME_CHARS: usize = 200;
 
-/// A campaign's display name: trimmed, 1 to 200 characters.
+/// A campaign's display name: trimmed, 1 to 200 characters, no control
+/// characters.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, ToSchema)]
 #[serde(transparent)]
 #[schema(value_type = String, min_length = 1, max_length = 200)]
@@ -26,6 +28,8 @@ pub enum InvalidName {
     Blank,
     #[error("must be at most {MAX_NAME_CHARS} characters")]
     TooLong,
+    #[error(transparent)]
+    Control(#[from] ControlCharacter),
 }
 
 impl CampaignName {
@@ -34,7 +38,10 @@ impl CampaignName {
         match name.chars().count() {
             0 => Err(InvalidName::Blank),
             n if n > MAX_NAME_CHARS => Err(InvalidName::TooLong),
-            _ => Ok(Self(name.to_owned())),
+            _ => {
+                text::single_line(name)?;
+                Ok(Self(name.to_owned()))
+            }
         }
     }
 
@@ -326,6 +333,21 @@ mod tests {
                 "issue_ends_at"
             ]
         );
+    }
+
+    #[test]
+    fn a_name_holds_no_control_character() {
+        for bad in ["AB\u{0}CD", "Winter\ndrop", "a\tb", "\u{1b}[2J"] {
+            assert_eq!(
+                CampaignName::parse(bad),
+                Err(InvalidName::Control(ControlCharacter::SingleLine)),
+                "{bad:?}"
+            );
+            let mut named = request();
+            named.name = bad.into();
+            assert_eq!(fields(&named), ["name"], "{bad:?}");
+        }
+        assert!(CampaignName::parse("겨울 세일 🎁").is_ok());
     }
 
     #[test]

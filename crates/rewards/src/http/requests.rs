@@ -196,7 +196,7 @@ async fn get_request(
         (status = 403, description = "Not staff", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 404, description = "No such request", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 409, description = "`INVALID_TRANSITION`: already decided", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 422, description = "`status` other than APPROVED or REJECTED, or a reason over 500 characters", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 422, description = "`status` other than APPROVED or REJECTED, a reason over 500 characters, or one with a control character other than a line feed or tab", body = ProblemDetails, content_type = "application/problem+json"),
     ))]
 async fn decide_request(
     axum::extract::State(s): State,

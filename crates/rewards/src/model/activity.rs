@@ -52,6 +52,8 @@ impl Activity {
                     "source_id",
                     format!("must be 1 to {MAX_SOURCE_ID_CHARS} characters"),
                 );
+            } else if let Err(e) = kernel::text::single_line(source) {
+                fail("source_id", e.to_string());
             }
         }
         let user_id = match user_id {
@@ -101,5 +103,16 @@ mod tests {
         assert_eq!(fields, ["user_id", "metric", "value", "source_id"]);
         let user = UserId::new().0.to_string();
         assert!(Activity::parse(&user, "m", 1.0, now(), Some("")).is_err());
+    }
+
+    #[test]
+    fn a_source_id_holds_no_control_character() {
+        let user = UserId::new().0.to_string();
+        for bad in ["order\u{0}1", "order\n1", "\u{1b}"] {
+            let errors = Activity::parse(&user, "m", 1.0, now(), Some(bad)).expect_err("invalid");
+            assert_eq!(errors.len(), 1, "{bad:?}");
+            assert_eq!(errors[0].field, "source_id");
+            assert_eq!(errors[0].message, "must not contain control characters");
+        }
     }
 }

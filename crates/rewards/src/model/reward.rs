@@ -5,6 +5,7 @@ use std::fmt;
 use std::num::NonZeroU32;
 
 use kernel::FieldError;
+use kernel::text::{self, ControlCharacter};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
@@ -73,7 +74,7 @@ impl RewardKind {
 }
 
 /// An item or badge id from the catalogue outside this system: trimmed,
-/// 1 to 100 characters.
+/// 1 to 100 characters, no control characters.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, ToSchema)]
 #[serde(transparent)]
 #[schema(value_type = String, min_length = 1, max_length = 100)]
@@ -85,6 +86,8 @@ pub enum InvalidCatalogueKey {
     Blank,
     #[error("must be at most {MAX_CATALOGUE_KEY_CHARS} characters")]
     TooLong,
+    #[error(transparent)]
+    Control(#[from] ControlCharacter),
 }
 
 impl CatalogueKey {
@@ -93,7 +96,10 @@ impl CatalogueKey {
         match key.chars().count() {
             0 => Err(InvalidCatalogueKey::Blank),
             n if n > MAX_CATALOGUE_KEY_CHARS => Err(InvalidCatalogueKey::TooLong),
-            _ => Ok(Self(key.to_owned())),
+            _ => {
+                text::single_line(key)?;
+                Ok(Self(key.to_owned()))
+            }
         }
     }
 
@@ -446,6 +452,8 @@ mod tests {
             (json!(""), "must not be blank"),
             (json!("   "), "must not be blank"),
             (json!("b".repeat(101)), "must be at most 100 characters"),
+            (json!("AB\u{0}CD"), "must not contain control characters"),
+            (json!("early\nbird"), "must not contain control characters"),
             (json!(7), "must be a string"),
         ] {
             assert_eq!(
@@ -504,6 +512,13 @@ mod tests {
         assert_eq!(
             refusals(json!({"name": 5, "type": "POINT", "points": 1})),
             [("name".to_owned(), "must be a string".to_owned())]
+        );
+        assert_eq!(
+            refusals(json!({"name": "a\u{0}b", "type": "POINT", "points": 1})),
+            [(
+                "name".to_owned(),
+                "must not contain control characters".to_owned()
+            )]
         );
         assert_eq!(
             refusals(json!({"name": "n".repeat(201), "type": "POINT", "points": 1})),

@@ -2,13 +2,14 @@
 
 use std::fmt;
 
+use kernel::text::{self, ControlCharacter};
 use serde::Serialize;
 use utoipa::ToSchema;
 
 pub const MAX_NAME_CHARS: usize = 200;
 pub const MAX_DESCRIPTION_CHARS: usize = 2000;
 
-/// A display name: trimmed, 1 to 200 characters.
+/// A display name: trimmed, 1 to 200 characters, no control characters.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, ToSchema)]
 #[serde(transparent)]
 #[schema(value_type = String, min_length = 1, max_length = 200)]
@@ -20,6 +21,8 @@ pub enum InvalidName {
     Blank,
     #[error("must be at most {MAX_NAME_CHARS} characters")]
     TooLong,
+    #[error(transparent)]
+    Control(#[from] ControlCharacter),
 }
 
 impl Name {
@@ -28,7 +31,10 @@ impl Name {
         match name.chars().count() {
             0 => Err(InvalidName::Blank),
             n if n > MAX_NAME_CHARS => Err(InvalidName::TooLong),
-            _ => Ok(Self(name.to_owned())),
+            _ => {
+                text::single_line(name)?;
+                Ok(Self(name.to_owned()))
+            }
         }
     }
 
@@ -44,7 +50,8 @@ impl fmt::Display for Name {
     }
 }
 
-/// A description: at most 2000 characters, kept as written (it may be empty).
+/// A description: at most 2000 characters, kept as written (it may be
+/// empty); line feeds and tabs are its only control characters.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, ToSchema)]
 #[serde(transparent)]
 #[schema(value_type = String, max_length = 2000)]
@@ -54,15 +61,17 @@ pub struct Description(String);
 pub enum InvalidDescription {
     #[error("must be at most {MAX_DESCRIPTION_CHARS} characters")]
     TooLong,
+    #[error(transparent)]
+    Control(#[from] ControlCharacter),
 }
 
 impl Description {
     pub fn parse(raw: &str) -> Result<Self, InvalidDescription> {
         if raw.chars().count() > MAX_DESCRIPTION_CHARS {
-            Err(InvalidDescription::TooLong)
-        } else {
-            Ok(Self(raw.to_owned()))
+            return Err(InvalidDescription::TooLong);
         }
+        text::multi_line(raw)?;
+        Ok(Self(raw.to_owned()))
     }
 
     #[must_use]
@@ -100,5 +109,37 @@ mod tests {
             Description::parse(&"é".repeat(MAX_DESCRIPTION_CHARS + 1)),
             Err(InvalidDescription::TooLong)
         );
+    }
+
+    #[test]
+    fn names_refuse_control_characters_inside() {
+        for bad in [
+            "AB\u{0}CD",
+            "Winter\nfestival",
+            "a\tb",
+            "\u{1b}[31mred",
+            "x\u{7f}y",
+        ] {
+            assert_eq!(
+                Name::parse(bad),
+                Err(InvalidName::Control(ControlCharacter::SingleLine)),
+                "{bad:?}"
+            );
+        }
+        // Surrounding whitespace is trimmed, not refused.
+        assert_eq!(Name::parse("\tFair\n").expect("valid").as_str(), "Fair");
+    }
+
+    #[test]
+    fn descriptions_keep_line_feeds_and_tabs_but_no_other_control_character() {
+        let text = "Line one\n\tLine two\n";
+        assert_eq!(Description::parse(text).expect("valid").as_str(), text);
+        for bad in ["a\u{0}b", "a\r\nb", "\u{7}", "\u{9b}"] {
+            assert_eq!(
+                Description::parse(bad),
+                Err(InvalidDescription::Control(ControlCharacter::MultiLine)),
+                "{bad:?}"
+            );
+        }
     }
 }

@@ -308,6 +308,9 @@ impl RewardsService {
                 format!("must be at most {MAX_DECISION_REASON_CHARS} characters"),
             ));
         }
+        if let Some(Err(e)) = reason.as_deref().map(kernel::text::multi_line) {
+            return Err(RewardsError::invalid("reason", e.to_string()));
+        }
         let current = self
             .store
             .request(id)

@@ -237,6 +237,71 @@ async fn repeated_failed_logins_for_one_email_are_throttled_with_retry_after() {
     app.log_in("frank@example.com", PASSWORD).await;
 }
 
+/// A login attempt from `address`, as a trusted proxy would forward it.
+async fn log_in_from(
+    app: &TestApp,
+    address: &str,
+    email: &str,
+    password: &str,
+) -> reqwest::Response {
+    app.http
+        .post(app.url("/api/v1/auth/login"))
+        .header("x-forwarded-for", address)
+        .json(&json!({"email": email, "password": password}))
+        .send()
+        .await
+        .expect("the server answers")
+}
+
+#[tokio::test]
+async fn failures_from_one_address_do_not_lock_the_owner_out_from_another() {
+    let app = TestApp::spawn_with(|s| s.trust_forwarded_for = true).await;
+    app.sign_up("victim@example.com").await;
+    let (attacker, owner) = ("203.0.113.7", "198.51.100.2");
+
+    for _ in 0..6 {
+        let guess = log_in_from(&app, attacker, "victim@example.com", "wrong password").await;
+        assert_ne!(guess.status(), 200);
+    }
+    // The attacker stays throttled for that email, even with the right password.
+    let throttled = log_in_from(&app, attacker, "victim@example.com", PASSWORD).await;
+    assert!(throttled.headers().contains_key("retry-after"));
+    expect_problem(throttled, 429, "RATE_LIMITED").await;
+
+    // The owner, from an address that has not failed, gets in.
+    let response = log_in_from(&app, owner, "victim@example.com", PASSWORD).await;
+    assert_eq!(response.status(), 200);
+    let tokens: Value = response.json().await.expect("tokens");
+    assert_eq!(tokens["user"]["email"], "victim@example.com");
+    // And a typo from that address is an ordinary 401, not a lock.
+    let typo = log_in_from(&app, owner, "victim@example.com", "wrong password").await;
+    expect_problem(typo, 401, "INVALID_CREDENTIALS").await;
+}
+
+#[tokio::test]
+async fn an_address_failing_on_many_accounts_stays_throttled_but_others_do_not() {
+    let app = TestApp::spawn_with(|s| s.trust_forwarded_for = true).await;
+    app.sign_up("heidi@example.com").await;
+    let (sprayer, owner) = ("203.0.113.9", "198.51.100.3");
+
+    // 50 failures per address per 15 minutes, each for a different email.
+    for i in 0..50 {
+        let guess = log_in_from(
+            &app,
+            sprayer,
+            &format!("spray{i}@example.com"),
+            "wrong password",
+        )
+        .await;
+        assert_eq!(guess.status(), 401, "guess {i}");
+    }
+
+    let throttled = log_in_from(&app, sprayer, "heidi@example.com", PASSWORD).await;
+    expect_problem(throttled, 429, "RATE_LIMITED").await;
+    let response = log_in_from(&app, owner, "heidi@example.com", PASSWORD).await;
+    assert_eq!(response.status(), 200);
+}
+
 #[tokio::test]
 async fn many_failed_logins_from_one_address_are_throttled_across_emails() {
     let app = TestApp::spawn().await;

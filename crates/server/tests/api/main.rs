@@ -3,6 +3,7 @@
 
 mod access;
 mod broker;
+mod control_characters;
 mod coupons;
 mod helpers;
 mod identity;
