@@ -13,3 +13,4 @@ mod rewards;
 mod stock;
 mod test_users;
 mod tokens;
+mod webhooks;
