@@ -47,7 +47,10 @@ pub fn spawn_background(
         // at once when one is queued.
         tokio::spawn(async move {
             deliverer
-                .run(WEBHOOK_POLL, async move { stopped(&mut deliver_stop).await })
+                .run(
+                    WEBHOOK_POLL,
+                    async move { stopped(&mut deliver_stop).await },
+                )
                 .await;
         }),
         tokio::spawn(async move {

@@ -12,7 +12,9 @@ use kernel::{Page, PageQuery, Problem, ProblemDetails};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::model::{Attempt, EndpointChange, EndpointId, EndpointView, EndpointWithSecret, NewEndpoint};
+use crate::model::{
+    Attempt, EndpointChange, EndpointId, EndpointView, EndpointWithSecret, NewEndpoint,
+};
 use crate::service::{Queued, WebhookService};
 
 /// The `/api/v1` routes of webhooks.

@@ -105,7 +105,8 @@ impl WebhookService {
         _admin: &Admin,
         new: &NewEndpoint,
     ) -> Result<EndpointWithSecret, WebhookError> {
-        let (url, event_types, description) = model::check_new(new).map_err(WebhookError::Invalid)?;
+        let (url, event_types, description) =
+            model::check_new(new).map_err(WebhookError::Invalid)?;
         self.check_reachable(&url).await?;
         let now = self.clock.now();
         let secret = SigningSecret::generate().map_err(WebhookError::Internal)?;

@@ -204,7 +204,11 @@ impl WebhookStore for SqlWebhookStore {
             .bind(&e.description)
             .bind(e.disabled)
             .bind(e.secret.expose())
-            .bind(e.previous_secret.as_ref().map(|(s, _)| s.expose().to_owned()))
+            .bind(
+                e.previous_secret
+                    .as_ref()
+                    .map(|(s, _)| s.expose().to_owned()),
+            )
             .bind(e.previous_secret.as_ref().map(|(_, until)| *until))
             .bind(e.created_at)
             .bind(e.updated_at)
@@ -268,7 +272,11 @@ impl WebhookStore for SqlWebhookStore {
             .bind(&e.description)
             .bind(e.disabled)
             .bind(e.secret.expose())
-            .bind(e.previous_secret.as_ref().map(|(s, _)| s.expose().to_owned()))
+            .bind(
+                e.previous_secret
+                    .as_ref()
+                    .map(|(s, _)| s.expose().to_owned()),
+            )
             .bind(e.previous_secret.as_ref().map(|(_, until)| *until))
             .bind(e.updated_at)
             .bind(e.id)

@@ -46,11 +46,14 @@ impl Handler for WebhookEvents {
             return Ok(());
         };
         // Decoding checks the version and shape; the payload goes out as is.
-        let _: RewardGranted = message
-            .decode()
-            .map_err(|e| HandlerError(e.to_string()))?;
+        let _: RewardGranted = message.decode().map_err(|e| HandlerError(e.to_string()))?;
         self.service
-            .publish(message.id, event_type, message.occurred_at, &message.payload)
+            .publish(
+                message.id,
+                event_type,
+                message.occurred_at,
+                &message.payload,
+            )
             .await
             .map(drop)
             .map_err(|e| HandlerError(e.to_string()))

@@ -79,7 +79,11 @@ impl Receiver {
     }
 }
 
-async fn receive(State(script): State<Script>, headers: HeaderMap, body: String) -> (StatusCode, String) {
+async fn receive(
+    State(script): State<Script>,
+    headers: HeaderMap,
+    body: String,
+) -> (StatusCode, String) {
     let header = |name: &str| {
         headers
             .get(name)
@@ -93,7 +97,12 @@ async fn receive(State(script): State<Script>, headers: HeaderMap, body: String)
         signature: header("webhook-signature"),
         body,
     });
-    let status = script.answers.lock().expect("lock").pop_front().unwrap_or(200);
+    let status = script
+        .answers
+        .lock()
+        .expect("lock")
+        .pop_front()
+        .unwrap_or(200);
     (
         StatusCode::from_u16(status).expect("a status"),
         format!("answered {status}"),
@@ -181,7 +190,11 @@ async fn webhook_endpoints_are_admin_only() {
 
     let body = json!({"url": receiver.url, "event_types": ["order.paid"]});
     let routes: Vec<(Method, String, Option<Value>)> = vec![
-        (Method::POST, "/api/v1/webhook-endpoints".into(), Some(body.clone())),
+        (
+            Method::POST,
+            "/api/v1/webhook-endpoints".into(),
+            Some(body.clone()),
+        ),
         (Method::GET, "/api/v1/webhook-endpoints".into(), None),
         (Method::GET, format!("/api/v1/webhook-endpoints/{id}"), None),
         (
@@ -189,11 +202,31 @@ async fn webhook_endpoints_are_admin_only() {
             format!("/api/v1/webhook-endpoints/{id}"),
             Some(json!({"description": "changed"})),
         ),
-        (Method::POST, format!("/api/v1/webhook-endpoints/{id}/rotate-secret"), None),
-        (Method::POST, format!("/api/v1/webhook-endpoints/{id}/test"), None),
-        (Method::GET, format!("/api/v1/webhook-endpoints/{id}/deliveries"), None),
-        (Method::POST, format!("/api/v1/webhook-deliveries/{attempt}/replay"), None),
-        (Method::DELETE, format!("/api/v1/webhook-endpoints/{id}"), None),
+        (
+            Method::POST,
+            format!("/api/v1/webhook-endpoints/{id}/rotate-secret"),
+            None,
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/webhook-endpoints/{id}/test"),
+            None,
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/webhook-endpoints/{id}/deliveries"),
+            None,
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/webhook-deliveries/{attempt}/replay"),
+            None,
+        ),
+        (
+            Method::DELETE,
+            format!("/api/v1/webhook-endpoints/{id}"),
+            None,
+        ),
     ];
     for (method, path, body) in &routes {
         let anonymous = app.request(method.clone(), path, None, body.clone()).await;
@@ -209,12 +242,20 @@ async fn webhook_endpoints_are_admin_only() {
     let expected = [201, 200, 200, 200, 200, 202, 200, 202, 204];
     for ((method, path, body), status) in routes.iter().zip(expected) {
         let answer = app
-            .request(method.clone(), path, Some(&admin.access_token), body.clone())
+            .request(
+                method.clone(),
+                path,
+                Some(&admin.access_token),
+                body.clone(),
+            )
             .await;
         assert_eq!(answer.status(), status, "{method} {path}");
     }
     let gone = app
-        .get(&format!("/api/v1/webhook-endpoints/{id}"), Some(&admin.access_token))
+        .get(
+            &format!("/api/v1/webhook-endpoints/{id}"),
+            Some(&admin.access_token),
+        )
         .await;
     expect_problem(gone, 404, "NOT_FOUND").await;
 }
@@ -399,7 +440,10 @@ async fn gone_disables_the_endpoint() {
     assert_eq!(log[0]["gave_up"], true);
     assert!(log[0]["next_retry_at"].is_null());
     let now: Value = app
-        .get(&format!("/api/v1/webhook-endpoints/{id}"), Some(&admin.access_token))
+        .get(
+            &format!("/api/v1/webhook-endpoints/{id}"),
+            Some(&admin.access_token),
+        )
         .await
         .json()
         .await
@@ -475,7 +519,9 @@ async fn an_approved_reward_request_reaches_the_subscribed_endpoint_over_the_bus
     )
     .await;
 
-    let event = app.created("/api/v1/events", &admin, crate::helpers::live_event()).await;
+    let event = app
+        .created("/api/v1/events", &admin, crate::helpers::live_event())
+        .await;
     let reward = app
         .created(
             "/api/v1/rewards",
@@ -513,4 +559,42 @@ async fn an_approved_reward_request_reaches_the_subscribed_endpoint_over_the_bus
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(receiver.received().len(), 1, "once");
     assert!(other.received().is_empty());
+}
+
+#[tokio::test]
+async fn every_webhook_route_is_in_the_openapi_document() {
+    let app = TestApp::spawn().await;
+    let doc: Value = app
+        .get("/openapi.json", None)
+        .await
+        .json()
+        .await
+        .expect("json");
+    for (path, method) in [
+        ("/api/v1/webhook-endpoints", "post"),
+        ("/api/v1/webhook-endpoints", "get"),
+        ("/api/v1/webhook-endpoints/{id}", "get"),
+        ("/api/v1/webhook-endpoints/{id}", "patch"),
+        ("/api/v1/webhook-endpoints/{id}", "delete"),
+        ("/api/v1/webhook-endpoints/{id}/rotate-secret", "post"),
+        ("/api/v1/webhook-endpoints/{id}/test", "post"),
+        ("/api/v1/webhook-endpoints/{id}/deliveries", "get"),
+        ("/api/v1/webhook-deliveries/{id}/replay", "post"),
+    ] {
+        let operation = &doc["paths"][path][method];
+        assert_eq!(operation["tags"], json!(["webhooks"]), "{method} {path}");
+    }
+    for schema in [
+        "EndpointView",
+        "EndpointWithSecret",
+        "Attempt",
+        "NewEndpoint",
+    ] {
+        assert!(doc["components"]["schemas"][schema].is_object(), "{schema}");
+    }
+    assert!(
+        doc["components"]["schemas"]["EndpointView"]["properties"]
+            .get("secret")
+            .is_none()
+    );
 }
