@@ -93,6 +93,12 @@ pub struct Settings {
     /// Prefix of every exchange and queue this deployment declares
     /// (`docs/messages.md`, "Topology"); instances sharing one keep it equal.
     pub amqp_prefix: String,
+    /// Lets outbound webhooks reach loopback, link-local and private
+    /// addresses (refused by default: SSRF); test suites set it.
+    pub webhook_allow_private: bool,
+    /// The first retry delay of outbound webhooks, in seconds; later
+    /// delays double from it (with jitter) for up to three days.
+    pub webhook_retry_base_seconds: u64,
 }
 
 impl Default for Settings {
@@ -128,6 +134,8 @@ impl Default for Settings {
             bus: BusKind::InProcess,
             amqp_url: None,
             amqp_prefix: "stampede".into(),
+            webhook_allow_private: false,
+            webhook_retry_base_seconds: 5,
         }
     }
 }
@@ -170,6 +178,8 @@ const KEYS: &[&str] = &[
     "bus",
     "amqp_url",
     "amqp_prefix",
+    "webhook_allow_private",
+    "webhook_retry_base_seconds",
 ];
 
 /// Serialises a secret setting as absent: a written-out configuration holds no secret.
@@ -341,6 +351,11 @@ impl Settings {
         if self.amqp_prefix.is_empty() || self.amqp_prefix.len() > 100 {
             return Err(ConfigError::Invalid(
                 "amqp_prefix must be 1 to 100 characters".into(),
+            ));
+        }
+        if self.webhook_retry_base_seconds == 0 || self.webhook_retry_base_seconds > 3600 {
+            return Err(ConfigError::Invalid(
+                "webhook_retry_base_seconds must be 1 to 3600".into(),
             ));
         }
         if self.redis_prefix.is_empty() || self.redis_prefix.contains(['{', '}']) {

@@ -24,6 +24,8 @@ use rewards::RewardsService;
 use rewards::service::RewardStockLoader;
 use rewards::store::{RewardsStore, SqlRewardsStore};
 use rewards::subscribers::IdentityFacts;
+use webhooks::store::SqlWebhookStore;
+use webhooks::{Deliverer, WebhookEvents, WebhookService, WebhookSettings};
 
 use crate::config::{BusKind, RateLimiterKind, Settings};
 use crate::startup::StartError;
@@ -37,6 +39,10 @@ pub struct Modules {
     pub identity: Arc<IdentityService>,
     pub rewards: Arc<RewardsService>,
     pub commerce: Arc<CouponService>,
+    /// Outbound webhooks: endpoints and their queue.
+    pub webhooks: Arc<WebhookService>,
+    /// Works the webhook queue (a background task).
+    pub deliverer: Arc<Deliverer>,
     pub idempotency: Idempotency,
     /// Hands committed outbox messages to the transport.
     pub relay: Arc<Relay>,
@@ -82,6 +88,7 @@ impl Modules {
         db.migrate(identity::migrations()).await?;
         db.migrate(rewards::migrations()).await?;
         db.migrate(commerce::migrations()).await?;
+        db.migrate(webhooks::migrations()).await?;
 
         let clock: SharedClock = Arc::new(SystemClock);
         let redis = match &settings.redis_url {
@@ -153,9 +160,19 @@ impl Modules {
         let mut idempotency =
             Idempotency::new(db.clone(), clock.clone(), settings.body_limit_bytes);
         idempotency.abandon_after = Duration::from_secs(settings.idempotency_abandon_seconds);
+        let webhooks = Arc::new(WebhookService::new(
+            Arc::new(SqlWebhookStore::new(db.clone())),
+            clock.clone(),
+            WebhookSettings {
+                allow_private: settings.webhook_allow_private,
+                retry_base: Duration::from_secs(settings.webhook_retry_base_seconds),
+            },
+        ));
+        let deliverer = Arc::new(Deliverer::new(&webhooks).map_err(StartError::Webhooks)?);
         let handlers: Vec<Arc<dyn Handler>> = vec![
             Arc::new(IdentityFacts::new(rewards.clone())),
             Arc::new(CouponGrantHandler::new(commerce.clone())),
+            Arc::new(WebhookEvents::new(webhooks.clone())),
         ];
         let dispatcher = Arc::new(Dispatcher::new(
             db.clone(),
@@ -212,6 +229,8 @@ impl Modules {
             identity,
             rewards,
             commerce,
+            webhooks,
+            deliverer,
             idempotency,
             relay,
             dispatcher,

@@ -55,7 +55,8 @@ pub fn router(settings: &Settings, modules: &Modules) -> Router {
                 .merge(commerce::http::router(
                     modules.commerce.clone(),
                     modules.idempotency.clone(),
-                )),
+                ))
+                .merge(webhooks::http::router(modules.webhooks.clone())),
         )
         .merge(identity::http::test_users_router(
             identity_http.clone(),

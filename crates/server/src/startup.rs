@@ -36,6 +36,8 @@ pub enum StartError {
     StockGate(String),
     #[error("redis: {0}")]
     Redis(String),
+    #[error("webhooks: {0}")]
+    Webhooks(String),
 }
 
 impl From<identity::IdentityError> for StartError {

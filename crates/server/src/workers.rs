@@ -1,5 +1,6 @@
 //! Background work beside the server: the bus relay and dispatcher (and
-//! the broker's consumer when the bus runs over RabbitMQ), the stock-lease
+//! the broker's consumer when the bus runs over RabbitMQ), the webhook
+//! deliverer, the stock-lease
 //! sweeper, metrics upkeep and the idempotency purge. Each task
 //! ends when the stop flag turns true.
 
@@ -14,6 +15,8 @@ use crate::modules::Modules;
 /// How often the bus looks for work it was not woken for; well under the
 /// one second within which a message must reach its subscribers.
 const BUS_POLL: Duration = Duration::from_millis(100);
+/// How often the webhook queue is looked at without being woken.
+const WEBHOOK_POLL: Duration = Duration::from_secs(1);
 /// How often stale stock-gate leases are looked for.
 pub(crate) const LEASE_SWEEP_PERIOD: Duration = Duration::from_secs(10);
 /// How often recorded latencies are folded into their histograms, as the
@@ -38,7 +41,18 @@ pub fn spawn_background(
                 .await;
         })
     });
+    let (deliverer, mut deliver_stop) = (modules.deliverer.clone(), stop.clone());
     let mut tasks = vec![
+        // Outbound webhooks: due messages are looked for every second, and
+        // at once when one is queued.
+        tokio::spawn(async move {
+            deliverer
+                .run(
+                    WEBHOOK_POLL,
+                    async move { stopped(&mut deliver_stop).await },
+                )
+                .await;
+        }),
         tokio::spawn(async move {
             relay
                 .run(BUS_POLL, async move { stopped(&mut relay_stop).await })

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 /// The crates that own tables and use cases; `park` is listed ahead of its
 /// arrival so it is checked from its first commit.
-const MODULES: [&str; 4] = ["identity", "rewards", "commerce", "park"];
+const MODULES: [&str; 5] = ["identity", "rewards", "commerce", "webhooks", "park"];
 
 /// Every `(module, module it depends on)` pair in the metadata, dev and
 /// build dependencies included.

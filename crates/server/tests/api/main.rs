@@ -14,3 +14,4 @@ mod rewards;
 mod stock;
 mod test_users;
 mod tokens;
+mod webhooks;
