@@ -88,6 +88,21 @@ pub struct Settings {
     /// Prefix of every exchange and queue this deployment declares
     /// (`docs/messages.md`, "Topology"); instances sharing one keep it equal.
     pub amqp_prefix: String,
+    /// `smtp://HOST:PORT` (plain), `smtps://USER:PASSWORD@HOST:465` (TLS) or
+    /// `smtp://…?tls=required` (STARTTLS) for the emails; without it they
+    /// are logged and counted, not sent. Never serialised or logged: it may
+    /// hold a password.
+    #[serde(serialize_with = "withheld")]
+    pub smtp_url: Option<Secret<String>>,
+    /// The emails' `From`, an address or `Name <address>`.
+    pub mail_from: String,
+    /// A Slack-compatible incoming webhook for line calls and operator
+    /// alerts. Never serialised or logged: the URL is the credential.
+    #[serde(serialize_with = "withheld")]
+    pub slack_webhook_url: Option<Secret<String>>,
+    /// The operator alert posts when the dead letters have grown by this
+    /// many since its last alert (checked every minute).
+    pub dead_letter_alert_threshold: u64,
 }
 
 impl Default for Settings {
@@ -122,6 +137,10 @@ impl Default for Settings {
             bus: BusKind::InProcess,
             amqp_url: None,
             amqp_prefix: "stampede".into(),
+            smtp_url: None,
+            mail_from: "Stampede <no-reply@stampede.invalid>".into(),
+            slack_webhook_url: None,
+            dead_letter_alert_threshold: 10,
         }
     }
 }
@@ -163,6 +182,10 @@ const KEYS: &[&str] = &[
     "bus",
     "amqp_url",
     "amqp_prefix",
+    "smtp_url",
+    "mail_from",
+    "slack_webhook_url",
+    "dead_letter_alert_threshold",
 ];
 
 /// Serialises a secret setting as absent: a written-out configuration holds no secret.
@@ -328,6 +351,17 @@ impl Settings {
                 "amqp_prefix must be 1 to 100 characters".into(),
             ));
         }
+        if self.dead_letter_alert_threshold == 0 {
+            return Err(ConfigError::Invalid(
+                "dead_letter_alert_threshold must be at least 1".into(),
+            ));
+        }
+        notify::Mailer::check(self.smtp_url.as_ref(), &self.mail_from)
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        if let Some(url) = &self.slack_webhook_url {
+            notify::SlackWebhook::check(url)
+                .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        }
         if self.redis_prefix.is_empty() || self.redis_prefix.contains(['{', '}']) {
             return Err(ConfigError::Invalid(
                 "redis_prefix must be non-empty, without braces".into(),
@@ -468,6 +502,34 @@ mod tests {
         let text = serde_json::to_string(&settings).expect("settings serialise");
         assert!(!text.contains("hunter2"), "{text}");
         assert!(!format!("{settings:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn notifier_settings_are_checked_and_never_shown() {
+        let settings = Settings::load(
+            None,
+            &[
+                ("smtp_url", "smtp://mailer:hunter2@127.0.0.1:2525".into()),
+                ("mail_from", "Shop <shop@example.com>".into()),
+                (
+                    "slack_webhook_url",
+                    "https://hooks.example.com/services/T0/B0/hunter2".into(),
+                ),
+            ],
+        )
+        .expect("loads");
+        let text = serde_json::to_string(&settings).expect("settings serialise");
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(!format!("{settings:?}").contains("hunter2"));
+        for (key, value) in [
+            ("smtp_url", "ftp://mailer:hunter2@127.0.0.1"),
+            ("mail_from", "not an address"),
+            ("slack_webhook_url", "hooks.example.com/hunter2"),
+            ("dead_letter_alert_threshold", "0"),
+        ] {
+            let err = Settings::load(None, &[(key, value.into())]).expect_err(key);
+            assert!(!err.to_string().contains("hunter2"), "{err}");
+        }
     }
 
     #[test]

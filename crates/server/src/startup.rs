@@ -84,7 +84,7 @@ impl Application {
         }
         let router = crate::router::router(&settings, &modules);
         let metrics = metrics_listener
-            .map(|listener| (listener, crate::ops::metrics_router(modules.db.clone())));
+            .map(|listener| (listener, crate::ops::metrics_router(&modules)));
         Ok(Self {
             listener,
             router,
