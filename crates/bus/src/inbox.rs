@@ -342,7 +342,12 @@ pub async fn dead_letter_counts(db: &Db) -> Result<Vec<(String, u64)>, sqlx::Err
         .await
     })?;
     rows.into_iter()
-        .map(|(subscriber, n)| Ok((subscriber, kernel::db::stored_count("dead letters", n)?.into())))
+        .map(|(subscriber, n)| {
+            Ok((
+                subscriber,
+                kernel::db::stored_count("dead letters", n)?.into(),
+            ))
+        })
         .collect()
 }
 

@@ -68,7 +68,9 @@ impl DeadLetterAlarm {
         match webhook {
             Some(webhook) => match webhook.post(&alert.text).await {
                 Ok(()) => self.sent(&alert),
-                Err(error) => tracing::warn!(%error, "dead-letter alert not posted; next check retries"),
+                Err(error) => {
+                    tracing::warn!(%error, "dead-letter alert not posted; next check retries")
+                }
             },
             None => {
                 tracing::warn!(total = alert.total, text = %alert.text,

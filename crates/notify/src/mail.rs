@@ -142,7 +142,11 @@ impl Mailer {
         let domain = domain_of(&mail.to);
         match &outcome {
             Ok(Delivered::Sent) => {
-                tracing::info!(template = mail.template, recipient_domain = domain, "email sent");
+                tracing::info!(
+                    template = mail.template,
+                    recipient_domain = domain,
+                    "email sent"
+                );
             }
             Ok(Delivered::Logged) => tracing::info!(
                 template = mail.template,

@@ -111,8 +111,7 @@ impl SlackWebhook {
             if status != reqwest::StatusCode::TOO_MANY_REQUESTS {
                 return Err(SlackError::Status(status.as_u16()));
             }
-            metrics::counter!("notify_slack_posts_total", "outcome" => "rate_limited")
-                .increment(1);
+            metrics::counter!("notify_slack_posts_total", "outcome" => "rate_limited").increment(1);
             let wait = retry_after(response.headers()).unwrap_or(DEFAULT_RETRY_AFTER);
             if waited + wait > self.max_wait {
                 return Err(SlackError::RateLimited(wait));
@@ -210,7 +209,10 @@ mod tests {
             "Wed, 21 Oct 2015 07:28:00 GMT".parse().expect("a value"),
         );
         assert_eq!(retry_after(&headers), None);
-        headers.insert(reqwest::header::RETRY_AFTER, "999999".parse().expect("a value"));
+        headers.insert(
+            reqwest::header::RETRY_AFTER,
+            "999999".parse().expect("a value"),
+        );
         assert_eq!(retry_after(&headers), Some(Duration::from_secs(3600)));
     }
 

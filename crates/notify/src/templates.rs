@@ -125,8 +125,14 @@ mod tests {
             d(json!({"type": "ITEM", "item_id": "mug", "quantity": 2})),
             "2 x mug"
         );
-        assert_eq!(d(json!({"type": "BADGE", "badge_id": "gold"})), "the badge gold");
-        assert_eq!(d(json!({"type": "COUPON", "coupon_campaign_id": "x"})), "a coupon");
+        assert_eq!(
+            d(json!({"type": "BADGE", "badge_id": "gold"})),
+            "the badge gold"
+        );
+        assert_eq!(
+            d(json!({"type": "COUPON", "coupon_campaign_id": "x"})),
+            "a coupon"
+        );
         assert_eq!(d(json!({"type": "TRIP"})), "a reward (TRIP)");
         assert_eq!(d(json!(null)), "a reward");
     }
@@ -139,7 +145,11 @@ mod tests {
             "2026-12-01T00:00:00Z".into(),
         );
         let html = mail.html().expect("renders");
-        assert!(html.contains("&lt;b&gt;mug&lt;/b&gt; &amp; co"), "{html}");
+        // askama escapes to numeric character references.
+        assert!(
+            html.contains("&#60;b&#62;mug&#60;/b&#62; &#38; co"),
+            "{html}"
+        );
         assert!(!html.contains("<b>mug</b>"), "{html}");
         let text = mail.text().expect("renders");
         assert!(text.contains("Your reward: <b>mug</b> & co."), "{text}");

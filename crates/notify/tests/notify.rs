@@ -155,7 +155,8 @@ async fn a_granted_reward_is_mailed_as_text_and_html_through_a_real_smtp_server(
         email: "winner@example.com".into(),
     });
     let url = Secret::new(format!("smtp://127.0.0.1:{}", sink.port));
-    let mailer = Arc::new(Mailer::new(Some(&url), "Stampede <no-reply@stampede.test>").expect("mailer"));
+    let mailer =
+        Arc::new(Mailer::new(Some(&url), "Stampede <no-reply@stampede.test>").expect("mailer"));
     let handler = RewardGrantedEmail::new(directory, mailer);
     let sent_before = counter(r#"notify_emails_total{outcome="sent"}"#);
     let message = grant(
@@ -175,20 +176,29 @@ async fn a_granted_reward_is_mailed_as_text_and_html_through_a_real_smtp_server(
     assert_eq!(header("Subject"), "You were granted 2 x <mug> & co");
     assert_eq!(header("To"), "winner@example.com");
     assert!(header("From").contains("no-reply@stampede.test"));
-    assert_eq!(header("Message-ID"), format!("<{}@stampede.notify>", message.id));
+    assert_eq!(
+        header("Message-ID"),
+        format!("<{}@stampede.notify>", message.id)
+    );
     assert!(header("Content-Type").starts_with("multipart/alternative"));
     let body = mail.join("\n");
     assert!(body.contains("Content-Type: text/plain"), "{body}");
     assert!(body.contains("Content-Type: text/html"), "{body}");
-    assert!(body.contains("Your reward: 2 x <mug> & co."), "text part: {body}");
     assert!(
-        body.contains("Your reward: <strong>2 x &lt;mug&gt; &amp; co</strong>."),
+        body.contains("Your reward: 2 x <mug> & co."),
+        "text part: {body}"
+    );
+    assert!(
+        body.contains("Your reward: <strong>2 x &#60;mug&#62; &#38; co</strong>."),
         "escaped html part: {body}"
     );
     assert!(counter(r#"notify_emails_total{outcome="sent"}"#) >= sent_before + 1.0);
 
     // An unknown user is nobody to write to: done, nothing sent.
-    let nobody = grant(UserId(Uuid::now_v7()), json!({"type": "POINT", "points": 5}));
+    let nobody = grant(
+        UserId(Uuid::now_v7()),
+        json!({"type": "POINT", "points": 5}),
+    );
     handler.handle(&nobody).await.expect("nothing to do");
     // The sink going away fails the delivery (the bus retries it).
     sink.child.kill().await.expect("stop the sink");
@@ -245,10 +255,20 @@ async fn without_smtp_a_mail_is_logged_by_domain_and_counted_not_sent() {
 
     assert!(counter(r#"notify_emails_total{outcome="logged"}"#) >= logged_before + 1.0);
     let log = String::from_utf8(captured.0.lock().expect("lock").clone()).expect("utf-8");
-    assert!(log.contains("email not sent (no smtp_url): logged"), "{log}");
-    assert!(log.contains("recipient_domain=\"example.org\"") || log.contains("recipient_domain=example.org"), "{log}");
+    assert!(
+        log.contains("email not sent (no smtp_url): logged"),
+        "{log}"
+    );
+    assert!(
+        log.contains("recipient_domain=\"example.org\"")
+            || log.contains("recipient_domain=example.org"),
+        "{log}"
+    );
     assert!(log.contains("You were granted 100 points"), "{log}");
-    assert!(!log.contains("secret-local-part"), "the address is not logged: {log}");
+    assert!(
+        !log.contains("secret-local-part"),
+        "the address is not logged: {log}"
+    );
     let _ = std::io::stderr().flush();
 }
 
@@ -266,9 +286,17 @@ async fn receive(State(receiver): State<Receiver>, headers: HeaderMap, body: Str
         .get("content-type")
         .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
     assert!(json_body, "posted as JSON");
-    posts.push((Instant::now(), serde_json::from_str(&body).expect("a JSON body")));
+    posts.push((
+        Instant::now(),
+        serde_json::from_str(&body).expect("a JSON body"),
+    ));
     if posts.len() == 1 {
-        (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "1")], "rate limited").into_response()
+        (
+            StatusCode::TOO_MANY_REQUESTS,
+            [("retry-after", "1")],
+            "rate limited",
+        )
+            .into_response()
     } else {
         (receiver.status, "ok").into_response()
     }
@@ -282,7 +310,9 @@ async fn receiver(status: StatusCode) -> (Receiver, Secret<String>) {
     let app = axum::Router::new()
         .route("/services/T0/B0/token", axum::routing::post(receive))
         .with_state(receiver.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move { axum::serve(listener, app).await });
     (
@@ -296,20 +326,33 @@ async fn a_slack_post_waits_out_a_429_retry_after_then_goes_through() {
     let (receiver, url) = receiver(StatusCode::OK).await;
     let webhook = SlackWebhook::new(url).expect("a webhook");
 
-    webhook.post("Line 7: number 42, please come forward").await.expect("posted");
+    webhook
+        .post("Line 7: number 42, please come forward")
+        .await
+        .expect("posted");
 
     let posts = receiver.posts.lock().expect("lock").clone();
     assert_eq!(posts.len(), 2, "one 429, one retry");
-    assert_eq!(posts[0].1, json!({"text": "Line 7: number 42, please come forward"}));
+    assert_eq!(
+        posts[0].1,
+        json!({"text": "Line 7: number 42, please come forward"})
+    );
     assert_eq!(posts[1].1, posts[0].1);
     let waited = posts[1].0 - posts[0].0;
-    assert!(waited >= Duration::from_millis(950), "waited {waited:?} of Retry-After: 1");
+    assert!(
+        waited >= Duration::from_millis(950),
+        "waited {waited:?} of Retry-After: 1"
+    );
 }
 
 #[tokio::test]
 async fn a_retry_after_beyond_the_bound_and_a_non_2xx_fail_the_delivery() {
     let (receiver, url) = receiver(StatusCode::INTERNAL_SERVER_ERROR).await;
-    let webhook = Arc::new(SlackWebhook::new(url).expect("a webhook").max_wait(Duration::ZERO));
+    let webhook = Arc::new(
+        SlackWebhook::new(url)
+            .expect("a webhook")
+            .max_wait(Duration::ZERO),
+    );
     let subscriber = SlackSubscriber::new(
         "notify.test_calls",
         &["test.called"],
@@ -324,18 +367,26 @@ async fn a_retry_after_beyond_the_bound_and_a_non_2xx_fail_the_delivery() {
         occurred_at: Timestamp::from(time::OffsetDateTime::now_utc()),
     };
 
-    let limited = subscriber.handle(&message).await.expect_err("429 beyond the bound");
+    let limited = subscriber
+        .handle(&message)
+        .await
+        .expect_err("429 beyond the bound");
     assert!(limited.0.contains("rate limiting"), "{limited}");
     let failed = subscriber.handle(&message).await.expect_err("500");
     assert!(failed.0.contains("500"), "{failed}");
-    assert!(!failed.0.contains("token"), "the URL is not in the error: {failed}");
+    assert!(
+        !failed.0.contains("token"),
+        "the URL is not in the error: {failed}"
+    );
     let posts = receiver.posts.lock().expect("lock").clone();
     assert_eq!(posts.len(), 2);
     assert_eq!(posts[1].1, json!({"text": "called 42"}));
 
     // Nobody listening: a transport error, still without the URL.
-    let gone = SlackWebhook::new(Secret::new("http://127.0.0.1:9/services/T0/B0/token".into()))
-        .expect("a webhook");
+    let gone = SlackWebhook::new(Secret::new(
+        "http://127.0.0.1:9/services/T0/B0/token".into(),
+    ))
+    .expect("a webhook");
     let err = gone.post("x").await.expect_err("refused");
     assert!(!err.to_string().contains("token"), "{err}");
 }

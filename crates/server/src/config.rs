@@ -359,8 +359,7 @@ impl Settings {
         notify::Mailer::check(self.smtp_url.as_ref(), &self.mail_from)
             .map_err(|e| ConfigError::Invalid(e.to_string()))?;
         if let Some(url) = &self.slack_webhook_url {
-            notify::SlackWebhook::check(url)
-                .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+            notify::SlackWebhook::check(url).map_err(|e| ConfigError::Invalid(e.to_string()))?;
         }
         if self.redis_prefix.is_empty() || self.redis_prefix.contains(['{', '}']) {
             return Err(ConfigError::Invalid(

@@ -18,11 +18,11 @@ use identity::store::SqlIdentityStore;
 use identity::{IdentityService, IdentitySettings};
 use kernel::db::{Db, DbOptions};
 use kernel::{SharedClock, SystemClock};
+use notify::{Mailer, RewardGrantedEmail, SlackWebhook};
 use platform::Idempotency;
 use rewards::RewardsService;
 use rewards::service::RewardStockLoader;
 use rewards::store::{RewardsStore, SqlRewardsStore};
-use notify::{Mailer, RewardGrantedEmail, SlackWebhook};
 use rewards::subscribers::IdentityFacts;
 
 use crate::config::{BusKind, RateLimiterKind, Settings};

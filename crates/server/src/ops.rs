@@ -257,7 +257,9 @@ async fn metrics(
             };
             // Every subscriber of this process, and any other that left some.
             let others = {
-                let mut seen = seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                let mut seen = seen
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
                 seen.extend(counts.iter().map(|(subscriber, _)| subscriber.clone()));
                 seen.clone()
             };

@@ -73,6 +73,12 @@ impl TestApp {
         }
     }
 
+    /// The server's database, for a test that must set up what no
+    /// endpoint makes (a dead letter).
+    pub fn database_url(&self) -> &str {
+        self._db.url()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
