@@ -7,7 +7,6 @@
 //! sink cannot be started; without it, it says so and skips.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::Write as _;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -269,7 +268,6 @@ async fn without_smtp_a_mail_is_logged_by_domain_and_counted_not_sent() {
         !log.contains("secret-local-part"),
         "the address is not logged: {log}"
     );
-    let _ = std::io::stderr().flush();
 }
 
 /// A Slack-compatible receiver: answers the first post 429 with
