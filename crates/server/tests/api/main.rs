@@ -6,6 +6,7 @@ mod broker;
 mod coupons;
 mod helpers;
 mod identity;
+mod notify;
 mod platform;
 mod relay;
 mod reward_requests;
