@@ -1,8 +1,10 @@
-//! The dead-letter routes, outside `/api/v1`: readers list, staff replay.
+//! The dead-letter routes, outside `/api/v1`: readers list, staff replay
+//! and discard.
 
 use std::sync::Arc;
 
 use axum::extract::State;
+use axum::http::StatusCode;
 use kernel::auth::{Reader, Staff};
 use kernel::http::{Json, Path, Query};
 use kernel::{Page, PageQuery, Problem, ProblemDetails};
@@ -19,6 +21,7 @@ pub fn router(dispatcher: Arc<Dispatcher>) -> OpenApiRouter {
     OpenApiRouter::new()
         .routes(routes!(list_dead_letters))
         .routes(routes!(replay_dead_letter))
+        .routes(routes!(discard_dead_letter))
         .with_state(dispatcher)
 }
 
@@ -71,6 +74,28 @@ async fn replay_dead_letter(
 ) -> Result<Json<Replayed>, Problem> {
     if dispatcher.replay(id).await? {
         Ok(Json(Replayed { id, replayed: true }))
+    } else {
+        Err(Problem::not_found("dead letter"))
+    }
+}
+
+/// Gives up on a dead letter for good (staff): it leaves the list and is
+/// never delivered; the message, if it arrives again, is still a duplicate.
+#[utoipa::path(delete, path = "/admin-api/dead-letters/{id}", tag = "bus", security(("bearer" = [])),
+    params(("id" = String, Path, format = Uuid)),
+    responses(
+        (status = 204, description = "Discarded"),
+        (status = 401, description = "Not signed in", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 403, description = "Not staff", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 404, description = "No dead letter with that id", body = ProblemDetails, content_type = "application/problem+json"),
+    ))]
+async fn discard_dead_letter(
+    State(dispatcher): State<Arc<Dispatcher>>,
+    _: Staff,
+    Path(id): Path<Uuid>,
+) -> Result<StatusCode, Problem> {
+    if dispatcher.discard(id).await? {
+        Ok(StatusCode::NO_CONTENT)
     } else {
         Err(Problem::not_found("dead letter"))
     }

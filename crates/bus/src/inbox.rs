@@ -307,6 +307,48 @@ impl Dispatcher {
         }
         Ok(replayed)
     }
+
+    /// Gives up on a dead letter for good: it stays in the inbox as done
+    /// (so the message, if it arrives again, is still a duplicate), with
+    /// `discarded` before its last error. False if there is no dead letter
+    /// with that id.
+    pub async fn discard(&self, id: Uuid) -> Result<bool, BusError> {
+        let now = self.clock.now();
+        let discarded = kernel::write_tx!(&self.db, |conn| {
+            sqlx::query(
+                "update inbox_deliveries set state = 'DONE', \
+                 last_error = 'discarded; last error: ' || coalesce(last_error, 'none'), \
+                 updated_at = $2 where id = $1 and state = 'DEAD'",
+            )
+            .bind(id)
+            .bind(now)
+            .execute(&mut *conn)
+            .await
+            .map(|r| r.rows_affected() == 1)
+        })?;
+        Ok(discarded)
+    }
+}
+
+/// Dead letters per subscriber (subscribers without any are absent), for
+/// `/metrics` and the operator alert.
+pub async fn dead_letter_counts(db: &Db) -> Result<Vec<(String, u64)>, sqlx::Error> {
+    let rows: Vec<(String, i64)> = kernel::read!(db, |pool| {
+        sqlx::query_as(
+            "select subscriber, count(*) from inbox_deliveries where state = 'DEAD' \
+             group by subscriber order by subscriber",
+        )
+        .fetch_all(pool)
+        .await
+    })?;
+    rows.into_iter()
+        .map(|(subscriber, n)| {
+            Ok((
+                subscriber,
+                kernel::db::stored_count("dead letters", n)?.into(),
+            ))
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ pub mod outbox;
 pub mod rabbitmq;
 pub mod transport;
 
-pub use inbox::{DeadLetter, Dispatcher, Handler, HandlerError, RetryPolicy};
+pub use inbox::{DeadLetter, Dispatcher, Handler, HandlerError, RetryPolicy, dead_letter_counts};
 pub use message::{Envelope, Message};
 pub use outbox::Relay;
 pub use rabbitmq::{RabbitMqConsumer, RabbitMqOptions, RabbitMqTransport};

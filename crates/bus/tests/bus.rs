@@ -378,6 +378,58 @@ async fn a_delivery_that_keeps_failing_becomes_a_dead_letter_and_a_replay_delive
     db.close().await;
 }
 
+#[tokio::test]
+async fn a_discarded_dead_letter_leaves_the_list_and_the_counts_for_good() {
+    let (_test, db) = open().await;
+    let clock = Arc::new(ManualClock::new(
+        time::macros::datetime!(2026-11-22 10:00 UTC),
+    ));
+    let (stubborn, fine) = (Recorder::new("stubborn", 99), Recorder::new("fine", 0));
+    let policy = RetryPolicy {
+        max_attempts: 2,
+        base: Duration::from_secs(1),
+        ..RetryPolicy::default()
+    };
+    let bus = bus(
+        &db,
+        clock.clone(),
+        vec![stubborn.clone(), fine.clone()],
+        policy,
+    );
+    produce(&db, envelope(1, clock.now()), true).await;
+    produce(&db, envelope(2, clock.now()), true).await;
+    bus.relay.run_once().await.expect("relay");
+    for _ in 0..2 {
+        bus.dispatcher.run_once().await.expect("attempt");
+        clock.advance(time::Duration::seconds(10));
+    }
+    let page = PageRequest {
+        limit: 20,
+        after: None,
+    };
+    let dead = bus.dispatcher.dead_letters(page).await.expect("list");
+    assert_eq!(dead.len(), 2);
+    assert_eq!(
+        bus::dead_letter_counts(&db).await.expect("counts"),
+        [("stubborn".to_owned(), 2)]
+    );
+
+    assert!(bus.dispatcher.discard(dead[0].id).await.expect("discard"));
+
+    assert!(!bus.dispatcher.discard(dead[0].id).await.expect("gone"));
+    assert!(!bus.dispatcher.replay(dead[0].id).await.expect("not dead"));
+    let left = bus.dispatcher.dead_letters(page).await.expect("list");
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].id, dead[1].id);
+    assert_eq!(
+        bus::dead_letter_counts(&db).await.expect("counts"),
+        [("stubborn".to_owned(), 1)]
+    );
+    assert_eq!(bus.dispatcher.run_once().await.expect("nothing due"), 0);
+    assert_eq!(stubborn.attempts(), [2, 2], "never run again");
+    db.close().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_dispatchers_on_one_inbox_run_each_delivery_once() {
     let (_test, db) = open().await;

@@ -1,6 +1,7 @@
 //! What identity announces. Other modules learn about users only from these
 //! (and from identity's service), never from identity's tables.
 
+use async_trait::async_trait;
 use bus::Message;
 use kernel::{Timestamp, UserId};
 use serde::{Deserialize, Serialize};
@@ -46,4 +47,14 @@ pub struct UserTokensRevoked {
 impl Message for UserTokensRevoked {
     const TOPIC: &'static str = "identity.user_tokens_revoked";
     const VERSION: i32 = 1;
+}
+
+/// Identity's answer to another part asking where a user is reached (the
+/// email notifier, before it writes to them). The server hands identity's
+/// service to the asking part as this trait.
+#[async_trait]
+pub trait UserDirectory: Send + Sync {
+    /// The user's email address, `None` for an unknown user; the error says
+    /// why identity cannot answer now (the asker retries).
+    async fn email_of(&self, user: UserId) -> Result<Option<String>, String>;
 }

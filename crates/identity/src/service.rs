@@ -580,3 +580,13 @@ impl TokenVerifier for IdentityService {
         }
     }
 }
+
+#[async_trait]
+impl contracts::identity::UserDirectory for IdentityService {
+    async fn email_of(&self, user: UserId) -> Result<Option<String>, String> {
+        match self.store.credentials_by_id(user).await {
+            Ok(found) => Ok(found.map(|c| c.user.email.as_str().to_owned())),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}

@@ -99,6 +99,21 @@ pub struct Settings {
     /// The first retry delay of outbound webhooks, in seconds; later
     /// delays double from it (with jitter) for up to three days.
     pub webhook_retry_base_seconds: u64,
+    /// `smtp://HOST:PORT` (plain), `smtps://USER:PASSWORD@HOST:465` (TLS) or
+    /// `smtp://…?tls=required` (STARTTLS) for the emails; without it they
+    /// are logged and counted, not sent. Never serialised or logged: it may
+    /// hold a password.
+    #[serde(serialize_with = "withheld")]
+    pub smtp_url: Option<Secret<String>>,
+    /// The emails' `From`, an address or `Name <address>`.
+    pub mail_from: String,
+    /// A Slack-compatible incoming webhook for line calls and operator
+    /// alerts. Never serialised or logged: the URL is the credential.
+    #[serde(serialize_with = "withheld")]
+    pub slack_webhook_url: Option<Secret<String>>,
+    /// The operator alert posts when the dead letters have grown by this
+    /// many since its last alert (checked every minute).
+    pub dead_letter_alert_threshold: u64,
 }
 
 impl Default for Settings {
@@ -136,6 +151,10 @@ impl Default for Settings {
             amqp_prefix: "stampede".into(),
             webhook_allow_private: false,
             webhook_retry_base_seconds: 5,
+            smtp_url: None,
+            mail_from: "Stampede <no-reply@stampede.invalid>".into(),
+            slack_webhook_url: None,
+            dead_letter_alert_threshold: 10,
         }
     }
 }
@@ -180,6 +199,10 @@ const KEYS: &[&str] = &[
     "amqp_prefix",
     "webhook_allow_private",
     "webhook_retry_base_seconds",
+    "smtp_url",
+    "mail_from",
+    "slack_webhook_url",
+    "dead_letter_alert_threshold",
 ];
 
 /// Serialises a secret setting as absent: a written-out configuration holds no secret.
@@ -358,6 +381,16 @@ impl Settings {
                 "webhook_retry_base_seconds must be 1 to 3600".into(),
             ));
         }
+        if self.dead_letter_alert_threshold == 0 {
+            return Err(ConfigError::Invalid(
+                "dead_letter_alert_threshold must be at least 1".into(),
+            ));
+        }
+        notify::Mailer::check(self.smtp_url.as_ref(), &self.mail_from)
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        if let Some(url) = &self.slack_webhook_url {
+            notify::SlackWebhook::check(url).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        }
         if self.redis_prefix.is_empty() || self.redis_prefix.contains(['{', '}']) {
             return Err(ConfigError::Invalid(
                 "redis_prefix must be non-empty, without braces".into(),
@@ -498,6 +531,34 @@ mod tests {
         let text = serde_json::to_string(&settings).expect("settings serialise");
         assert!(!text.contains("hunter2"), "{text}");
         assert!(!format!("{settings:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn notifier_settings_are_checked_and_never_shown() {
+        let settings = Settings::load(
+            None,
+            &[
+                ("smtp_url", "smtp://mailer:hunter2@127.0.0.1:2525".into()),
+                ("mail_from", "Shop <shop@example.com>".into()),
+                (
+                    "slack_webhook_url",
+                    "https://hooks.example.com/services/T0/B0/hunter2".into(),
+                ),
+            ],
+        )
+        .expect("loads");
+        let text = serde_json::to_string(&settings).expect("settings serialise");
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(!format!("{settings:?}").contains("hunter2"));
+        for (key, value) in [
+            ("smtp_url", "ftp://mailer:hunter2@127.0.0.1"),
+            ("mail_from", "not an address"),
+            ("slack_webhook_url", "hooks.example.com/hunter2"),
+            ("dead_letter_alert_threshold", "0"),
+        ] {
+            let err = Settings::load(None, &[(key, value.into())]).expect_err(key);
+            assert!(!err.to_string().contains("hunter2"), "{err}");
+        }
     }
 
     #[test]

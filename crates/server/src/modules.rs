@@ -19,6 +19,7 @@ use identity::store::SqlIdentityStore;
 use identity::{IdentityService, IdentitySettings};
 use kernel::db::{Db, DbOptions};
 use kernel::{SharedClock, SystemClock};
+use notify::{Mailer, RewardGrantedEmail, SlackWebhook};
 use platform::Idempotency;
 use rewards::RewardsService;
 use rewards::service::RewardStockLoader;
@@ -56,6 +57,11 @@ pub struct Modules {
     pub stock: StockRegistry,
     /// The broker's two sides, when the bus runs over RabbitMQ.
     pub broker: Option<Broker>,
+    /// The Slack-compatible webhook, when `slack_webhook_url` is set: line
+    /// calls and the dead-letter alert.
+    pub slack: Option<Arc<SlackWebhook>>,
+    /// Growth of the dead letters that makes the operator alert speak.
+    pub dead_letter_alert_threshold: u64,
 }
 
 /// The bus over RabbitMQ: the relay publishes through `publisher`;
@@ -169,10 +175,26 @@ impl Modules {
             },
         ));
         let deliverer = Arc::new(Deliverer::new(&webhooks).map_err(StartError::Webhooks)?);
+        let invalid = |e: String| StartError::Config(crate::config::ConfigError::Invalid(e));
+        let mailer = Arc::new(
+            Mailer::new(settings.smtp_url.as_ref(), &settings.mail_from)
+                .map_err(|e| invalid(e.to_string()))?,
+        );
+        if !mailer.sends() {
+            tracing::info!("no smtp_url: emails are logged and counted, not sent");
+        }
+        let slack = settings
+            .slack_webhook_url
+            .clone()
+            .map(SlackWebhook::new)
+            .transpose()
+            .map_err(|e| invalid(e.to_string()))?
+            .map(Arc::new);
         let handlers: Vec<Arc<dyn Handler>> = vec![
             Arc::new(IdentityFacts::new(rewards.clone())),
             Arc::new(CouponGrantHandler::new(commerce.clone())),
             Arc::new(WebhookEvents::new(webhooks.clone())),
+            Arc::new(RewardGrantedEmail::new(identity.clone(), mailer)),
         ];
         let dispatcher = Arc::new(Dispatcher::new(
             db.clone(),
@@ -238,6 +260,8 @@ impl Modules {
             redis,
             stock,
             broker,
+            slack,
+            dead_letter_alert_threshold: settings.dead_letter_alert_threshold,
         })
     }
 

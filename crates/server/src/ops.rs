@@ -119,19 +119,44 @@ pub fn router(modules: &Modules, with_metrics: bool) -> OpenApiRouter {
             .with_state(Dependencies::of(modules)),
     );
     if with_metrics {
-        routes.merge(metrics_routes(modules.db.clone()))
+        routes.merge(metrics_routes(modules))
     } else {
         routes
     }
 }
 
 /// `/metrics` alone, for the `metrics_listen` listener.
-pub fn metrics_router(db: Db) -> Router {
-    metrics_routes(db).split_for_parts().0
+pub fn metrics_router(modules: &Modules) -> Router {
+    metrics_routes(modules).split_for_parts().0
 }
 
-fn metrics_routes(db: Db) -> OpenApiRouter {
-    OpenApiRouter::new().routes(routes!(metrics)).with_state(db)
+fn metrics_routes(modules: &Modules) -> OpenApiRouter {
+    let mut subscribers: Vec<String> = modules
+        .dispatcher
+        .subscriptions()
+        .into_iter()
+        .map(|(subscriber, _)| subscriber)
+        .collect();
+    subscribers.dedup();
+    OpenApiRouter::new()
+        .routes(routes!(metrics))
+        .with_state(MetricsState {
+            db: modules.db.clone(),
+            subscribers: subscribers.into(),
+            seen: std::sync::Arc::default(),
+        })
+}
+
+/// What `/metrics` samples when it is read.
+#[derive(Clone)]
+struct MetricsState {
+    db: Db,
+    /// Every subscriber of this process, so each has a `bus_dead_letters`
+    /// series, 0 when it has none.
+    subscribers: std::sync::Arc<[String]>,
+    /// Other subscribers that had dead letters here, so their series
+    /// falls to 0 when they are gone rather than keeping its last value.
+    seen: std::sync::Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -187,12 +212,20 @@ async fn readyz(State(dependencies): State<Dependencies>) -> Result<Json<Ready>,
 /// Prometheus metrics: requests by route template, method and status;
 /// latency histogram; database pool gauges; the bus's backlog
 /// (`bus_outbox_unpublished`, `bus_inbox_pending`) and relay lag
-/// (`bus_relay_lag_seconds`, the oldest unpublished message's age); over
+/// (`bus_relay_lag_seconds`, the oldest unpublished message's age), dead
+/// letters by subscriber (`bus_dead_letters`), the notifiers' counters
+/// (`notify_emails_total`, `notify_slack_posts_total` by outcome); over
 /// RabbitMQ also `bus_publish_confirm_seconds`, `bus_consumer_lag_seconds`
 /// and `bus_queue_depth` by subscriber.
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
-async fn metrics(State(db): State<Db>) -> Response {
+async fn metrics(
+    State(MetricsState {
+        db,
+        subscribers,
+        seen,
+    }): State<MetricsState>,
+) -> Response {
     let (size, idle) = db.pool_stats();
     platform::metrics::set_gauge("db_pool_connections", f64::from(size));
     platform::metrics::set_gauge("db_pool_idle_connections", idle as f64);
@@ -213,6 +246,29 @@ async fn metrics(State(db): State<Db>) -> Response {
             platform::metrics::set_gauge("bus_relay_lag_seconds", lag);
         }
         Err(e) => tracing::warn!(error = %e, "cannot read the relay's lag for /metrics"),
+    }
+    match bus::dead_letter_counts(&db).await {
+        Ok(counts) => {
+            let count = |name: &str| {
+                counts
+                    .iter()
+                    .find(|(subscriber, _)| subscriber == name)
+                    .map_or(0, |(_, n)| *n)
+            };
+            // Every subscriber of this process, and any other that left some.
+            let others = {
+                let mut seen = seen
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                seen.extend(counts.iter().map(|(subscriber, _)| subscriber.clone()));
+                seen.clone()
+            };
+            for name in subscribers.iter().chain(others.iter()) {
+                metrics::gauge!("bus_dead_letters", "subscriber" => name.clone())
+                    .set(count(name) as f64);
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot count the dead letters for /metrics"),
     }
     (
         StatusCode::OK,

@@ -85,8 +85,8 @@ impl Application {
             tracing::info!(email = %email, "created the first admin");
         }
         let router = crate::router::router(&settings, &modules);
-        let metrics = metrics_listener
-            .map(|listener| (listener, crate::ops::metrics_router(modules.db.clone())));
+        let metrics =
+            metrics_listener.map(|listener| (listener, crate::ops::metrics_router(&modules)));
         Ok(Self {
             listener,
             router,

@@ -1,8 +1,7 @@
 //! Background work beside the server: the bus relay and dispatcher (and
 //! the broker's consumer when the bus runs over RabbitMQ), the webhook
-//! deliverer, the stock-lease
-//! sweeper, metrics upkeep and the idempotency purge. Each task
-//! ends when the stop flag turns true.
+//! deliverer, the stock-lease sweeper, metrics upkeep, the idempotency purge
+//! and the dead-letter alert. Each task ends when the stop flag turns true.
 
 use std::time::Duration;
 
@@ -22,6 +21,8 @@ pub(crate) const LEASE_SWEEP_PERIOD: Duration = Duration::from_secs(10);
 /// How often recorded latencies are folded into their histograms, as the
 /// exporter's own upkeep task would (`platform::metrics::run_upkeep`).
 const METRICS_UPKEEP_PERIOD: Duration = Duration::from_secs(5);
+/// How often the dead letters are counted for the operator alert.
+const DEAD_LETTER_CHECK_PERIOD: Duration = Duration::from_secs(60);
 
 /// The bus loops and periodic housekeeping; each task ends when `stop` turns true.
 pub fn spawn_background(
@@ -30,6 +31,10 @@ pub fn spawn_background(
     stop: watch::Receiver<bool>,
 ) -> Vec<JoinHandle<()>> {
     let idempotency = modules.idempotency.clone();
+    let (db, slack) = (modules.db.clone(), modules.slack.clone());
+    let alarm = std::sync::Arc::new(tokio::sync::Mutex::new(notify::DeadLetterAlarm::new(
+        modules.dead_letter_alert_threshold,
+    )));
     let stock = modules.stock.clone();
     let (relay, dispatcher) = (modules.relay.clone(), modules.dispatcher.clone());
     let (mut relay_stop, mut dispatch_stop) = (stop.clone(), stop.clone());
@@ -71,6 +76,16 @@ pub fn spawn_background(
         }),
         spawn_every(METRICS_UPKEEP_PERIOD, stop.clone(), || async {
             platform::metrics::run_upkeep();
+        }),
+        // One Slack message per growth of the dead letters by the threshold.
+        spawn_every(DEAD_LETTER_CHECK_PERIOD, stop.clone(), move || {
+            let (db, slack, alarm) = (db.clone(), slack.clone(), alarm.clone());
+            async move {
+                match bus::dead_letter_counts(&db).await {
+                    Ok(counts) => alarm.lock().await.check(&counts, slack.as_deref()).await,
+                    Err(e) => tracing::warn!(error = %e, "cannot count the dead letters"),
+                }
+            }
         }),
         spawn_every(Duration::from_secs(3600), stop, move || {
             let idempotency = idempotency.clone();

@@ -112,6 +112,87 @@ async fn dead_letters_are_listed_for_readers_and_replayed_by_staff() {
 }
 
 #[tokio::test]
+async fn staff_discard_a_dead_letter_and_its_count_leaves_metrics() {
+    let app = TestApp::spawn().await;
+    // A subscriber this server does not run, unique to this test: its
+    // series is set by this server alone.
+    let subscriber = format!("test.gone_{}", uuid::Uuid::new_v4().simple());
+    let dead = insert_dead_letter(&app, &subscriber).await;
+    let series = format!("bus_dead_letters{{subscriber=\"{subscriber}\"}} ");
+    let gauge = |text: String| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series.as_str()).map(str::to_owned))
+    };
+    let metrics = app.get("/metrics", None).await.text().await.expect("text");
+    assert_eq!(gauge(metrics.clone()).as_deref(), Some("1"), "{metrics}");
+    assert!(
+        metrics.contains("bus_dead_letters{subscriber=\"notify.reward_granted_email\"}"),
+        "every subscriber of the process has a series: {metrics}"
+    );
+    let discard = Endpoint {
+        method: Method::DELETE,
+        path: format!("/admin-api/dead-letters/{dead}"),
+        body: None,
+    };
+    let (admin, operator) = (app.admin().await, app.user_with_roles(&["OPERATOR"]).await);
+    let auditor = app.user_with_roles(&["AUDITOR"]).await;
+    let user = app.user_with_roles(&["USER"]).await;
+    for refused in [&auditor, &user] {
+        expect_problem(call(&app, &discard, Some(refused)).await, 403, "FORBIDDEN").await;
+    }
+    expect_problem(call(&app, &discard, None).await, 401, "UNAUTHORIZED").await;
+
+    let response = call(&app, &discard, Some(&operator)).await;
+
+    assert_eq!(response.status(), 204);
+    assert_eq!(response.bytes().await.expect("a body").len(), 0);
+    let page: Value = app
+        .get("/admin-api/dead-letters", Some(&admin.access_token))
+        .await
+        .json()
+        .await
+        .expect("a page");
+    assert_eq!(page["items"], json!([]), "discarded: no longer listed");
+    expect_problem(call(&app, &discard, Some(&admin)).await, 404, "NOT_FOUND").await;
+    let replay = Endpoint {
+        method: Method::POST,
+        path: format!("/admin-api/dead-letters/{dead}/replay"),
+        body: None,
+    };
+    expect_problem(call(&app, &replay, Some(&admin)).await, 404, "NOT_FOUND").await;
+    let metrics = app.get("/metrics", None).await.text().await.expect("text");
+    assert_eq!(gauge(metrics.clone()).as_deref(), Some("0"), "{metrics}");
+}
+
+/// Writes a dead letter for `subscriber` straight into the server's inbox
+/// (no endpoint makes one quickly); returns its id.
+async fn insert_dead_letter(app: &TestApp, subscriber: &str) -> uuid::Uuid {
+    let db = kernel::db::Db::connect(app.database_url(), &kernel::db::DbOptions::default())
+        .await
+        .expect("the server's database");
+    let id = uuid::Uuid::now_v7();
+    let now = kernel::Timestamp::from(time::OffsetDateTime::now_utc());
+    let subscriber = subscriber.to_owned();
+    let written: Result<(), sqlx::Error> = kernel::write_tx!(&db, |conn| {
+        sqlx::query(
+            "insert into inbox_deliveries (id, message_id, subscriber, topic, version, payload, \
+             occurred_at, state, attempts, next_attempt_at, last_error, updated_at) \
+             values ($1, $2, $3, 'test.gone', 1, '{}', $4, 'DEAD', 8, $4, 'failure 8', $4)",
+        )
+        .bind(id)
+        .bind(uuid::Uuid::now_v7())
+        .bind(&subscriber)
+        .bind(now)
+        .execute(&mut *conn)
+        .await
+        .map(drop)
+    });
+    written.expect("a dead letter");
+    db.close().await;
+    id
+}
+
+#[tokio::test]
 async fn an_admin_without_the_user_role_is_still_an_admin() {
     let app = TestApp::spawn().await;
     let only_admin = app.user_with_roles(&["ADMIN"]).await;

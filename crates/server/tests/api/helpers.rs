@@ -75,9 +75,15 @@ impl TestApp {
 
     /// The server's database, for a test that sets up what a crash leaves.
     pub async fn database(&self) -> kernel::Db {
-        kernel::Db::connect(self._db.url(), &kernel::db::DbOptions::default())
+        kernel::Db::connect(self.database_url(), &kernel::db::DbOptions::default())
             .await
             .expect("the test database opens")
+    }
+
+    /// The server's database, for a test that must set up what no
+    /// endpoint makes (a dead letter).
+    pub fn database_url(&self) -> &str {
+        self._db.url()
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -7,6 +7,7 @@ mod control_characters;
 mod coupons;
 mod helpers;
 mod identity;
+mod notify;
 mod platform;
 mod relay;
 mod reward_requests;

@@ -325,6 +325,7 @@ async fn the_openapi_document_describes_every_endpoint() {
         ("/metrics", "get"),
         ("/admin-api/dead-letters", "get"),
         ("/admin-api/dead-letters/{id}/replay", "post"),
+        ("/admin-api/dead-letters/{id}", "delete"),
         ("/api/v1/events", "post"),
         ("/api/v1/events", "get"),
         ("/api/v1/events/{id}", "get"),

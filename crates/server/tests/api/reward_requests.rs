@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use crate::helpers::{PASSWORD, Session, TestApp, expect_problem, live_event, text};
 
 /// An ACTIVE event running now, with one auto-approved 10-point reward.
-struct Offer {
+pub(crate) struct Offer {
     event: String,
     reward: String,
 }
@@ -32,7 +32,12 @@ impl Offer {
     }
 }
 
-async fn offer(app: &TestApp, staff: &Session, condition: Value, auto_resolve: bool) -> Offer {
+pub(crate) async fn offer(
+    app: &TestApp,
+    staff: &Session,
+    condition: Value,
+    auto_resolve: bool,
+) -> Offer {
     let event = app.created("/api/v1/events", staff, live_event()).await;
     let reward = app
         .created(
@@ -55,7 +60,7 @@ async fn offer(app: &TestApp, staff: &Session, condition: Value, auto_resolve: b
     }
 }
 
-async fn request(app: &TestApp, who: &Session, offer: &Offer) -> reqwest::Response {
+pub(crate) async fn request(app: &TestApp, who: &Session, offer: &Offer) -> reqwest::Response {
     app.post(&offer.requests(), Some(&who.access_token), json!({}))
         .await
 }
