@@ -7,7 +7,6 @@
 //! sink cannot be started; without it, it says so and skips.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -18,10 +17,10 @@ use axum::response::{IntoResponse, Response};
 use bus::{Envelope, Handler};
 use contracts::identity::UserDirectory;
 use contracts::rewards::{EventId, EventRewardId, RewardGranted, RewardId, RewardRequestId};
+use kernel::testing::SmtpSink;
 use kernel::{Secret, Timestamp, UserId};
 use notify::{DeadLetterAlarm, Mailer, RewardGrantedEmail, SlackSubscriber, SlackWebhook};
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
 use uuid::Uuid;
 
 /// Knows one user.
@@ -58,91 +57,6 @@ fn counter(series: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
-/// aiosmtpd on a free port, its stdout read line by line.
-struct SmtpSink {
-    child: tokio::process::Child,
-    port: u16,
-    lines: tokio::sync::mpsc::UnboundedReceiver<String>,
-}
-
-impl SmtpSink {
-    async fn start() -> Option<Self> {
-        let required = std::env::var("STAMPEDE_TEST_SMTP").is_ok_and(|v| v == "aiosmtpd");
-        if !required {
-            eprintln!(
-                "skipped: set STAMPEDE_TEST_SMTP=aiosmtpd (with python3-aiosmtpd installed) \
-                 to run the SMTP test"
-            );
-            return None;
-        }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        // Debian's python, which has the package; unbuffered, so each
-        // message shows as soon as it is taken.
-        let python = if std::path::Path::new("/usr/bin/python3").exists() {
-            "/usr/bin/python3"
-        } else {
-            "python3"
-        };
-        let mut child = tokio::process::Command::new(python)
-            .args(["-u", "-m", "aiosmtpd", "-n", "-l"])
-            .arg(format!("127.0.0.1:{port}"))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("STAMPEDE_TEST_SMTP=aiosmtpd but python3 -m aiosmtpd cannot start");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, lines) = tokio::sync::mpsc::unbounded_channel();
-        tokio::spawn(async move {
-            let mut reader = BufReader::new(stdout).lines();
-            while let Ok(Some(line)) = reader.next_line().await {
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_err()
-        {
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!("aiosmtpd exited at start ({status}): is python3-aiosmtpd installed?");
-            }
-            assert!(
-                Instant::now() < deadline,
-                "aiosmtpd does not listen on {port}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        Some(Self { child, port, lines })
-    }
-
-    /// The next message the sink printed, header and body lines.
-    async fn next_message(&mut self) -> Vec<String> {
-        let read = async {
-            let mut message = Vec::new();
-            let mut inside = false;
-            while let Some(line) = self.lines.recv().await {
-                if line.contains("MESSAGE FOLLOWS") {
-                    inside = true;
-                } else if line.contains("END MESSAGE") {
-                    return message;
-                } else if inside {
-                    message.push(line);
-                }
-            }
-            panic!("aiosmtpd's output ended: {message:?}");
-        };
-        tokio::time::timeout(Duration::from_secs(10), read)
-            .await
-            .expect("a message within 10 s")
-    }
-}
-
 #[tokio::test]
 async fn a_granted_reward_is_mailed_as_text_and_html_through_a_real_smtp_server() {
     let Some(mut sink) = SmtpSink::start().await else {
@@ -153,7 +67,7 @@ async fn a_granted_reward_is_mailed_as_text_and_html_through_a_real_smtp_server(
         user,
         email: "winner@example.com".into(),
     });
-    let url = Secret::new(format!("smtp://127.0.0.1:{}", sink.port));
+    let url = Secret::new(format!("smtp://127.0.0.1:{}", sink.port()));
     let mailer =
         Arc::new(Mailer::new(Some(&url), "Stampede <no-reply@stampede.test>").expect("mailer"));
     let handler = RewardGrantedEmail::new(directory, mailer);
@@ -200,7 +114,7 @@ async fn a_granted_reward_is_mailed_as_text_and_html_through_a_real_smtp_server(
     );
     handler.handle(&nobody).await.expect("nothing to do");
     // The sink going away fails the delivery (the bus retries it).
-    sink.child.kill().await.expect("stop the sink");
+    sink.stop().await;
     let again = grant(user, json!({"type": "POINT", "points": 5}));
     let failed_before = counter(r#"notify_emails_total{outcome="failed"}"#);
     let err = handler.handle(&again).await.expect_err("no server");

@@ -1,9 +1,11 @@
 //! Test databases: a fresh SQLite file by default, or a fresh PostgreSQL
 //! schema when `STAMPEDE_TEST_DATABASE_URL` is set. Each test gets its own,
 //! so tests run in parallel, and each is removed when the test ends. And
-//! [`LostCommitProxy`], which loses the answer to a PostgreSQL commit.
+//! [`LostCommitProxy`], which loses the answer to a PostgreSQL commit, and
+//! [`SmtpSink`], a real SMTP server to send test mail to.
 
 mod lost_commit;
+mod smtp_sink;
 
 use std::str::FromStr;
 
@@ -12,6 +14,7 @@ use sqlx::postgres::PgConnectOptions;
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Executor};
 
 pub use lost_commit::LostCommitProxy;
+pub use smtp_sink::{SMTP_VAR, SmtpSink};
 
 /// The environment variable that switches the suites to PostgreSQL.
 pub const DATABASE_URL_VAR: &str = "STAMPEDE_TEST_DATABASE_URL";
