@@ -32,7 +32,7 @@ fn now() -> Timestamp {
 }
 
 struct World {
-    _test: TestDatabase,
+    test: TestDatabase,
     db: Db,
     clock: Arc<ManualClock>,
     gate: Arc<MemoryStockGate>,
@@ -68,7 +68,7 @@ async fn world_at(test: TestDatabase, url: &str) -> World {
     ));
     let staff = Staff::check(principal(UserId::new(), &[Role::Operator])).unwrap();
     World {
-        _test: test,
+        test,
         db,
         clock,
         gate,
@@ -733,25 +733,34 @@ async fn a_request_whose_write_fails_gives_back_its_unit_and_its_place_in_the_li
 /// A client that hangs up drops its request's future between the take and
 /// the write; the claim runs on regardless, so a write that then fails still
 /// gives its unit back. The in-memory gate has no lease a sweep could find.
+/// The write waits on a lock this test holds, so the hang-up lands between
+/// the take and the write on every backend, however fast the database is.
 #[tokio::test]
 async fn a_request_whose_client_hangs_up_mid_claim_still_gives_back_its_unit() {
     let w = world().await;
     let offer = w.ten_points(false, Some(1), 1).await;
     let ann = user();
     w.execute(REFUSE_REQUESTS).await;
+    let lock = w.lock_request_writes().await;
 
     // Loaded now, so the checks below never wait on the database while
     // the claim runs.
     assert_eq!(w.gate_remaining(&offer).await, Some(1));
 
     let mut request = Box::pin(w.request(&ann, &offer));
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
     while w.gate_remaining(&offer).await != Some(0) {
         if let std::task::Poll::Ready(ended) = futures::poll!(&mut request) {
             panic!("the request ended before its unit was taken: {ended:?}");
         }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the request never took its unit"
+        );
         tokio::task::yield_now().await;
     }
     drop(request);
+    lock.release().await;
 
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
     while w.gate_remaining(&offer).await != Some(1) {
@@ -768,6 +777,50 @@ async fn a_request_whose_client_hangs_up_mid_claim_still_gives_back_its_unit() {
         RequestStatus::Pending,
         "ann's place came back"
     );
+}
+
+/// A lock, held from a connection of the test's own, that makes every
+/// insert into `reward_requests` wait (not fail) until it is released.
+enum RequestWriteLock {
+    Sqlite(sqlx::SqliteConnection),
+    Postgres(sqlx::PgConnection),
+}
+
+impl World {
+    /// SQLite: the database's one write lock (a writer waits on it for the
+    /// busy timeout). PostgreSQL: a `SHARE` lock on the table, which stops
+    /// inserts and lets reads and row locks through.
+    async fn lock_request_writes(&self) -> RequestWriteLock {
+        use sqlx::Connection as _;
+        let url = self.test.url();
+        if url.starts_with("postgres") {
+            let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+            sqlx::raw_sql("begin; lock table reward_requests in share mode")
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            RequestWriteLock::Postgres(conn)
+        } else {
+            let mut conn = sqlx::SqliteConnection::connect(url).await.unwrap();
+            sqlx::raw_sql("begin immediate")
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            RequestWriteLock::Sqlite(conn)
+        }
+    }
+}
+
+impl RequestWriteLock {
+    async fn release(self) {
+        let rolled_back = match self {
+            Self::Sqlite(mut conn) => sqlx::raw_sql("rollback").execute(&mut conn).await.map(drop),
+            Self::Postgres(mut conn) => {
+                sqlx::raw_sql("rollback").execute(&mut conn).await.map(drop)
+            }
+        };
+        rolled_back.unwrap();
+    }
 }
 
 /// A request whose commit's answer is lost (the connection breaks after the

@@ -219,6 +219,11 @@ async fn two_servers_sharing_postgresql_and_redis_never_oversell_one_campaign() 
     let admin = log_in_admin(&first).await;
     let campaign = create_campaign(&first, &admin, STOCK, PER_USER).await;
     let users = Arc::new(create_users(&second, &admin, USERS).await);
+    // Both servers read the campaign (and reach the database and the gate)
+    // before the rush: a cold one could lose every race to its warm twin.
+    for server in [&first, &second] {
+        assert_eq!(remaining(server, &campaign).await, STOCK);
+    }
 
     // Act: every user tries once more than the limit, alternating servers.
     let tally = finished(rush(
@@ -235,7 +240,8 @@ async fn two_servers_sharing_postgresql_and_redis_never_oversell_one_campaign() 
     for server in 0..2 {
         assert!(
             tally.issued.iter().any(|a| a.server == server),
-            "server {server} issued some of the stock"
+            "server {server} issued some of the stock: {}",
+            tally.summary()
         );
     }
     let held = holdings(&first, &campaign, &users).await;
@@ -303,8 +309,9 @@ struct Tally {
 impl Tally {
     fn summary(&self) -> String {
         format!(
-            "{} issued, {} sold out, {} limit reached, {} cut off",
+            "{} issued ({} by server 0), {} sold out, {} limit reached, {} cut off",
             self.issued.len(),
+            self.issued.iter().filter(|a| a.server == 0).count(),
             self.sold_out,
             self.limit_reached,
             self.cut_off
