@@ -1,6 +1,6 @@
 //! Shared building blocks every Stampede module stands on: ids, time, errors
 //! as problem+json, request extractors, keyset pagination, the authenticated
-//! principal with its roles, the database handle, micro-batching of hot
+//! principal with its roles, money, the database handle, micro-batching of hot
 //! writes and the control-character check every text passes.
 #![forbid(unsafe_code)]
 
@@ -12,6 +12,7 @@ pub mod effect;
 pub mod error;
 pub mod http;
 pub mod id;
+pub mod money;
 pub mod page;
 pub mod secret;
 #[cfg(feature = "testing")]
@@ -25,6 +26,7 @@ pub use db::{Backend, Db};
 pub use effect::IdempotentEffect;
 pub use error::{FieldError, Problem, ProblemDetails, Violations};
 pub use id::UserId;
+pub use money::{Currency, Money};
 pub use page::{Page, PageQuery, PageRequest};
 pub use secret::Secret;
 pub use timestamp::Timestamp;

@@ -1,44 +1,11 @@
 //! Discounts: a percentage off, or a fixed amount of money off.
 
-use std::fmt;
-
+use kernel::money::{Currency, Money};
 use kernel::{FieldError, Violations};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::checked;
-
-/// An ISO 4217 currency code: three upper-case ASCII letters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Currency([u8; 3]);
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("must be an ISO 4217 code: three upper-case letters such as KRW")]
-pub struct InvalidCurrency;
-
-impl Currency {
-    /// The default currency.
-    pub const KRW: Self = Self(*b"KRW");
-
-    pub fn parse(raw: &str) -> Result<Self, InvalidCurrency> {
-        match *raw.as_bytes() {
-            [a, b, c] if [a, b, c].iter().all(u8::is_ascii_uppercase) => Ok(Self([a, b, c])),
-            _ => Err(InvalidCurrency),
-        }
-    }
-
-    #[must_use]
-    pub fn as_str(&self) -> &str {
-        // `parse` lets only ASCII letters in, so this never falls back.
-        std::str::from_utf8(&self.0).unwrap_or("XXX")
-    }
-}
-
-impl fmt::Display for Currency {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// A percentage off: 1 to 100.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -61,13 +28,6 @@ impl Percent {
     pub const fn get(self) -> u8 {
         self.0
     }
-}
-
-/// An amount of money: minor units (won, cents) of a currency.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Money {
-    pub amount: i64,
-    pub currency: Currency,
 }
 
 /// What a coupon takes off an order. Serialises as its [`DiscountSpec`].

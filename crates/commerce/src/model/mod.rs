@@ -13,9 +13,7 @@ pub use campaign::{
     NewCampaign, Schedule,
 };
 pub use coupon::{Coupon, CouponCode, CouponStatus, InvalidCode, InvalidTransition, UnknownStatus};
-pub use discount::{
-    Currency, Discount, DiscountSpec, InvalidCurrency, InvalidPercent, Money, Percent,
-};
+pub use discount::{Discount, DiscountSpec, InvalidPercent, Percent};
 pub use ids::{CouponCampaignId, CouponId, GrantId};
 
 /// The checked value, or every field error the checks recorded.
