@@ -105,6 +105,26 @@ impl Problem {
         Self::new(StatusCode::BAD_REQUEST, "BAD_REQUEST", detail)
     }
 
+    /// 413: one wording whether the extractor or the body limit refused it.
+    #[must_use]
+    pub fn payload_too_large() -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "PAYLOAD_TOO_LARGE",
+            "the request body is larger than allowed",
+        )
+    }
+
+    /// 415: every body this API reads is JSON.
+    #[must_use]
+    pub fn unsupported_media_type() -> Self {
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UNSUPPORTED_MEDIA_TYPE",
+            "expected a body with content-type application/json",
+        )
+    }
+
     pub fn unauthorized(code: &str, detail: impl Into<String>) -> Self {
         Self::new(StatusCode::UNAUTHORIZED, code, detail)
     }

@@ -26,26 +26,25 @@ pub async fn normalise(response: Response) -> Response {
     if !(status.is_client_error() || status.is_server_error()) || is_problem {
         return response;
     }
-    let (code, detail) = match status {
-        StatusCode::NOT_FOUND => ("NOT_FOUND", "no such resource"),
-        StatusCode::METHOD_NOT_ALLOWED => (
-            "METHOD_NOT_ALLOWED",
-            "this route does not accept that method",
-        ),
-        StatusCode::PAYLOAD_TOO_LARGE => (
-            "PAYLOAD_TOO_LARGE",
-            "the request body is larger than allowed",
-        ),
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => (
-            "UNSUPPORTED_MEDIA_TYPE",
-            "this content type is not accepted",
-        ),
-        StatusCode::REQUEST_TIMEOUT => ("REQUEST_TIMEOUT", "the request took too long"),
-        s if s.is_server_error() => ("INTERNAL", "an internal error occurred"),
-        _ => ("BAD_REQUEST", "the request could not be understood"),
+    let problem = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => Problem::payload_too_large(),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => Problem::unsupported_media_type(),
+        _ => {
+            let (code, detail) = match status {
+                StatusCode::NOT_FOUND => ("NOT_FOUND", "no such resource"),
+                StatusCode::METHOD_NOT_ALLOWED => (
+                    "METHOD_NOT_ALLOWED",
+                    "this route does not accept that method",
+                ),
+                StatusCode::REQUEST_TIMEOUT => ("REQUEST_TIMEOUT", "the request took too long"),
+                s if s.is_server_error() => ("INTERNAL", "an internal error occurred"),
+                _ => ("BAD_REQUEST", "the request could not be understood"),
+            };
+            Problem::new(status, code, detail)
+        }
     };
     let (mut parts, _) = response.into_parts();
-    let problem = Problem::new(status, code, detail).into_response();
+    let problem = problem.into_response();
     let (problem_parts, body) = problem.into_parts();
     for (name, value) in &problem_parts.headers {
         parts.headers.insert(name, value.clone());
