@@ -317,12 +317,7 @@ pub async fn layer(State(idem): State<Idempotency>, request: Request, next: Next
     };
     let (parts, body) = request.into_parts();
     let Ok(body) = to_bytes(body, idem.max_body).await else {
-        return Problem::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "PAYLOAD_TOO_LARGE",
-            "the request body is larger than allowed",
-        )
-        .into_response();
+        return Problem::payload_too_large().into_response();
     };
     let fingerprint = fingerprint(&parts.method, &parts.uri, &body);
     let user = principal.user_id;
