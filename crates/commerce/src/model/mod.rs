@@ -12,7 +12,7 @@ pub use campaign::{
     Campaign, CampaignIssues, CampaignName, CouponCampaign, InvalidName, InvalidSchedule,
     NewCampaign, Schedule,
 };
-pub use coupon::{Coupon, CouponCode, CouponStatus, InvalidCode, InvalidTransition, UnknownStatus};
+pub use coupon::{Coupon, CouponCode, CouponStatus, InvalidCode};
 pub use discount::{Discount, DiscountSpec, InvalidPercent, Percent};
 pub use ids::{CouponCampaignId, CouponId, GrantId};
 

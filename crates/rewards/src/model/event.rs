@@ -6,8 +6,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::ids::EventId;
-use super::status::{InvalidTransition, text_form};
 use super::text::{Description, Name};
+use kernel::{Lifecycle, text_form};
 
 /// Where an event is in its lifecycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
@@ -35,11 +35,16 @@ impl EventStatus {
             Self::Completed => "COMPLETED",
         }
     }
+}
+
+impl Lifecycle for EventStatus {
+    fn name(self) -> &'static str {
+        self.as_str()
+    }
 
     /// The lifecycle: DRAFT→ACTIVE, ACTIVE⇄INACTIVE, ACTIVE or
     /// INACTIVE→COMPLETED. Staying put is not a move.
-    #[must_use]
-    pub const fn can_move_to(self, next: Self) -> bool {
+    fn can_move_to(self, next: Self) -> bool {
         matches!(
             (self, next),
             (Self::Draft, Self::Active)
@@ -47,17 +52,6 @@ impl EventStatus {
                 | (Self::Inactive, Self::Active)
                 | (Self::Active | Self::Inactive, Self::Completed)
         )
-    }
-
-    pub fn move_to(self, next: Self) -> Result<Self, InvalidTransition> {
-        if self.can_move_to(next) {
-            Ok(next)
-        } else {
-            Err(InvalidTransition {
-                from: self.as_str(),
-                to: next.as_str(),
-            })
-        }
     }
 }
 

@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 
 use super::condition::Evaluation;
 use super::ids::{EventId, EventRewardId, RewardId, RewardRequestId};
-use super::status::{InvalidTransition, text_form};
+use kernel::{Lifecycle, text_form};
 
 /// One attempt to claim an event reward, as the API shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
@@ -108,31 +108,25 @@ impl RequestStatus {
         }
     }
 
-    /// The only moves: PENDING→APPROVED and PENDING→REJECTED.
-    #[must_use]
-    pub const fn can_move_to(self, next: Self) -> bool {
-        matches!(
-            (self, next),
-            (Self::Pending, Self::Approved | Self::Rejected)
-        )
-    }
-
-    pub fn move_to(self, next: Self) -> Result<Self, InvalidTransition> {
-        if self.can_move_to(next) {
-            Ok(next)
-        } else {
-            Err(InvalidTransition {
-                from: self.as_str(),
-                to: next.as_str(),
-            })
-        }
-    }
-
     /// Whether a request in this status uses up one of the user's
     /// `per_user_limit` (pending and approved ones do; rejected ones do not).
     #[must_use]
     pub const fn counts_towards_limit(self) -> bool {
         matches!(self, Self::Pending | Self::Approved)
+    }
+}
+
+impl Lifecycle for RequestStatus {
+    fn name(self) -> &'static str {
+        self.as_str()
+    }
+
+    /// The only moves: PENDING→APPROVED and PENDING→REJECTED.
+    fn can_move_to(self, next: Self) -> bool {
+        matches!(
+            (self, next),
+            (Self::Pending, Self::Approved | Self::Rejected)
+        )
     }
 }
 

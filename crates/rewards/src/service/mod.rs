@@ -20,7 +20,7 @@ use contracts::commerce::CouponCampaigns;
 use gate::{PoolId, StockGate};
 
 use kernel::auth::{Admin, Reader, Staff};
-use kernel::{Page, PageRequest, SharedClock, Timestamp, Violations};
+use kernel::{Lifecycle as _, Page, PageRequest, SharedClock, Timestamp, Violations};
 use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;

@@ -20,7 +20,7 @@ use gate::{
     Written,
 };
 use kernel::auth::{Reader, Staff};
-use kernel::{IdempotentEffect, Page, PageRequest, Principal, Timestamp, UserId};
+use kernel::{IdempotentEffect, Lifecycle as _, Page, PageRequest, Principal, Timestamp, UserId};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 

@@ -6,7 +6,7 @@
 use async_trait::async_trait;
 use bus::Envelope;
 use kernel::db::{Backend, bad_row, stored_count};
-use kernel::{PageRequest, Timestamp, UserId};
+use kernel::{Lifecycle as _, PageRequest, Timestamp, UserId};
 
 use super::SqlRewardsStore;
 use crate::model::{
