@@ -12,12 +12,13 @@ use std::sync::{Arc, LazyLock};
 use async_trait::async_trait;
 use kernel::db::rusqlite;
 use kernel::db::{Db, SqliteDb, bad_row, direct_error, is_any_unique_violation, stored_count};
+use kernel::text::Name;
 use kernel::{PageRequest, Timestamp, UserId};
 use sqlx::SqliteConnection;
 
 use crate::model::{
-    Campaign, CampaignIssues, CampaignName, Coupon, CouponCampaignId, CouponCode, CouponId,
-    Discount, DiscountSpec, GrantId, Schedule,
+    Campaign, CampaignIssues, Coupon, CouponCampaignId, CouponCode, CouponId, Discount,
+    DiscountSpec, GrantId, Schedule,
 };
 use crate::stock::CampaignStock;
 
@@ -217,7 +218,7 @@ impl TryFrom<CampaignRow> for Campaign {
         })?;
         Ok(Self {
             id: row.id,
-            name: CampaignName::parse(&row.name).map_err(|e| bad_row("campaign name", e))?,
+            name: Name::parse(&row.name).map_err(|e| bad_row("campaign name", e))?,
             discount,
             total_quantity: stored_count("total_quantity", row.total_quantity)?,
             per_user_limit: stored_count("per_user_limit", row.per_user_limit)?,

@@ -9,8 +9,7 @@ pub mod ids;
 use kernel::{FieldError, Violations};
 
 pub use campaign::{
-    Campaign, CampaignIssues, CampaignName, CouponCampaign, InvalidName, InvalidSchedule,
-    NewCampaign, Schedule,
+    Campaign, CampaignIssues, CouponCampaign, InvalidSchedule, NewCampaign, Schedule,
 };
 pub use coupon::{Coupon, CouponCode, CouponStatus, InvalidCode};
 pub use discount::{Discount, DiscountSpec, InvalidPercent, Percent};

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::ids::EventId;
-use super::text::{Description, Name};
+use kernel::text::{Description, Name};
 use kernel::{Lifecycle, text_form};
 
 /// Where an event is in its lifecycle.

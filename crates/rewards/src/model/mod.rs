@@ -8,7 +8,6 @@ pub mod event_reward;
 pub mod ids;
 pub mod request;
 pub mod reward;
-pub mod text;
 pub mod wallet;
 
 pub use activity::Activity;
@@ -19,7 +18,7 @@ pub use event::{Event, EventPeriod, EventStatus, InvalidPeriod, is_live};
 pub use event_reward::EventReward;
 pub use ids::{EventId, EventRewardId, RewardId, RewardRequestId};
 pub use kernel::lifecycle::{InvalidTransition, UnknownValue};
+pub use kernel::text::{Description, InvalidDescription, InvalidName, Name};
 pub use request::{OUT_OF_STOCK, ReasonCode, RequestStatus, RewardRequest, Verdict};
 pub use reward::{CatalogueKey, InvalidCatalogueKey, NewReward, Reward, RewardKind};
-pub use text::{Description, InvalidDescription, InvalidName, Name};
 pub use wallet::{Grant, ItemHolding, Wallet, WalletCredit};

@@ -5,7 +5,7 @@ use std::fmt;
 use std::num::NonZeroU32;
 
 use kernel::FieldError;
-use kernel::text::{self, ControlCharacter};
+use kernel::text::{self, ControlCharacter, Name};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
@@ -14,7 +14,6 @@ use uuid::Uuid;
 use contracts::commerce::CouponCampaignId;
 
 use super::ids::RewardId;
-use super::text::Name;
 
 pub const MAX_CATALOGUE_KEY_CHARS: usize = 100;
 
