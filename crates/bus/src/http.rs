@@ -40,8 +40,8 @@ impl From<BusError> for Problem {
     params(PageQuery),
     responses(
         (status = 200, description = "A page of dead letters, oldest first", body = Page<DeadLetter>),
-        (status = 401, description = "Not signed in", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 403, description = "Not staff or auditor", body = ProblemDetails, content_type = "application/problem+json"),
+        kernel::openapi::SignedIn,
     ))]
 async fn list_dead_letters(
     State(dispatcher): State<Arc<Dispatcher>>,
@@ -85,9 +85,8 @@ async fn replay_dead_letter(
     params(("id" = String, Path, format = Uuid)),
     responses(
         (status = 204, description = "Discarded"),
-        (status = 401, description = "Not signed in", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 403, description = "Not staff", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 404, description = "No dead letter with that id", body = ProblemDetails, content_type = "application/problem+json"),
+        kernel::openapi::StaffOnly,
     ))]
 async fn discard_dead_letter(
     State(dispatcher): State<Arc<Dispatcher>>,

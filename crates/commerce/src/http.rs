@@ -39,9 +39,8 @@ type State = axum::extract::State<Arc<CouponService>>;
     responses(
         (status = 201, description = "Created, with its whole stock remaining", body = CouponCampaign),
         (status = 400, description = "Malformed JSON or wrong types", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 401, description = "Not signed in", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 403, description = "Not staff", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 422, description = "Bad name, discount, quantity or limit, or not `issue_starts_at < issue_ends_at <= valid_until`", body = ProblemDetails, content_type = "application/problem+json"),
+        kernel::openapi::StaffOnly,
     ))]
 async fn create_campaign(
     axum::extract::State(s): State,
@@ -56,9 +55,8 @@ async fn create_campaign(
     params(PageQuery),
     responses(
         (status = 200, description = "A page of campaigns", body = Page<CouponCampaign>),
-        (status = 400, description = "Bad cursor", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 422, description = "`limit` out of range", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 503, description = "The stock gate cannot answer", body = ProblemDetails, content_type = "application/problem+json"),
+        kernel::openapi::Paged,
     ))]
 async fn list_campaigns(
     axum::extract::State(s): State,
@@ -73,9 +71,9 @@ async fn list_campaigns(
     params(("id" = String, Path, format = Uuid)),
     responses(
         (status = 200, description = "The campaign", body = CouponCampaign),
-        (status = 400, description = "Malformed id", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 404, description = "No such campaign", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 503, description = "The stock gate cannot answer", body = ProblemDetails, content_type = "application/problem+json"),
+        kernel::openapi::ById,
     ))]
 async fn get_campaign(
     axum::extract::State(s): State,
@@ -93,12 +91,12 @@ async fn get_campaign(
     ),
     responses(
         (status = 201, description = "Issued", body = Coupon),
-        (status = 400, description = "Malformed id", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 401, description = "Not signed in", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 404, description = "No such campaign", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 409, description = "`NOT_OPEN` outside the issue window, `SOLD_OUT`, `LIMIT_REACHED`, or `REQUEST_IN_PROGRESS` for a key still being answered", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 422, description = "`IDEMPOTENCY_KEY_REUSED`, or a malformed key", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 503, description = "The stock gate cannot answer", body = ProblemDetails, content_type = "application/problem+json"),
+        kernel::openapi::SignedIn,
+        kernel::openapi::ById,
     ))]
 async fn issue(
     axum::extract::State(s): State,
@@ -115,9 +113,8 @@ async fn issue(
     params(PageQuery),
     responses(
         (status = 200, description = "A page of the caller's coupons", body = Page<Coupon>),
-        (status = 400, description = "Bad cursor", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 401, description = "Not signed in", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 422, description = "`limit` out of range", body = ProblemDetails, content_type = "application/problem+json"),
+        kernel::openapi::SignedIn,
+        kernel::openapi::Paged,
     ))]
 async fn my_coupons(
     axum::extract::State(s): State,
@@ -133,8 +130,7 @@ async fn my_coupons(
 #[utoipa::path(get, path = "/analytics/commerce", tag = "analytics", security(("bearer" = [])),
     responses(
         (status = 200, description = "Commerce analytics", body = CommerceAnalytics),
-        (status = 401, description = "Not signed in", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 403, description = "Not a reader", body = ProblemDetails, content_type = "application/problem+json"),
+        kernel::openapi::ReadersOnly,
     ))]
 async fn analytics(
     axum::extract::State(s): State,

@@ -138,7 +138,7 @@ async fn log_out(
 #[utoipa::path(get, path = "/auth/me", tag = "identity", security(("bearer" = [])),
     responses(
         (status = 200, description = "The caller", body = User),
-        (status = 401, description = "Not signed in", body = ProblemDetails, content_type = "application/problem+json"),
+        kernel::openapi::SignedIn,
     ))]
 async fn me(axum::extract::State(s): State, principal: Principal) -> Result<Json<User>, Problem> {
     Ok(Json(s.service.me(&principal).await?))
@@ -161,9 +161,8 @@ struct UsersQuery {
     responses(
         (status = 200, description = "A page of users", body = Page<User>),
         (status = 400, description = "Bad cursor", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 401, description = "Not signed in", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 403, description = "Not an ADMIN", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 422, description = "`limit` out of range, or a control character in `email`", body = ProblemDetails, content_type = "application/problem+json"),
+        kernel::openapi::AdminOnly,
     ))]
 async fn list_users(
     axum::extract::State(s): State,
@@ -240,10 +239,9 @@ pub fn test_users_router(state: IdentityHttp, enabled: bool) -> OpenApiRouter {
     request_body = TestUsersRequest,
     responses(
         (status = 201, description = "The users, each with an access token", body = TestUsers),
-        (status = 401, description = "Not signed in", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 403, description = "Not an ADMIN", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 404, description = "The `test_users` setting is off", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 422, description = "`count` outside 1..=10000 or a bad `prefix`", body = ProblemDetails, content_type = "application/problem+json"),
+        kernel::openapi::AdminOnly,
     ))]
 async fn create_test_users(
     axum::extract::State(s): State,

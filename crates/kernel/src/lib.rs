@@ -14,6 +14,7 @@ pub mod http;
 pub mod id;
 pub mod lifecycle;
 pub mod money;
+pub mod openapi;
 pub mod page;
 pub mod secret;
 #[cfg(feature = "testing")]

@@ -129,9 +129,9 @@ struct ReconcileQuery {
     params(ReconcileQuery),
     responses(
         (status = 200, description = "What was checked, what differed, what was repaired", body = Report),
-        (status = 401, description = "Not signed in", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 403, description = "Not an admin", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 503, description = "Pools could not be listed", body = ProblemDetails, content_type = "application/problem+json"),
+        kernel::openapi::SignedIn,
     ))]
 async fn reconcile_now(
     State(stock): State<StockRegistry>,

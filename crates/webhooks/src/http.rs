@@ -38,9 +38,8 @@ type State = axum::extract::State<Arc<WebhookService>>;
     responses(
         (status = 201, description = "Registered, with its `whsec_` secret", body = EndpointWithSecret),
         (status = 400, description = "Malformed JSON or wrong types", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 401, description = "Not signed in", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 403, description = "Not an ADMIN", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 422, description = "A URL that is not http(s) or reaches a private address, unknown or no event types, a description too long", body = ProblemDetails, content_type = "application/problem+json"),
+        kernel::openapi::AdminOnly,
     ))]
 async fn create_endpoint(
     axum::extract::State(s): State,
@@ -55,10 +54,8 @@ async fn create_endpoint(
     params(PageQuery),
     responses(
         (status = 200, description = "A page of endpoints", body = Page<EndpointView>),
-        (status = 400, description = "Bad cursor", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 401, description = "Not signed in", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 403, description = "Not an ADMIN", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 422, description = "`limit` out of range", body = ProblemDetails, content_type = "application/problem+json"),
+        kernel::openapi::AdminOnly,
+        kernel::openapi::Paged,
     ))]
 async fn list_endpoints(
     axum::extract::State(s): State,
@@ -74,10 +71,9 @@ async fn list_endpoints(
     params(("id" = String, Path, format = Uuid)),
     responses(
         (status = 200, description = "The endpoint", body = EndpointView),
-        (status = 400, description = "Malformed id", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 401, description = "Not signed in", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 403, description = "Not an ADMIN", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 404, description = "No such endpoint", body = ProblemDetails, content_type = "application/problem+json"),
+        kernel::openapi::AdminOnly,
+        kernel::openapi::ById,
     ))]
 async fn get_endpoint(
     axum::extract::State(s): State,
@@ -95,10 +91,9 @@ async fn get_endpoint(
     responses(
         (status = 200, description = "The endpoint as changed", body = EndpointView),
         (status = 400, description = "Malformed id or JSON", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 401, description = "Not signed in", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 403, description = "Not an ADMIN", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 404, description = "No such endpoint", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields", body = ProblemDetails, content_type = "application/problem+json"),
+        kernel::openapi::AdminOnly,
     ))]
 async fn update_endpoint(
     axum::extract::State(s): State,
@@ -114,10 +109,9 @@ async fn update_endpoint(
     params(("id" = String, Path, format = Uuid)),
     responses(
         (status = 204, description = "Removed"),
-        (status = 400, description = "Malformed id", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 401, description = "Not signed in", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 403, description = "Not an ADMIN", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 404, description = "No such endpoint", body = ProblemDetails, content_type = "application/problem+json"),
+        kernel::openapi::AdminOnly,
+        kernel::openapi::ById,
     ))]
 async fn delete_endpoint(
     axum::extract::State(s): State,
@@ -134,10 +128,9 @@ async fn delete_endpoint(
     params(("id" = String, Path, format = Uuid)),
     responses(
         (status = 200, description = "The endpoint with its new secret", body = EndpointWithSecret),
-        (status = 400, description = "Malformed id", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 401, description = "Not signed in", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 403, description = "Not an ADMIN", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 404, description = "No such endpoint", body = ProblemDetails, content_type = "application/problem+json"),
+        kernel::openapi::AdminOnly,
+        kernel::openapi::ById,
     ))]
 async fn rotate_secret(
     axum::extract::State(s): State,
@@ -152,10 +145,9 @@ async fn rotate_secret(
     params(("id" = String, Path, format = Uuid)),
     responses(
         (status = 202, description = "Queued", body = Queued),
-        (status = 400, description = "Malformed id", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 401, description = "Not signed in", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 403, description = "Not an ADMIN", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 404, description = "No such endpoint", body = ProblemDetails, content_type = "application/problem+json"),
+        kernel::openapi::AdminOnly,
+        kernel::openapi::ById,
     ))]
 async fn send_test(
     axum::extract::State(s): State,
@@ -173,10 +165,9 @@ async fn send_test(
     responses(
         (status = 200, description = "A page of attempts", body = Page<Attempt>),
         (status = 400, description = "Malformed id or bad cursor", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 401, description = "Not signed in", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 403, description = "Not an ADMIN", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 404, description = "No such endpoint", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 422, description = "`limit` out of range", body = ProblemDetails, content_type = "application/problem+json"),
+        kernel::openapi::AdminOnly,
     ))]
 async fn deliveries(
     axum::extract::State(s): State,
@@ -195,9 +186,8 @@ async fn deliveries(
     params(("id" = String, Path)),
     responses(
         (status = 202, description = "Queued again", body = Queued),
-        (status = 401, description = "Not signed in", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 403, description = "Not an ADMIN", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 404, description = "No such delivery", body = ProblemDetails, content_type = "application/problem+json"),
+        kernel::openapi::AdminOnly,
     ))]
 async fn replay(
     axum::extract::State(s): State,

@@ -31,8 +31,7 @@ struct Timeline {
 #[utoipa::path(get, path = "/analytics/events", tag = "analytics", security(("bearer" = [])),
     responses(
         (status = 200, description = "Event analytics", body = EventAnalytics),
-        (status = 401, description = "Not signed in", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 403, description = "Not a reader", body = ProblemDetails, content_type = "application/problem+json"),
+        kernel::openapi::ReadersOnly,
     ))]
 async fn events(
     axum::extract::State(s): State,
@@ -46,9 +45,8 @@ async fn events(
     params(Timeline),
     responses(
         (status = 200, description = "Request analytics", body = RewardAnalytics),
-        (status = 401, description = "Not signed in", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 403, description = "Not a reader", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 422, description = "`days` out of range", body = ProblemDetails, content_type = "application/problem+json"),
+        kernel::openapi::ReadersOnly,
     ))]
 async fn rewards(
     axum::extract::State(s): State,
@@ -63,9 +61,8 @@ async fn rewards(
     params(Timeline),
     responses(
         (status = 200, description = "User analytics", body = UserAnalytics),
-        (status = 401, description = "Not signed in", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 403, description = "Not a reader", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 422, description = "`days` out of range", body = ProblemDetails, content_type = "application/problem+json"),
+        kernel::openapi::ReadersOnly,
     ))]
 async fn users(
     axum::extract::State(s): State,

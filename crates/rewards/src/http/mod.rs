@@ -65,9 +65,8 @@ fn page(
     responses(
         (status = 201, description = "Created; `DRAFT` unless `status` is `ACTIVE`", body = Event),
         (status = 400, description = "Malformed JSON or wrong types", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 401, description = "Not signed in", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 403, description = "Not staff", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 422, description = "Bad name, `ends_at <= starts_at`, or a status other than DRAFT or ACTIVE", body = ProblemDetails, content_type = "application/problem+json"),
+        kernel::openapi::StaffOnly,
     ))]
 async fn create_event(
     axum::extract::State(s): State,
@@ -115,9 +114,9 @@ async fn list_events(
     params(("id" = String, Path, format = Uuid)),
     responses(
         (status = 200, description = "The event", body = Event),
-        (status = 400, description = "Malformed id", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 401, description = "A bad token was sent", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 404, description = "No such event (or a draft, for non-readers)", body = ProblemDetails, content_type = "application/problem+json"),
+        kernel::openapi::ById,
     ))]
 async fn get_event(
     axum::extract::State(s): State,
@@ -134,11 +133,10 @@ async fn get_event(
     responses(
         (status = 200, description = "The changed event", body = Event),
         (status = 400, description = "Malformed id, JSON or types", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 401, description = "Not signed in", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 403, description = "Not staff", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 404, description = "No such event", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 409, description = "`INVALID_TRANSITION`: the lifecycle does not allow the move; `EVENT_CHANGED`: changed meanwhile", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 422, description = "Bad name, unknown status, or `ends_at <= starts_at`", body = ProblemDetails, content_type = "application/problem+json"),
+        kernel::openapi::StaffOnly,
     ))]
 async fn update_event(
     axum::extract::State(s): State,
@@ -154,11 +152,10 @@ async fn update_event(
     params(("id" = String, Path, format = Uuid)),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 400, description = "Malformed id", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 401, description = "Not signed in", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 403, description = "Not an ADMIN", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 404, description = "No such event", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 409, description = "`EVENT_NOT_DRAFT`", body = ProblemDetails, content_type = "application/problem+json"),
+        kernel::openapi::AdminOnly,
+        kernel::openapi::ById,
     ))]
 async fn delete_event(
     axum::extract::State(s): State,
@@ -177,9 +174,8 @@ async fn delete_event(
     responses(
         (status = 201, description = "Created", body = Reward),
         (status = 400, description = "Malformed JSON or not an object", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 401, description = "Not signed in", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 403, description = "Not staff", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 422, description = "Missing, invalid or foreign fields for the type", body = ProblemDetails, content_type = "application/problem+json"),
+        kernel::openapi::StaffOnly,
     ))]
 async fn create_reward(
     axum::extract::State(s): State,
@@ -194,10 +190,8 @@ async fn create_reward(
     params(PageQuery),
     responses(
         (status = 200, description = "A page of rewards", body = Page<Reward>),
-        (status = 400, description = "Bad cursor", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 401, description = "Not signed in", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 403, description = "Not a reader", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 422, description = "`limit` out of range", body = ProblemDetails, content_type = "application/problem+json"),
+        kernel::openapi::ReadersOnly,
+        kernel::openapi::Paged,
     ))]
 async fn list_rewards(
     axum::extract::State(s): State,
@@ -213,10 +207,9 @@ async fn list_rewards(
     params(("id" = String, Path, format = Uuid)),
     responses(
         (status = 200, description = "The reward", body = Reward),
-        (status = 400, description = "Malformed id", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 401, description = "Not signed in", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 403, description = "Not a reader", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 404, description = "No such reward", body = ProblemDetails, content_type = "application/problem+json"),
+        kernel::openapi::ReadersOnly,
+        kernel::openapi::ById,
     ))]
 async fn get_reward(
     axum::extract::State(s): State,
@@ -233,10 +226,9 @@ async fn get_reward(
     responses(
         (status = 201, description = "Created", body = EventReward),
         (status = 400, description = "Malformed id, JSON or types", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 401, description = "Not signed in", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 403, description = "Not staff", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 404, description = "No such event", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 422, description = "Unknown `reward_id`, bad condition, quantity or per_user_limit", body = ProblemDetails, content_type = "application/problem+json"),
+        kernel::openapi::StaffOnly,
     ))]
 async fn add_event_reward(
     axum::extract::State(s): State,
@@ -277,11 +269,10 @@ async fn list_event_rewards(
     responses(
         (status = 200, description = "The changed event reward", body = EventReward),
         (status = 400, description = "Malformed ids, JSON or types", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 401, description = "Not signed in", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 403, description = "Not staff", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 404, description = "No such event reward on this event", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 409, description = "`QUANTITY_BELOW_TAKEN`", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 422, description = "Bad condition, quantity or per_user_limit", body = ProblemDetails, content_type = "application/problem+json"),
+        kernel::openapi::StaffOnly,
     ))]
 async fn update_event_reward(
     axum::extract::State(s): State,
@@ -301,9 +292,8 @@ async fn update_event_reward(
     responses(
         (status = 204, description = "Removed"),
         (status = 400, description = "Malformed ids", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 401, description = "Not signed in", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 403, description = "Not staff", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 404, description = "No such event reward on this event", body = ProblemDetails, content_type = "application/problem+json"),
+        kernel::openapi::StaffOnly,
     ))]
 async fn delete_event_reward(
     axum::extract::State(s): State,

@@ -47,11 +47,11 @@ pub(super) fn routes() -> OpenApiRouter<Arc<RewardsService>> {
     responses(
         (status = 201, description = "Recorded: `APPROVED` (granted), `PENDING` (holding a unit until staff decide) or `REJECTED` with `reason_code` `EVENT_NOT_ACTIVE`, `CONDITION_NOT_MET` or `OUT_OF_STOCK`", body = RewardRequest),
         (status = 400, description = "Malformed ids", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 401, description = "Not signed in", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 404, description = "No such event reward (or a draft event, for non-readers)", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 409, description = "`ALREADY_REQUESTED` (with `request_id`, not recorded again), `REQUEST_IN_PROGRESS` (same Idempotency-Key still running)", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 422, description = "`IDEMPOTENCY_KEY_REUSED`", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 503, description = "The stock gate cannot answer now", body = ProblemDetails, content_type = "application/problem+json"),
+        kernel::openapi::SignedIn,
     ))]
 async fn request_reward(
     axum::extract::State(s): State,
@@ -72,8 +72,8 @@ async fn request_reward(
     responses(
         (status = 200, description = "The explanation", body = Eligibility),
         (status = 400, description = "Malformed ids", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 401, description = "Not signed in", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 404, description = "No such event reward (or a draft event, for non-readers)", body = ProblemDetails, content_type = "application/problem+json"),
+        kernel::openapi::SignedIn,
     ))]
 async fn eligibility(
     axum::extract::State(s): State,
@@ -100,8 +100,8 @@ struct MyRequestsQuery {
     responses(
         (status = 200, description = "A page of requests", body = Page<RewardRequest>),
         (status = 400, description = "Bad cursor", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 401, description = "Not signed in", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 422, description = "`limit` out of range or unknown `status`", body = ProblemDetails, content_type = "application/problem+json"),
+        kernel::openapi::SignedIn,
     ))]
 async fn my_requests(
     axum::extract::State(s): State,
@@ -147,9 +147,8 @@ fn uuid_param(field: &str, raw: Option<&str>) -> Result<Option<uuid::Uuid>, Prob
     responses(
         (status = 200, description = "A page of requests", body = Page<RewardRequest>),
         (status = 400, description = "Bad cursor", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 401, description = "Not signed in", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 403, description = "Not a reader", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 422, description = "`limit` out of range, unknown `status`, or a malformed id", body = ProblemDetails, content_type = "application/problem+json"),
+        kernel::openapi::ReadersOnly,
     ))]
 async fn list_requests(
     axum::extract::State(s): State,
@@ -172,9 +171,9 @@ async fn list_requests(
     params(("id" = String, Path, format = Uuid)),
     responses(
         (status = 200, description = "The request", body = RewardRequest),
-        (status = 400, description = "Malformed id", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 401, description = "Not signed in", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 404, description = "No such request, or someone else's", body = ProblemDetails, content_type = "application/problem+json"),
+        kernel::openapi::SignedIn,
+        kernel::openapi::ById,
     ))]
 async fn get_request(
     axum::extract::State(s): State,
@@ -192,11 +191,10 @@ async fn get_request(
     responses(
         (status = 200, description = "The decided request", body = RewardRequest),
         (status = 400, description = "Malformed id, JSON or types", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 401, description = "Not signed in", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 403, description = "Not staff", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 404, description = "No such request", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 409, description = "`INVALID_TRANSITION`: already decided", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 422, description = "`status` other than APPROVED or REJECTED, a reason over 500 characters, or one with a control character other than a line feed or tab", body = ProblemDetails, content_type = "application/problem+json"),
+        kernel::openapi::StaffOnly,
     ))]
 async fn decide_request(
     axum::extract::State(s): State,
@@ -213,9 +211,8 @@ async fn decide_request(
     responses(
         (status = 202, description = "Accepted (`duplicate` when the `source_id` was seen before)", body = ActivityReceipt),
         (status = 400, description = "Malformed JSON or types", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 401, description = "Not signed in", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 403, description = "Not staff", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 422, description = "Bad user id, metric, value or source_id", body = ProblemDetails, content_type = "application/problem+json"),
+        kernel::openapi::StaffOnly,
     ))]
 async fn record_activity(
     axum::extract::State(s): State,
@@ -230,7 +227,7 @@ async fn record_activity(
 #[utoipa::path(get, path = "/me/wallet", tag = "rewards", security(("bearer" = [])),
     responses(
         (status = 200, description = "The wallet", body = Wallet),
-        (status = 401, description = "Not signed in", body = ProblemDetails, content_type = "application/problem+json"),
+        kernel::openapi::SignedIn,
     ))]
 async fn my_wallet(
     axum::extract::State(s): State,
