@@ -88,6 +88,12 @@ pub fn router(settings: &Settings, modules: &Modules) -> Router {
                 // validator.swagger.io whenever it is served off localhost.
                 .config(Config::default().validator_url("none")),
         )
+        .merge(admin::router(admin::Admin {
+            identity: modules.identity.clone(),
+            rewards: modules.rewards.clone(),
+            dispatcher: modules.dispatcher.clone(),
+            secure_cookie: settings.secure_cookie,
+        }))
         .fallback(platform::problems::unknown_route);
     // Inner layers first: `Router::layer` wraps what is already there.
     if let Some(limits) = limits {

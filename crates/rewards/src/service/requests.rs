@@ -394,6 +394,35 @@ impl RewardsService {
         }
     }
 
+    /// The condition of a request's event reward evaluated on the requester's
+    /// facts now, clause by clause (readers): what a staff member deciding a
+    /// PENDING request looks at. Records nothing.
+    pub async fn explain_request(
+        &self,
+        _: &Reader,
+        id: RewardRequestId,
+    ) -> Result<Vec<Clause>, RewardsError> {
+        let request = self
+            .store
+            .request(id)
+            .await?
+            .ok_or(RewardsError::RequestNotFound)?;
+        let event = self
+            .store
+            .event(request.event_id)
+            .await?
+            .ok_or(RewardsError::EventNotFound)?;
+        let reward = self
+            .store
+            .event_reward(request.event_id, request.event_reward_id)
+            .await?
+            .ok_or(RewardsError::EventRewardNotFound)?;
+        let evaluation = self
+            .evaluate(request.user_id, &event, &reward, self.clock.now())
+            .await?;
+        Ok(evaluation.into_clauses())
+    }
+
     /// The caller's wallet, summed from the ledger.
     pub async fn wallet(&self, caller: &Principal) -> Result<Wallet, RewardsError> {
         Ok(self.store.wallet(caller.user_id).await?)

@@ -2,6 +2,7 @@
 //! when `STAMPEDE_TEST_DATABASE_URL` is set. One binary for the crate.
 
 mod access;
+mod admin;
 mod broker;
 mod control_characters;
 mod coupons;

@@ -1,0 +1,178 @@
+//! The dashboard over real sockets: sign-in, refusal, CSRF and logout.
+
+use reqwest::redirect::Policy;
+
+use crate::helpers::{ADMIN_EMAIL, ADMIN_PASSWORD, PASSWORD, TestApp};
+
+fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(Policy::limited(5))
+        .build()
+        .expect("a client")
+}
+
+/// The hidden CSRF field of a page.
+fn csrf_of(html: &str) -> String {
+    let start = html.find("name=\"_csrf\" value=\"").expect("a csrf field") + 20;
+    html[start..].split('"').next().expect("a value").to_owned()
+}
+
+async fn sign_in(
+    app: &TestApp,
+    client: &reqwest::Client,
+    email: &str,
+    password: &str,
+) -> reqwest::Response {
+    let form = client
+        .get(app.url("/admin/login"))
+        .send()
+        .await
+        .expect("login page");
+    let csrf = csrf_of(&form.text().await.expect("html"));
+    client
+        .post(app.url("/admin/login"))
+        .form(&[
+            ("_csrf", csrf.as_str()),
+            ("email", email),
+            ("password", password),
+        ])
+        .send()
+        .await
+        .expect("sign-in answers")
+}
+
+#[tokio::test]
+async fn staff_sign_in_sets_a_strict_httponly_cookie_and_reaches_the_overview() {
+    let app = TestApp::spawn().await;
+    let client = reqwest::Client::builder()
+        .redirect(Policy::none())
+        .build()
+        .expect("client");
+    let form = client
+        .get(app.url("/admin/login"))
+        .send()
+        .await
+        .expect("page");
+    let login_cookie = form.headers()["set-cookie"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    let csrf = csrf_of(&form.text().await.expect("html"));
+    let pair = login_cookie.split(';').next().expect("pair").to_owned();
+    let response = client
+        .post(app.url("/admin/login"))
+        .header("cookie", pair)
+        .form(&[
+            ("_csrf", csrf.as_str()),
+            ("email", ADMIN_EMAIL),
+            ("password", ADMIN_PASSWORD),
+        ])
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(response.status(), 303);
+    let session = response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("stampede_admin="))
+        .expect("a session cookie")
+        .to_owned();
+    assert!(
+        session.contains("HttpOnly")
+            && session.contains("SameSite=Strict")
+            && session.contains("Path=/admin")
+    );
+
+    let browser = browser();
+    sign_in(&app, &browser, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let overview = browser
+        .get(app.url("/admin"))
+        .send()
+        .await
+        .expect("overview");
+    assert_eq!(overview.status(), 200);
+    let html = overview.text().await.expect("html");
+    assert!(html.contains("id=\"pending\""), "{html}");
+    assert!(
+        !html.contains("http://") && !html.contains("https://") && !html.contains("//cdn"),
+        "no other host: {html}"
+    );
+}
+
+#[tokio::test]
+async fn a_user_is_refused_and_a_wrong_password_is_not_signed_in() {
+    let app = TestApp::spawn().await;
+    let user = app.new_user().await;
+    let refused = sign_in(&app, &browser(), &user.email, PASSWORD).await;
+    assert_eq!(refused.status(), 403);
+    assert!(refused.text().await.expect("html").contains("staff"));
+
+    let client = browser();
+    let wrong = sign_in(&app, &client, ADMIN_EMAIL, "wrong-password").await;
+    assert_eq!(wrong.status(), 401);
+    let after = client.get(app.url("/admin")).send().await.expect("answers");
+    assert!(
+        after.url().path().ends_with("/admin/login"),
+        "sent to sign in"
+    );
+}
+
+#[tokio::test]
+async fn a_post_without_the_csrf_token_is_refused_and_logout_ends_the_session() {
+    let app = TestApp::spawn().await;
+    let client = browser();
+    sign_in(&app, &client, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let forged = client
+        .post(app.url("/admin/requests/decide"))
+        .form(&[
+            ("decision", "APPROVED"),
+            ("id", "0190f0f0-0000-7000-8000-000000000000"),
+        ])
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(forged.status(), 403);
+
+    let page = client
+        .get(app.url("/admin"))
+        .send()
+        .await
+        .expect("page")
+        .text()
+        .await
+        .expect("html");
+    let out = client
+        .post(app.url("/admin/logout"))
+        .form(&[("_csrf", csrf_of(&page).as_str())])
+        .send()
+        .await
+        .expect("answers");
+    assert!(out.url().path().ends_with("/admin/login"));
+    let after = client.get(app.url("/admin")).send().await.expect("answers");
+    assert!(
+        after.url().path().ends_with("/admin/login"),
+        "the session ended"
+    );
+}
+
+#[tokio::test]
+async fn an_auditor_reads_the_queue_without_decision_buttons() {
+    let app = TestApp::spawn().await;
+    let auditor = app.user_with_roles(&["AUDITOR"]).await;
+    let client = browser();
+    sign_in(&app, &client, &auditor.email, PASSWORD).await;
+    let queue = client
+        .get(app.url("/admin/requests"))
+        .send()
+        .await
+        .expect("page");
+    assert_eq!(queue.status(), 200);
+    let html = queue.text().await.expect("html");
+    assert!(
+        html.contains("read-only") && !html.contains("id=\"approve\""),
+        "{html}"
+    );
+}
