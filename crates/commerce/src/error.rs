@@ -13,6 +13,10 @@ pub enum CommerceError {
         starts_at: Timestamp,
         ends_at: Timestamp,
     },
+    #[error("product not found")]
+    ProductNotFound,
+    #[error("{taken} units are held, ordered or sold: the stock cannot be lower")]
+    StockBelowTaken { taken: u64 },
     #[error("every coupon of this campaign has been issued")]
     SoldOut,
     #[error("you already hold as many coupons of this campaign as one user may")]
@@ -62,6 +66,10 @@ impl From<CommerceError> for Problem {
             E::NotOpen { starts_at, ends_at } => Self::conflict("NOT_OPEN", e.to_string())
                 .with("issue_starts_at", starts_at)
                 .with("issue_ends_at", ends_at),
+            E::ProductNotFound => Self::not_found("product"),
+            E::StockBelowTaken { taken } => {
+                Self::conflict("STOCK_BELOW_TAKEN", e.to_string()).with("taken", taken)
+            }
             E::SoldOut => Self::conflict("SOLD_OUT", e.to_string()),
             E::LimitReached => Self::conflict("LIMIT_REACHED", e.to_string()),
             E::GateUnavailable(ref cause) => Self::unavailable(cause),

@@ -9,6 +9,7 @@ use bus::{
     Dispatcher, Handler, InProcessTransport, RabbitMqConsumer, RabbitMqOptions, RabbitMqTransport,
     Relay, RetryPolicy, Transport,
 };
+use commerce::products::{ProductService, SqlProductStore};
 use commerce::store::{CouponStore, SqlCouponStore};
 use commerce::{CampaignStockLoader, CouponGrantHandler, CouponService};
 use gate::{
@@ -40,6 +41,8 @@ pub struct Modules {
     pub identity: Arc<IdentityService>,
     pub rewards: Arc<RewardsService>,
     pub commerce: Arc<CouponService>,
+    /// Products on sale (commerce).
+    pub products: Arc<ProductService>,
     /// Outbound webhooks: endpoints and their queue.
     pub webhooks: Arc<WebhookService>,
     /// Works the webhook queue (a background task).
@@ -137,6 +140,10 @@ impl Modules {
             coupon_store,
             clock.clone(),
             coupon_gate.clone(),
+        ));
+        let products = Arc::new(ProductService::new(
+            Arc::new(SqlProductStore::new(db.clone())),
+            clock.clone(),
         ));
         let rewards_store: Arc<dyn RewardsStore> = Arc::new(SqlRewardsStore::new(db.clone()));
         let rewards_loader: Arc<dyn StockLoader> =
@@ -251,6 +258,7 @@ impl Modules {
             identity,
             rewards,
             commerce,
+            products,
             webhooks,
             deliverer,
             idempotency,

@@ -56,6 +56,7 @@ pub fn router(settings: &Settings, modules: &Modules) -> Router {
                     modules.commerce.clone(),
                     modules.idempotency.clone(),
                 ))
+                .merge(commerce::products::http::router(modules.products.clone()))
                 .merge(webhooks::http::router(modules.webhooks.clone())),
         )
         .merge(identity::http::test_users_router(

@@ -16,7 +16,7 @@ pub use discount::{Discount, DiscountSpec, InvalidPercent, Percent};
 pub use ids::{CouponCampaignId, CouponId, GrantId};
 
 /// The checked value, or every field error the checks recorded.
-fn checked<T>(value: Option<T>, violations: Violations) -> Result<T, Vec<FieldError>> {
+pub(crate) fn checked<T>(value: Option<T>, violations: Violations) -> Result<T, Vec<FieldError>> {
     match (violations.into_errors(), value) {
         (Ok(()), Some(value)) => Ok(value),
         (Err(errors), _) => Err(errors),

@@ -10,6 +10,7 @@ mod helpers;
 mod identity;
 mod notify;
 mod platform;
+mod products;
 mod relay;
 mod reward_requests;
 mod rewards;
