@@ -8,7 +8,7 @@ use kernel::{Currency, FieldError, Money, Timestamp, Violations};
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
 
-use crate::model::CampaignName;
+use kernel::text::Name;
 
 kernel::id_type!(
     /// One product on sale.
@@ -103,7 +103,7 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Optio
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Product {
     pub id: ProductId,
-    pub name: CampaignName,
+    pub name: Name,
     pub kind: ProductKind,
     pub price: Money,
     pub stock: Option<u32>,
@@ -120,7 +120,7 @@ pub struct Product {
 /// The product's fields before the cross-field checks, as a request or a
 /// patch leaves them.
 struct Fields {
-    name: Option<CampaignName>,
+    name: Option<Name>,
     price: Option<i64>,
     currency: Option<Currency>,
     stock: Option<Option<u32>>,
@@ -152,7 +152,7 @@ impl Product {
     ) -> Result<Self, Vec<FieldError>> {
         let mut v = Violations::default();
         let fields = Fields {
-            name: v.check("name", CampaignName::parse(&request.name)),
+            name: v.check("name", Name::parse(&request.name)),
             price: v.check("price", price(request.price)),
             currency: v.check(
                 "currency",
@@ -214,9 +214,7 @@ impl Product {
         let mut v = Violations::default();
         let mut next = self.clone();
         if let Some(name) = &patch.name {
-            next.name = v
-                .check("name", CampaignName::parse(name))
-                .unwrap_or(next.name);
+            next.name = v.check("name", Name::parse(name)).unwrap_or(next.name);
         }
         if let Some(raw) = patch.price
             && let Some(amount) = v.check("price", price(raw))
@@ -279,7 +277,7 @@ impl Product {
 pub struct ProductView {
     pub id: ProductId,
     #[schema(value_type = String)]
-    pub name: CampaignName,
+    pub name: Name,
     pub kind: ProductKind,
     /// Minor units of `currency`.
     pub price: i64,

@@ -6,7 +6,7 @@ use kernel::db::{Db, bad_row, stored_count};
 use kernel::{Currency, Money, PageRequest, Timestamp};
 
 use super::model::{Product, ProductId, ProductKind};
-use crate::model::CampaignName;
+use kernel::text::Name;
 
 /// What [`ProductStore::update`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,7 +90,7 @@ impl TryFrom<ProductRow> for (Product, u64) {
     fn try_from(row: ProductRow) -> Result<Self, Self::Error> {
         let product = Product {
             id: row.id,
-            name: CampaignName::parse(&row.name).map_err(|e| bad_row("product name", e))?,
+            name: Name::parse(&row.name).map_err(|e| bad_row("product name", e))?,
             kind: row.kind.parse().map_err(|e| bad_row("product kind", e))?,
             price: Money::new(
                 row.price,
