@@ -36,9 +36,8 @@ struct KindQuery {
     responses(
         (status = 201, description = "Created", body = ProductView),
         (status = 400, description = "Malformed JSON or wrong types", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 401, description = "Not signed in", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 403, description = "Not staff", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields", body = ProblemDetails, content_type = "application/problem+json"),
+        kernel::openapi::StaffOnly,
     ))]
 async fn create_product(
     axum::extract::State(s): State,
@@ -70,8 +69,8 @@ async fn list_products(
     params(("id" = String, Path, format = Uuid)),
     responses(
         (status = 200, description = "The product", body = ProductView),
-        (status = 400, description = "Malformed id", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 404, description = "No such product", body = ProblemDetails, content_type = "application/problem+json"),
+        kernel::openapi::ById,
     ))]
 async fn get_product(
     axum::extract::State(s): State,
@@ -87,11 +86,10 @@ async fn get_product(
     responses(
         (status = 200, description = "The changed product", body = ProductView),
         (status = 400, description = "Malformed id or body", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 401, description = "Not signed in", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 403, description = "Not staff", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 404, description = "No such product", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 409, description = "`STOCK_BELOW_TAKEN`", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields", body = ProblemDetails, content_type = "application/problem+json"),
+        kernel::openapi::StaffOnly,
     ))]
 async fn update_product(
     axum::extract::State(s): State,

@@ -2,13 +2,10 @@
 //! (`None` unlimited), a per-user limit, how long a hold lasts and the sale
 //! window. No I/O.
 
-use std::str::FromStr;
-
-use kernel::{Currency, FieldError, Money, Timestamp, Violations};
+use kernel::text::Name;
+use kernel::{Currency, FieldError, Money, Timestamp, Violations, text_form};
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
-
-use kernel::text::Name;
 
 kernel::id_type!(
     /// One product on sale.
@@ -32,6 +29,8 @@ pub enum ProductKind {
 }
 
 impl ProductKind {
+    pub const ALL: [Self; 3] = [Self::General, Self::AnnualPass, Self::EventTicket];
+
     #[must_use]
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -42,17 +41,7 @@ impl ProductKind {
     }
 }
 
-impl FromStr for ProductKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "GENERAL" => Ok(Self::General),
-            "ANNUAL_PASS" => Ok(Self::AnnualPass),
-            "EVENT_TICKET" => Ok(Self::EventTicket),
-            other => Err(format!("unknown product kind {other:?}")),
-        }
-    }
-}
+text_form!(ProductKind, "GENERAL, ANNUAL_PASS, EVENT_TICKET");
 
 /// The body of `POST /products`.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
