@@ -72,23 +72,8 @@ fn random_token() -> Option<String> {
     Some(URL_SAFE_NO_PAD.encode(bytes))
 }
 
-fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
-}
-
 fn set_cookie(admin: &Admin, name: &str, path: &str, value: &str, max_age: i64) -> HeaderValue {
-    let secure = if admin.secure_cookie { "; Secure" } else { "" };
-    HeaderValue::from_str(&format!(
-        "{name}={value}; Path={path}; Max-Age={max_age}; HttpOnly; SameSite=Strict{secure}"
-    ))
-    .unwrap_or_else(|_| HeaderValue::from_static("stampede_admin=; Max-Age=0"))
+    platform::cookie::strict(name, value, path, max_age, admin.secure_cookie)
 }
 
 fn session_cookie(admin: &Admin, csrf: &str, tokens: &Tokens) -> HeaderValue {
@@ -166,7 +151,7 @@ pub async fn log_in(
         );
     };
     let fields = Fields(url::form_urlencoded::parse(&bytes).into_owned().collect());
-    let expected = cookie_value(&parts.headers, LOGIN_COOKIE).unwrap_or_default();
+    let expected = platform::cookie::read(&parts.headers, LOGIN_COOKIE).unwrap_or_default();
     let sent = fields.get(CSRF_FIELD).unwrap_or_default();
     if expected.is_empty() || !same_token(expected, sent) {
         return login_form(
@@ -237,7 +222,7 @@ async fn attempt(admin: &Admin, client: IpAddr, email: String, password: String)
 
 /// Ends the login (its refresh token is revoked) and the cookie.
 pub async fn log_out(State(admin): State<Admin>, headers: HeaderMap) -> Response {
-    if let Some((_, refresh, _)) = cookie_value(&headers, COOKIE).and_then(parse_session)
+    if let Some((_, refresh, _)) = platform::cookie::read(&headers, COOKIE).and_then(parse_session)
         && let Err(e) = admin.identity.log_out_refresh_token(refresh).await
     {
         return page::problem(e.into());
@@ -287,7 +272,7 @@ async fn principal_of(
 pub async fn guard(State(admin): State<Admin>, request: Request, next: Next) -> Response {
     let (mut parts, body) = request.into_parts();
     let Some((csrf, refresh, access)) =
-        cookie_value(&parts.headers, COOKIE).and_then(parse_session)
+        platform::cookie::read(&parts.headers, COOKIE).and_then(parse_session)
     else {
         return to_login(&parts.headers);
     };

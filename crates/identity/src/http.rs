@@ -271,23 +271,17 @@ fn required_refresh_token(headers: &HeaderMap, body: &[u8]) -> Result<String, Pr
 }
 
 fn refresh_cookie(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == REFRESH_COOKIE)
-        .map(|(_, value)| value.to_owned())
-        .filter(|v| !v.is_empty())
+    platform::cookie::read(headers, REFRESH_COOKIE).map(str::to_owned)
 }
 
 fn cookie(s: &IdentityHttp, value: &str, max_age_secs: i64) -> HeaderValue {
-    let secure = if s.secure_cookie { "; Secure" } else { "" };
-    HeaderValue::from_str(&format!(
-        "{REFRESH_COOKIE}={value}; HttpOnly; SameSite=Strict; Path={COOKIE_PATH}; Max-Age={max_age_secs}{secure}"
-    ))
-    .unwrap_or_else(|_| HeaderValue::from_static("stampede_refresh=; Max-Age=0"))
+    platform::cookie::strict(
+        REFRESH_COOKIE,
+        value,
+        COOKIE_PATH,
+        max_age_secs,
+        s.secure_cookie,
+    )
 }
 
 fn with_refresh_cookie(s: &IdentityHttp, tokens: Tokens) -> Response {

@@ -7,6 +7,7 @@
 
 pub mod authn;
 pub mod client;
+pub mod cookie;
 pub mod idempotency;
 pub mod metrics;
 pub mod problems;
