@@ -11,6 +11,7 @@ pub mod error;
 pub mod grants;
 pub mod http;
 pub mod model;
+pub mod payments;
 pub mod products;
 pub mod service;
 pub mod stock;
