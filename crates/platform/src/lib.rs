@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod authn;
+pub mod body;
 pub mod client;
 pub mod cookie;
 pub mod idempotency;

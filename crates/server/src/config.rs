@@ -21,6 +21,14 @@ pub struct Settings {
     pub database_max_connections: u32,
     /// Largest accepted request body, in bytes.
     pub body_limit_bytes: usize,
+    /// Seconds a client gets to send a request's headers, counted from the
+    /// connection's start or the previous answer: also how long an idle
+    /// keep-alive connection stays open.
+    pub header_read_timeout_seconds: u64,
+    /// Seconds a client gets to send a request's body (408 after).
+    pub body_read_timeout_seconds: u64,
+    /// Connections served at once; more wait in the listen backlog.
+    pub max_connections: usize,
     /// `on` or `off`: the per-address and per-user request limits.
     /// Login-failure throttling stays on either way.
     pub rate_limit: Switch,
@@ -123,6 +131,9 @@ impl Default for Settings {
             database_url: "sqlite://./data/stampede.db".into(),
             database_max_connections: 16,
             body_limit_bytes: 1024 * 1024,
+            header_read_timeout_seconds: 15,
+            body_read_timeout_seconds: 30,
+            max_connections: 10_000,
             rate_limit: Switch::On,
             rate_limit_per_address: 100,
             rate_limit_per_user: 50,
@@ -171,6 +182,9 @@ const KEYS: &[&str] = &[
     "database_url",
     "database_max_connections",
     "body_limit_bytes",
+    "header_read_timeout_seconds",
+    "body_read_timeout_seconds",
+    "max_connections",
     "rate_limit",
     "rate_limit_per_address",
     "rate_limit_per_user",
@@ -320,6 +334,16 @@ impl Settings {
         if self.body_limit_bytes == 0 || self.database_max_connections == 0 {
             return Err(ConfigError::Invalid(
                 "body_limit_bytes and database_max_connections must be positive".into(),
+            ));
+        }
+        if self.header_read_timeout_seconds == 0
+            || self.body_read_timeout_seconds == 0
+            || self.max_connections == 0
+        {
+            return Err(ConfigError::Invalid(
+                "header_read_timeout_seconds, body_read_timeout_seconds and max_connections \
+                 must be positive"
+                    .into(),
             ));
         }
         if let Some(bad) = self

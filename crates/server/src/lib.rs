@@ -7,6 +7,7 @@ pub mod modules;
 pub mod openapi;
 pub mod ops;
 pub mod router;
+pub mod serve;
 pub mod startup;
 pub mod stock;
 pub mod telemetry;

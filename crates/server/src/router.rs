@@ -3,6 +3,8 @@
 //! security headers, CORS, body limit, metrics, client address,
 //! authentication, request limits).
 
+use std::time::Duration;
+
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::middleware::{from_fn, from_fn_with_state, map_request, map_response};
@@ -119,6 +121,13 @@ pub fn router(settings: &Settings, modules: &Modules) -> Router {
             .layer(map_response(platform::problems::normalise))
             .layer(cors(&settings.cors_allowed_origins))
             .layer(DefaultBodyLimit::max(settings.body_limit_bytes))
+            .layer(from_fn_with_state(
+                platform::body::BodyBounds {
+                    max_bytes: settings.body_limit_bytes,
+                    read_timeout: Duration::from_secs(settings.body_read_timeout_seconds),
+                },
+                platform::body::bound_body,
+            ))
             .layer(from_fn(platform::metrics::track))
             .layer(from_fn_with_state(
                 TrustForwardedFor(settings.trust_forwarded_for),

@@ -63,6 +63,7 @@ pub struct Application {
     metrics: Option<(TcpListener, Router)>,
     modules: Modules,
     grace: Duration,
+    limits: crate::serve::ConnectionLimits,
     /// Age at which the sweeper checks a stock gate's lease.
     lease_age: Duration,
 }
@@ -93,6 +94,10 @@ impl Application {
             metrics,
             modules,
             grace: Duration::from_secs(settings.shutdown_grace_seconds),
+            limits: crate::serve::ConnectionLimits {
+                header_read_timeout: Duration::from_secs(settings.header_read_timeout_seconds),
+                max_connections: settings.max_connections,
+            },
             lease_age: Duration::from_secs(settings.stock_lease_seconds),
         })
     }
@@ -126,10 +131,7 @@ impl Application {
             })
         });
         let mut drained = stop_rx.clone();
-        let service = self
-            .router
-            .into_make_service_with_connect_info::<SocketAddr>();
-        let server = axum::serve(self.listener, service).with_graceful_shutdown(async move {
+        let server = crate::serve::serve(self.listener, self.router, self.limits, async move {
             shutdown.await;
             tracing::info!("shutting down: finishing in-flight requests");
             let _ = stop_tx.send(true);

@@ -14,6 +14,7 @@ mod products;
 mod relay;
 mod reward_requests;
 mod rewards;
+mod slow_clients;
 mod stock;
 mod test_users;
 mod tokens;
