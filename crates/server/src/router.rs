@@ -20,7 +20,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
-use utoipa::OpenApi;
+use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
@@ -46,7 +46,7 @@ pub fn router(settings: &Settings, modules: &Modules) -> Router {
         service: modules.identity.clone(),
         secure_cookie: settings.secure_cookie,
     };
-    let (routes, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (routes, mut openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest(
             "/api/v1",
             identity::http::router(identity_http.clone())
@@ -73,6 +73,8 @@ pub fn router(settings: &Settings, modules: &Modules) -> Router {
             settings.metrics_listen.is_none(),
         ))
         .split_for_parts();
+    // After the routes are in: it documents what the middleware answers on each.
+    crate::openapi::MiddlewareAnswers.modify(&mut openapi);
 
     // Install the recorder before the first request so nothing is missed.
     let _ = platform::metrics::handle();

@@ -355,6 +355,43 @@ async fn the_openapi_document_describes_every_endpoint() {
     assert!(doc["components"]["schemas"]["EventReward"].is_object());
 }
 
+/// What the middleware answers is in the document on every route it can
+/// happen on, so a generated client or a fuzzer meets no undocumented status.
+#[tokio::test]
+async fn every_route_documents_the_answers_of_the_middleware() {
+    let app = TestApp::spawn().await;
+    let doc: Value = app
+        .get("/openapi.json", None)
+        .await
+        .json()
+        .await
+        .expect("json");
+    let paths = doc["paths"].as_object().expect("paths");
+    let mut seen_body = false;
+    for (path, item) in paths {
+        for (method, operation) in item.as_object().expect("a path item") {
+            let responses = &operation["responses"];
+            let has = |status: &str| responses[status].is_object();
+            for status in ["408", "429", "503"] {
+                assert!(has(status), "{method} {path} documents {status}");
+            }
+            if operation["requestBody"].is_object() {
+                seen_body = true;
+                for status in ["400", "413", "415", "422"] {
+                    assert!(has(status), "{method} {path} documents {status}");
+                }
+            }
+            if operation["security"]
+                .as_array()
+                .is_some_and(|s| !s.is_empty())
+            {
+                assert!(has("401"), "{method} {path} documents 401");
+            }
+        }
+    }
+    assert!(seen_body, "some route takes a body");
+}
+
 #[tokio::test]
 async fn the_api_page_works_without_the_internet() {
     let app = TestApp::spawn().await;
