@@ -1,10 +1,12 @@
 //! Test databases: a fresh SQLite file by default, or a fresh PostgreSQL
 //! schema when `STAMPEDE_TEST_DATABASE_URL` is set. Each test gets its own,
 //! so tests run in parallel, and each is removed when the test ends. And
-//! [`LostCommitProxy`], which loses the answer to a PostgreSQL commit, and
+//! [`LostCommitProxy`], which loses the answer to a PostgreSQL commit,
+//! [`OutageProxy`], which takes a dependency away and brings it back, and
 //! [`SmtpSink`], a real SMTP server to send test mail to.
 
 mod lost_commit;
+mod outage;
 mod smtp_sink;
 
 use std::str::FromStr;
@@ -14,6 +16,7 @@ use sqlx::postgres::PgConnectOptions;
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Executor};
 
 pub use lost_commit::LostCommitProxy;
+pub use outage::OutageProxy;
 pub use smtp_sink::{SMTP_VAR, SmtpSink};
 
 /// The environment variable that switches the suites to PostgreSQL.
