@@ -87,6 +87,7 @@ impl CouponService {
     }
 
     /// Creates a campaign with its whole stock remaining.
+    #[tracing::instrument(name = "coupons.create_campaign", skip_all)]
     pub async fn create_campaign(
         &self,
         _: &Staff,
@@ -113,6 +114,7 @@ impl CouponService {
     }
 
     /// Campaigns in id order, each with its live `remaining`.
+    #[tracing::instrument(name = "coupons.list_campaigns", skip_all)]
     pub async fn list_campaigns(
         &self,
         page: PageRequest,
@@ -130,6 +132,7 @@ impl CouponService {
     }
 
     /// One campaign with its live `remaining`.
+    #[tracing::instrument(name = "coupons.campaign", skip_all)]
     pub async fn campaign(&self, id: CouponCampaignId) -> Result<CouponCampaign, CommerceError> {
         let campaign = self.cached_campaign(id).await?;
         self.with_remaining(Campaign::clone(&campaign)).await
@@ -139,6 +142,7 @@ impl CouponService {
     /// outside the issue window, when sold out, or when the user holds the
     /// per-user limit. A keyed request's coupon takes the key's effect id; a
     /// retry of one that may have issued it answers with that coupon.
+    #[tracing::instrument(name = "coupons.issue", skip_all, fields(%user, campaign = %campaign_id))]
     pub async fn issue(
         &self,
         user: UserId,
@@ -173,6 +177,7 @@ impl CouponService {
     }
 
     /// The user's coupons in id order, as of now.
+    #[tracing::instrument(name = "coupons.mine", skip_all)]
     pub async fn mine(
         &self,
         user: UserId,
@@ -186,6 +191,7 @@ impl CouponService {
     /// Issues the coupon a reward grant promised, once per `grant`: a
     /// repeated grant returns the first coupon. Grants are outside the public
     /// stock, the per-user limit and the issue window (docs/adr/0010).
+    #[tracing::instrument(name = "coupons.grant", skip_all)]
     pub async fn grant(
         &self,
         grant: GrantId,
@@ -211,6 +217,7 @@ impl CouponService {
 
     /// Coupons handed out per campaign, the most recent campaigns first
     /// (readers).
+    #[tracing::instrument(name = "coupons.analytics", skip_all)]
     pub async fn analytics(&self, _: &Reader) -> Result<CommerceAnalytics, CommerceError> {
         Ok(CommerceAnalytics {
             coupons_per_campaign: self.store.issues_per_campaign(CAMPAIGNS_LISTED).await?,

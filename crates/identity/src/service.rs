@@ -149,6 +149,7 @@ impl IdentityService {
     }
 
     /// Signs a user up with the `USER` role.
+    #[tracing::instrument(name = "identity.sign_up", skip_all)]
     pub async fn sign_up(&self, request: SignupRequest) -> Result<User, IdentityError> {
         let mut v = Violations::default();
         let email = v.check("email", Email::parse(&request.email));
@@ -210,6 +211,7 @@ impl IdentityService {
     }
 
     /// Creates an ADMIN; fails if the email is taken.
+    #[tracing::instrument(name = "identity.create_admin", skip_all)]
     pub async fn create_admin(&self, email: &str, password: &str) -> Result<User, IdentityError> {
         let email =
             Email::parse(email).map_err(|e| IdentityError::invalid("email", e.to_string()))?;
@@ -225,6 +227,7 @@ impl IdentityService {
     }
 
     /// Creates the first admin at start-up unless the email exists; true if created.
+    #[tracing::instrument(name = "identity.ensure_admin", skip_all)]
     pub async fn ensure_admin(&self, email: &str, password: &str) -> Result<bool, IdentityError> {
         match self.create_admin(email, password).await {
             Ok(_) => Ok(true),
@@ -239,6 +242,7 @@ impl IdentityService {
     /// password is checked, the right one included; an address that has not
     /// failed for an email is not, so nobody can lock the owner out
     /// (`docs/adr/0004-rate-limiting.md`).
+    #[tracing::instrument(name = "identity.log_in", skip_all)]
     pub async fn log_in(
         &self,
         request: LoginRequest,
@@ -287,6 +291,7 @@ impl IdentityService {
 
     /// Exchanges a refresh token for new tokens. A token presented twice
     /// revokes its whole login.
+    #[tracing::instrument(name = "identity.refresh", skip_all)]
     pub async fn refresh(&self, presented: &str) -> Result<Tokens, IdentityError> {
         let replacement = new_refresh_token().map_err(internal)?;
         let now = self.clock.now();
@@ -321,6 +326,7 @@ impl IdentityService {
     }
 
     /// Ends the login an access token belongs to.
+    #[tracing::instrument(name = "identity.log_out_session", skip_all)]
     pub async fn log_out_session(&self, session_id: Uuid) -> Result<(), IdentityError> {
         if let Some(user_id) = self
             .store
@@ -333,6 +339,7 @@ impl IdentityService {
     }
 
     /// Ends the login a refresh token belongs to; an unknown token is a no-op.
+    #[tracing::instrument(name = "identity.log_out_refresh_token", skip_all)]
     pub async fn log_out_refresh_token(&self, presented: &str) -> Result<(), IdentityError> {
         match self
             .store
@@ -344,10 +351,12 @@ impl IdentityService {
         }
     }
 
+    #[tracing::instrument(name = "identity.me", skip_all)]
     pub async fn me(&self, principal: &Principal) -> Result<User, IdentityError> {
         self.find(principal.user_id).await
     }
 
+    #[tracing::instrument(name = "identity.list_users", skip_all)]
     pub async fn list_users(
         &self,
         _: &Admin,
@@ -360,11 +369,13 @@ impl IdentityService {
         Ok(Page::from_rows(rows, page, "users", |u| u.id.0))
     }
 
+    #[tracing::instrument(name = "identity.user", skip_all)]
     pub async fn user(&self, _: &Admin, id: UserId) -> Result<User, IdentityError> {
         self.find(id).await
     }
 
     /// Replaces a user's roles; their access tokens stop working at once.
+    #[tracing::instrument(name = "identity.set_roles", skip_all)]
     pub async fn set_roles(
         &self,
         _: &Admin,
@@ -479,6 +490,7 @@ impl IdentityService {
     /// transactions for the lot. They share one Argon2id hash of a random
     /// password nobody knows, so the hash is computed once per call; each
     /// gets a login and an ordinary access token.
+    #[tracing::instrument(name = "identity.create_test_users", skip_all)]
     pub async fn create_test_users(
         &self,
         _: &Admin,

@@ -1,5 +1,6 @@
 //! Logs: JSON lines (or pretty for a terminal) through `tracing`, filtered by
-//! `RUST_LOG` or the `log_level` setting. Request spans carry the request id.
+//! `RUST_LOG` or the `log_level` setting. Request spans carry the request id;
+//! each service entry point opens a span named for its use case.
 
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::format::FmtSpan;
@@ -16,10 +17,12 @@ pub fn init(format: LogFormat, level: &str) {
         .with_span_events(FmtSpan::NONE)
         .with_writer(std::io::stderr);
     let _ = match format {
+        // The whole list: a line inside a use case (`coupons.issue`) still
+        // carries the request span's id and route.
         LogFormat::Json => builder
             .json()
-            .with_current_span(true)
-            .with_span_list(false)
+            .with_current_span(false)
+            .with_span_list(true)
             .try_init(),
         LogFormat::Pretty => builder.try_init(),
     };

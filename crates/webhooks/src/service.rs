@@ -100,6 +100,7 @@ impl WebhookService {
             .map_err(|refused| WebhookError::field("url", refused.to_string()))
     }
 
+    #[tracing::instrument(name = "webhooks.create", skip_all)]
     pub async fn create(
         &self,
         _admin: &Admin,
@@ -126,6 +127,7 @@ impl WebhookService {
         Ok(with_secret(&endpoint))
     }
 
+    #[tracing::instrument(name = "webhooks.list", skip_all)]
     pub async fn list(
         &self,
         _admin: &Admin,
@@ -142,10 +144,12 @@ impl WebhookService {
             .ok_or(WebhookError::EndpointNotFound)
     }
 
+    #[tracing::instrument(name = "webhooks.get", skip_all)]
     pub async fn get(&self, _admin: &Admin, id: EndpointId) -> Result<EndpointView, WebhookError> {
         Ok(self.find(id).await?.view())
     }
 
+    #[tracing::instrument(name = "webhooks.update", skip_all)]
     pub async fn update(
         &self,
         _admin: &Admin,
@@ -188,6 +192,7 @@ impl WebhookService {
         Ok(endpoint.view())
     }
 
+    #[tracing::instrument(name = "webhooks.delete", skip_all)]
     pub async fn delete(&self, _admin: &Admin, id: EndpointId) -> Result<(), WebhookError> {
         if self.store.delete_endpoint(id).await? {
             Ok(())
@@ -197,6 +202,7 @@ impl WebhookService {
     }
 
     /// A new secret; the current one keeps signing beside it for 24 hours.
+    #[tracing::instrument(name = "webhooks.rotate_secret", skip_all)]
     pub async fn rotate_secret(
         &self,
         _admin: &Admin,
@@ -216,6 +222,7 @@ impl WebhookService {
     }
 
     /// The endpoint's delivery log, oldest attempt first.
+    #[tracing::instrument(name = "webhooks.deliveries", skip_all)]
     pub async fn deliveries(
         &self,
         _admin: &Admin,
@@ -230,6 +237,7 @@ impl WebhookService {
     /// Queues a delivery's message again, due now under the same
     /// `webhook-id`, with a fresh retry window. `id` is an attempt's id
     /// from the delivery log, or a message's `webhook-id`.
+    #[tracing::instrument(name = "webhooks.replay", skip_all)]
     pub async fn replay(&self, _admin: &Admin, id: &str) -> Result<Queued, WebhookError> {
         let message = if let Some(hex) = id.strip_prefix("msg_") {
             Uuid::try_parse(hex)
@@ -253,6 +261,7 @@ impl WebhookService {
     }
 
     /// Queues a `webhook.test` event for the endpoint (whatever it subscribes to).
+    #[tracing::instrument(name = "webhooks.send_test", skip_all)]
     pub async fn send_test(&self, _admin: &Admin, id: EndpointId) -> Result<Queued, WebhookError> {
         let endpoint = self.find(id).await?;
         let now = self.clock.now();
@@ -272,6 +281,7 @@ impl WebhookService {
 
     /// Queues an event for every enabled endpoint subscribed to its type,
     /// once per endpoint and `source_id`. Returns how many were queued.
+    #[tracing::instrument(name = "webhooks.publish", skip_all)]
     pub async fn publish(
         &self,
         source_id: Uuid,

@@ -28,6 +28,7 @@ impl ProductService {
     }
 
     /// Creates a product with its whole stock remaining.
+    #[tracing::instrument(name = "products.create", skip_all)]
     pub async fn create(
         &self,
         _: &Staff,
@@ -41,6 +42,7 @@ impl ProductService {
     }
 
     /// One product with its live `remaining`.
+    #[tracing::instrument(name = "products.product", skip_all)]
     pub async fn product(&self, id: ProductId) -> Result<ProductView, CommerceError> {
         let (product, taken) = self
             .store
@@ -51,6 +53,7 @@ impl ProductService {
     }
 
     /// Products in id order, of `kind` if given.
+    #[tracing::instrument(name = "products.list", skip_all)]
     pub async fn list(
         &self,
         kind: Option<ProductKind>,
@@ -64,6 +67,7 @@ impl ProductService {
 
     /// Changes a product; a stock below the units held, ordered or sold is
     /// refused and nothing changes.
+    #[tracing::instrument(name = "products.update", skip_all)]
     pub async fn update(
         &self,
         _: &Staff,

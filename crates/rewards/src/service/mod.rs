@@ -155,6 +155,7 @@ impl RewardsService {
     }
 
     /// Creates an event, `DRAFT` unless `ACTIVE` is asked for.
+    #[tracing::instrument(name = "rewards.create_event", skip_all)]
     pub async fn create_event(
         &self,
         _: &Staff,
@@ -199,6 +200,7 @@ impl RewardsService {
     }
 
     /// Events in id order; drafts only for readers.
+    #[tracing::instrument(name = "rewards.list_events", skip_all)]
     pub async fn list_events(
         &self,
         reader: Option<&Reader>,
@@ -214,6 +216,7 @@ impl RewardsService {
     }
 
     /// An event; a draft is not found unless the caller is a reader.
+    #[tracing::instrument(name = "rewards.event", skip_all)]
     pub async fn event(&self, reader: Option<&Reader>, id: EventId) -> Result<Event, RewardsError> {
         match self.store.event(id).await? {
             Some(event) if event.status != EventStatus::Draft || reader.is_some() => Ok(event),
@@ -223,6 +226,7 @@ impl RewardsService {
 
     /// Changes an event. A status change must be a legal move (staying put
     /// is not one); the period must stay valid.
+    #[tracing::instrument(name = "rewards.update_event", skip_all)]
     pub async fn update_event(
         &self,
         _: &Staff,
@@ -281,6 +285,7 @@ impl RewardsService {
     }
 
     /// Deletes a DRAFT event and its event rewards.
+    #[tracing::instrument(name = "rewards.delete_event", skip_all)]
     pub async fn delete_event(&self, _: &Admin, id: EventId) -> Result<(), RewardsError> {
         match self.store.delete_draft_event(id).await? {
             DeleteEvent::Deleted => Ok(()),
@@ -290,6 +295,7 @@ impl RewardsService {
     }
 
     /// Adds a reward to the catalogue.
+    #[tracing::instrument(name = "rewards.create_reward", skip_all)]
     pub async fn create_reward(
         &self,
         _: &Staff,
@@ -317,6 +323,7 @@ impl RewardsService {
         Ok(reward)
     }
 
+    #[tracing::instrument(name = "rewards.reward", skip_all)]
     pub async fn reward(&self, _: &Reader, id: RewardId) -> Result<Reward, RewardsError> {
         self.store
             .reward(id)
@@ -324,6 +331,7 @@ impl RewardsService {
             .ok_or(RewardsError::RewardNotFound)
     }
 
+    #[tracing::instrument(name = "rewards.list_rewards", skip_all)]
     pub async fn list_rewards(
         &self,
         _: &Reader,
@@ -334,6 +342,7 @@ impl RewardsService {
     }
 
     /// Attaches a catalogue reward to an event.
+    #[tracing::instrument(name = "rewards.add_event_reward", skip_all)]
     pub async fn add_event_reward(
         &self,
         _: &Staff,
@@ -389,6 +398,7 @@ impl RewardsService {
     }
 
     /// An event's rewards, visible as the event is.
+    #[tracing::instrument(name = "rewards.event_rewards", skip_all)]
     pub async fn event_rewards(
         &self,
         reader: Option<&Reader>,
@@ -402,6 +412,7 @@ impl RewardsService {
 
     /// Changes an event reward; a new quantity moves `remaining` by the same
     /// delta and may not go below what is already taken.
+    #[tracing::instrument(name = "rewards.update_event_reward", skip_all)]
     pub async fn update_event_reward(
         &self,
         _: &Staff,
@@ -450,6 +461,7 @@ impl RewardsService {
     }
 
     /// Removes a reward from an event.
+    #[tracing::instrument(name = "rewards.delete_event_reward", skip_all)]
     pub async fn delete_event_reward(
         &self,
         _: &Staff,

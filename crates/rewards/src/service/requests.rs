@@ -144,6 +144,7 @@ impl RewardsService {
     /// [`RewardsError::AlreadyRequested`] records nothing. A keyed request
     /// is recorded under the key's effect id; a retry of one that may have
     /// been recorded answers with that request.
+    #[tracing::instrument(name = "rewards.request_reward", skip_all, fields(user = %caller.user_id, event_reward = %event_reward_id))]
     pub async fn request_reward(
         &self,
         caller: &Principal,
@@ -236,6 +237,7 @@ impl RewardsService {
     }
 
     /// Explains, without recording anything, what a request now would get.
+    #[tracing::instrument(name = "rewards.eligibility", skip_all)]
     pub async fn eligibility(
         &self,
         caller: &Principal,
@@ -280,6 +282,7 @@ impl RewardsService {
 
     /// Decides a PENDING request: approval grants the reward, rejection gives
     /// the held unit back. Each happens once; a second decision is 409.
+    #[tracing::instrument(name = "rewards.decide", skip_all)]
     pub async fn decide(
         &self,
         staff: &Staff,
@@ -356,6 +359,7 @@ impl RewardsService {
     }
 
     /// The caller's own requests.
+    #[tracing::instrument(name = "rewards.my_requests", skip_all)]
     pub async fn my_requests(
         &self,
         caller: &Principal,
@@ -372,6 +376,7 @@ impl RewardsService {
     }
 
     /// Every request, filtered (readers).
+    #[tracing::instrument(name = "rewards.list_requests", skip_all)]
     pub async fn list_requests(
         &self,
         _: &Reader,
@@ -383,6 +388,7 @@ impl RewardsService {
     }
 
     /// One request, for its owner or a reader; anyone else gets not found.
+    #[tracing::instrument(name = "rewards.request", skip_all)]
     pub async fn request(
         &self,
         caller: &Principal,
@@ -397,6 +403,7 @@ impl RewardsService {
     /// The condition of a request's event reward evaluated on the requester's
     /// facts now, clause by clause (readers): what a staff member deciding a
     /// PENDING request looks at. Records nothing.
+    #[tracing::instrument(name = "rewards.explain_request", skip_all)]
     pub async fn explain_request(
         &self,
         _: &Reader,
@@ -424,6 +431,7 @@ impl RewardsService {
     }
 
     /// The caller's wallet, summed from the ledger.
+    #[tracing::instrument(name = "rewards.wallet", skip_all)]
     pub async fn wallet(&self, caller: &Principal) -> Result<Wallet, RewardsError> {
         Ok(self.store.wallet(caller.user_id).await?)
     }
