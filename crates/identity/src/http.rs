@@ -150,8 +150,10 @@ struct UsersQuery {
     /// Only users whose email contains this (case-insensitive).
     email: Option<String>,
     /// Page size, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<i64>,
     /// From a previous page's `next_cursor`.
+    #[param(min_length = 1)]
     cursor: Option<String>,
 }
 

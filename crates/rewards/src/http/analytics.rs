@@ -24,6 +24,7 @@ pub(super) fn routes() -> OpenApiRouter<Arc<RewardsService>> {
 #[into_params(parameter_in = Query)]
 struct Timeline {
     /// Days of timeline ending today (UTC), 1 to 366 (default 30).
+    #[param(minimum = 1, maximum = 366)]
     days: Option<i64>,
 }
 

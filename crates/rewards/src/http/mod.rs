@@ -82,8 +82,10 @@ struct EventsQuery {
     /// Only events in this status (`DRAFT` shows nothing to non-readers).
     status: Option<String>,
     /// Page size, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<i64>,
     /// From a previous page's `next_cursor`.
+    #[param(min_length = 1)]
     cursor: Option<String>,
 }
 

@@ -89,8 +89,10 @@ struct MyRequestsQuery {
     /// Only requests in this status: PENDING, APPROVED or REJECTED.
     status: Option<String>,
     /// Page size, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<i64>,
     /// From a previous page's `next_cursor`.
+    #[param(min_length = 1)]
     cursor: Option<String>,
 }
 
@@ -129,8 +131,10 @@ struct RequestsQuery {
     #[param(format = Uuid)]
     user_id: Option<String>,
     /// Page size, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<i64>,
     /// From a previous page's `next_cursor`.
+    #[param(min_length = 1)]
     cursor: Option<String>,
 }
 
