@@ -374,6 +374,12 @@ impl IdentityService {
         self.find(id).await
     }
 
+    /// How many users hold ADMIN (the last one cannot lose the role).
+    #[tracing::instrument(name = "identity.admin_count", skip_all)]
+    pub async fn admin_count(&self, _: &Admin) -> Result<u64, IdentityError> {
+        Ok(self.store.admin_count().await?)
+    }
+
     /// Replaces a user's roles; their access tokens stop working at once.
     #[tracing::instrument(name = "identity.set_roles", skip_all)]
     pub async fn set_roles(

@@ -63,6 +63,8 @@ pub trait IdentityStore: Send + Sync {
         email_contains: Option<String>,
         page: PageRequest,
     ) -> Result<Vec<User>, sqlx::Error>;
+    /// How many users hold ADMIN.
+    async fn admin_count(&self) -> Result<u64, sqlx::Error>;
     /// Replaces a user's roles and invalidates their access tokens, unless it
     /// would leave no ADMIN.
     async fn set_roles(
@@ -230,6 +232,9 @@ fn like_fragment(fragment: &str) -> String {
     out
 }
 
+/// Users holding ADMIN (roles are stored as names joined by commas).
+const COUNT_ADMINS: &str = "select count(*) from users where roles like '%ADMIN%'";
+
 /// Serialises role changes on PostgreSQL so two admins demoting each other
 /// at once cannot leave none; SQLite's single writer already does.
 const ROLE_CHANGE_LOCK: i64 = 0x5354_4d50_0001;
@@ -322,6 +327,13 @@ impl IdentityStore for SqlIdentityStore {
         rows.into_iter().map(into_user).collect()
     }
 
+    async fn admin_count(&self) -> Result<u64, sqlx::Error> {
+        let admins: i64 = kernel::read!(&self.db, |pool| {
+            sqlx::query_scalar(COUNT_ADMINS).fetch_one(pool).await
+        })?;
+        Ok(u64::try_from(admins).unwrap_or_default())
+    }
+
     async fn set_roles(
         &self,
         id: UserId,
@@ -346,10 +358,9 @@ impl IdentityStore for SqlIdentityStore {
             let current =
                 Roles::from_column(&current).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
             if current.contains(kernel::Role::Admin) && !roles.contains(kernel::Role::Admin) {
-                let admins: i64 =
-                    sqlx::query_scalar("select count(*) from users where roles like '%ADMIN%'")
-                        .fetch_one(&mut *conn)
-                        .await?;
+                let admins: i64 = sqlx::query_scalar(COUNT_ADMINS)
+                    .fetch_one(&mut *conn)
+                    .await?;
                 if admins <= 1 {
                     return Ok(RoleChange::LastAdmin);
                 }

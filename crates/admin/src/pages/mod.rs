@@ -1,7 +1,9 @@
 //! The dashboard's pages, one file per area; [`NAV`] is the menu.
 
+mod dead_letters;
 mod overview;
 mod requests;
+mod users;
 
 use axum::Router;
 
@@ -11,8 +13,13 @@ use crate::Admin;
 pub const NAV: &[(&str, &str, bool)] = &[
     ("/admin", "Overview", false),
     ("/admin/requests", "Reward requests", false),
+    ("/admin/dead-letters", "Dead letters", false),
+    ("/admin/users", "Users", true),
 ];
 
 pub fn routes() -> Router<Admin> {
-    overview::routes().merge(requests::routes())
+    overview::routes()
+        .merge(requests::routes())
+        .merge(dead_letters::routes())
+        .merge(users::routes())
 }

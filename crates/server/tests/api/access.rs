@@ -166,7 +166,7 @@ async fn staff_discard_a_dead_letter_and_its_count_leaves_metrics() {
 
 /// Writes a dead letter for `subscriber` straight into the server's inbox
 /// (no endpoint makes one quickly); returns its id.
-async fn insert_dead_letter(app: &TestApp, subscriber: &str) -> uuid::Uuid {
+pub(crate) async fn insert_dead_letter(app: &TestApp, subscriber: &str) -> uuid::Uuid {
     let db = kernel::db::Db::connect(app.database_url(), &kernel::db::DbOptions::default())
         .await
         .expect("the server's database");

@@ -176,3 +176,123 @@ async fn an_auditor_reads_the_queue_without_decision_buttons() {
         "{html}"
     );
 }
+
+/// A page's HTML, signed in through `client`.
+async fn html_of(app: &TestApp, client: &reqwest::Client, path: &str) -> (u16, String) {
+    let page = client.get(app.url(path)).send().await.expect("a page");
+    let status = page.status().as_u16();
+    (status, page.text().await.expect("html"))
+}
+
+#[tokio::test]
+async fn staff_replay_and_discard_dead_letters_and_an_auditor_only_reads_them() {
+    let app = TestApp::spawn().await;
+    let replayed = crate::access::insert_dead_letter(&app, "admin-page-test").await;
+    let discarded = crate::access::insert_dead_letter(&app, "admin-page-test").await;
+    let client = browser();
+    sign_in(&app, &client, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let (status, html) = html_of(&app, &client, "/admin/dead-letters").await;
+    assert_eq!(status, 200);
+    assert!(
+        html.contains(&replayed.to_string()) && html.contains("failure 8"),
+        "{html}"
+    );
+    let csrf = csrf_of(&html);
+
+    for (id, action) in [(replayed, "replay"), (discarded, "discard")] {
+        let done = client
+            .post(app.url(&format!("/admin/dead-letters/{id}/{action}")))
+            .form(&[("_csrf", csrf.as_str())])
+            .send()
+            .await
+            .expect("answers");
+        assert_eq!(done.status(), 200, "{action} leads back to the list");
+        assert!(done.url().path().ends_with("/admin/dead-letters"));
+    }
+    let (_, html) = html_of(&app, &client, "/admin/dead-letters").await;
+    assert!(
+        !html.contains(&replayed.to_string()) && !html.contains(&discarded.to_string()),
+        "neither is a dead letter any more: {html}"
+    );
+    let again = client
+        .post(app.url(&format!("/admin/dead-letters/{discarded}/discard")))
+        .form(&[("_csrf", csrf.as_str())])
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(
+        again.status(),
+        404,
+        "a discarded letter is not discarded twice"
+    );
+
+    let shown = crate::access::insert_dead_letter(&app, "admin-page-test").await;
+    let auditor = app.user_with_roles(&["AUDITOR"]).await;
+    let reader = browser();
+    sign_in(&app, &reader, &auditor.email, PASSWORD).await;
+    let (status, html) = html_of(&app, &reader, "/admin/dead-letters").await;
+    assert_eq!(status, 200);
+    assert!(html.contains(&shown.to_string()), "{html}");
+    assert!(
+        !html.contains("class=\"replay\""),
+        "no buttons that would fail: {html}"
+    );
+    let forced = reader
+        .post(app.url(&format!("/admin/dead-letters/{shown}/replay")))
+        .form(&[("_csrf", csrf_of(&html).as_str())])
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(forced.status(), 403, "an auditor's replay is refused");
+}
+
+#[tokio::test]
+async fn the_users_page_shows_the_last_admin_rule_and_changes_roles() {
+    let app = TestApp::spawn().await;
+    let client = browser();
+    sign_in(&app, &client, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let user = app.new_user().await;
+    let (status, html) = html_of(&app, &client, "/admin/users").await;
+    assert_eq!(status, 200);
+    assert!(
+        html.contains("the last ADMIN") && html.contains("checked disabled"),
+        "the rule is shown before anyone tries: {html}"
+    );
+    let changed = client
+        .post(app.url(&format!("/admin/users/{}/roles", user.user_id)))
+        .form(&[
+            ("_csrf", csrf_of(&html).as_str()),
+            ("role", "USER"),
+            ("role", "OPERATOR"),
+        ])
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(changed.status(), 200);
+    let admin = app.admin().await;
+    let read: serde_json::Value = app
+        .get(
+            &format!("/api/v1/users/{}", user.user_id),
+            Some(&admin.access_token),
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        read["roles"],
+        serde_json::json!(["USER", "OPERATOR"]),
+        "{read}"
+    );
+
+    let operator = browser();
+    sign_in(&app, &operator, &user.email, PASSWORD).await;
+    let (status, html) = html_of(&app, &operator, "/admin").await;
+    assert_eq!(status, 200);
+    assert!(
+        !html.contains("href=\"/admin/users\""),
+        "no menu entry: {html}"
+    );
+    let (status, _) = html_of(&app, &operator, "/admin/users").await;
+    assert_eq!(status, 403, "an OPERATOR does not manage users");
+}
