@@ -18,10 +18,13 @@
 //!
 //! Idempotency follows Toss: a key is matched on key, method and path (the
 //! body is ignored); a second request while the first is running gets 409
-//! `IDEMPOTENT_REQUEST_PROCESSING`; after it, the first answer is replayed —
-//! the answer the server meant to send, also when a `DropAnswer` or `Delay`
-//! fault kept it from arriving, and the error when a `Status` or
-//! `GarbageBody` fault replaced it.
+//! `IDEMPOTENT_REQUEST_PROCESSING`; after it, the first answer is replayed.
+//! What is replayed is the answer the server produced: `DropAnswer`,
+//! `Delay` and `GarbageBody` spoil only its delivery, so a retry gets the
+//! real answer; a `Status` fault's 4xx is replayed as sent; a 5xx is not
+//! kept at all (the key is freed and a retry runs again, meeting
+//! `ALREADY_PROCESSED_PAYMENT` or `ALREADY_CANCELED_PAYMENT` if the first
+//! request took effect).
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -469,7 +472,9 @@ async fn handle(
         .and_then(VecDeque::pop_front);
     let task_shared = shared.clone();
     let outcome = tokio::spawn(async move {
-        let answer = match &fault {
+        // `sent` is what goes on the wire; `kept` what a retry with the
+        // same key gets (None: the key is freed, a retry runs again).
+        let (sent, kept) = match &fault {
             Some(Fault::Status {
                 status,
                 code,
@@ -478,27 +483,34 @@ async fn handle(
                 if *processed {
                     let _ = work(&mut task_shared.books());
                 }
-                Answer::with_status(*status, code, "injected fault")
+                let sent = Answer::with_status(*status, code, "injected fault");
+                let kept = (*status < 500).then(|| sent.clone());
+                (sent, kept)
             }
             Some(Fault::GarbageBody) => {
-                let _ = work(&mut task_shared.books());
-                Answer {
+                let real = work(&mut task_shared.books());
+                let garbage = Answer {
                     status: 200,
                     body: b"<html>502 Bad Gateway".to_vec(),
-                }
+                };
+                (garbage, Some(real))
             }
-            _ => work(&mut task_shared.books()),
+            _ => {
+                let real = work(&mut task_shared.books());
+                (real.clone(), Some(real))
+            }
         };
         if let Some(Fault::Delay(delay)) = &fault {
             tokio::time::sleep(*delay).await;
         }
         if let Some(slot) = idempotency_key {
-            task_shared
-                .books()
-                .idempotency
-                .insert(slot, Slot::Done(answer.clone()));
+            let mut books = task_shared.books();
+            match kept {
+                Some(answer) => books.idempotency.insert(slot, Slot::Done(answer)),
+                None => books.idempotency.remove(&slot),
+            };
         }
-        (answer, fault == Some(Fault::DropAnswer))
+        (sent, fault == Some(Fault::DropAnswer))
     })
     .await;
     match outcome {
