@@ -70,7 +70,23 @@ impl TossSettings {
             timeout: DEFAULT_TIMEOUT,
         }
     }
+
+    /// Checks the settings as [`TossProvider::new`] does, without building
+    /// a client (for configuration checks at start-up).
+    pub fn check(&self) -> Result<reqwest::Url, TossConfigError> {
+        let key = self.secret_key.expose();
+        if key.is_empty() || !key.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(TossConfigError::BadKey);
+        }
+        if self.timeout.is_zero() || self.timeout > MAX_TIMEOUT {
+            return Err(TossConfigError::BadTimeout);
+        }
+        check_api_base(&self.api_base)
+    }
 }
+
+/// The longest timeout accepted.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Why a [`TossProvider`] could not be built. Never holds the key.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -87,7 +103,13 @@ pub enum TossConfigError {
 
 /// Checks an API base as [`TossProvider::new`] does (for configuration).
 pub fn check_api_base(api_base: &str) -> Result<reqwest::Url, TossConfigError> {
-    let bad = || TossConfigError::BadBase(api_base.to_owned());
+    // A URL with credentials in it is not echoed.
+    let shown = if api_base.contains('@') {
+        "[withheld]"
+    } else {
+        api_base
+    };
+    let bad = || TossConfigError::BadBase(shown.to_owned());
     let url = reqwest::Url::parse(api_base).map_err(|_| bad())?;
     let ok = matches!(url.scheme(), "http" | "https")
         && url.host().is_some()
@@ -128,14 +150,8 @@ enum Answer {
 
 impl TossProvider {
     pub fn new(settings: TossSettings) -> Result<Self, TossConfigError> {
+        let base = settings.check()?;
         let key = settings.secret_key.expose();
-        if key.is_empty() || !key.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(TossConfigError::BadKey);
-        }
-        if settings.timeout.is_zero() || settings.timeout > Duration::from_secs(120) {
-            return Err(TossConfigError::BadTimeout);
-        }
-        let base = check_api_base(&settings.api_base)?;
         let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{key}:"));
         let mut authorization = HeaderValue::from_str(&format!("Basic {encoded}"))
             .map_err(|_| TossConfigError::BadKey)?;
