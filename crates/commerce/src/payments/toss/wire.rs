@@ -90,3 +90,73 @@ pub struct CancelRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refundable_amount: Option<i64>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_payment_as_toss_sends_it_is_read() {
+        let payment: TossPayment = serde_json::from_str(
+            r#"{"mId":"tosspayments","version":"2022-11-16","paymentKey":"tgen_20261203abc",
+                "orderId":"order-7","orderName":"2 tickets","status":"DONE",
+                "requestedAt":"2026-12-03T19:00:00+09:00","approvedAt":"2026-12-03T19:00:05+09:00",
+                "totalAmount":30000,"balanceAmount":30000,"currency":"KRW","method":"카드",
+                "cancels":null,"card":{"issuerCode":"61"}}"#,
+        )
+        .expect("a Toss payment");
+        assert_eq!(payment.status, TossStatus::Done);
+        assert_eq!(payment.total_amount, 30_000);
+        let approved = payment.approved_at.expect("approvedAt");
+        assert_eq!(approved.offset().whole_hours(), 9);
+        assert_eq!(approved.unix_timestamp(), 1_796_292_005);
+    }
+
+    #[test]
+    fn statuses_map_to_what_an_order_acts_on() {
+        for (text, status, provider) in [
+            ("DONE", TossStatus::Done, ProviderPaymentStatus::Done),
+            (
+                "CANCELED",
+                TossStatus::Canceled,
+                ProviderPaymentStatus::Cancelled,
+            ),
+            (
+                "PARTIAL_CANCELED",
+                TossStatus::PartialCanceled,
+                ProviderPaymentStatus::Cancelled,
+            ),
+            (
+                "READY",
+                TossStatus::Ready,
+                ProviderPaymentStatus::NotCharged,
+            ),
+            (
+                "IN_PROGRESS",
+                TossStatus::InProgress,
+                ProviderPaymentStatus::NotCharged,
+            ),
+            (
+                "WAITING_FOR_DEPOSIT",
+                TossStatus::WaitingForDeposit,
+                ProviderPaymentStatus::NotCharged,
+            ),
+            (
+                "ABORTED",
+                TossStatus::Aborted,
+                ProviderPaymentStatus::NotCharged,
+            ),
+            (
+                "EXPIRED",
+                TossStatus::Expired,
+                ProviderPaymentStatus::NotCharged,
+            ),
+        ] {
+            let read: TossStatus =
+                serde_json::from_value(serde_json::Value::String(text.into())).expect(text);
+            assert_eq!(read, status);
+            assert_eq!(read.provider_status(), provider, "{text}");
+        }
+        assert!(serde_json::from_str::<TossStatus>("\"PAID\"").is_err());
+    }
+}
