@@ -594,3 +594,42 @@ async fn a_webhook_from_the_fake_server_is_read_and_verified_by_lookup() {
     assert!(toss.send_webhook(&url, "order-none").await.is_err());
     server.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simultaneous_charges_of_one_order_take_the_money_once() {
+    let (toss, provider) = setup(QUICK).await;
+    let provider = std::sync::Arc::new(provider);
+    // The same attempt ten times at once, while the first is in flight.
+    toss.inject(Route::Confirm, Fault::Delay(Duration::from_millis(300)));
+    let mut same = tokio::task::JoinSet::new();
+    for _ in 0..10 {
+        let provider = provider.clone();
+        same.spawn(async move { provider.charge(&charge("order-rush", 1)).await });
+    }
+    let outcomes = same.join_all().await;
+    let approved = outcomes
+        .iter()
+        .filter(|o| matches!(o, ChargeOutcome::Approved { .. }))
+        .count();
+    assert!(approved >= 1, "{outcomes:?}");
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| !matches!(o, ChargeOutcome::Declined { .. })),
+        "{outcomes:?}"
+    );
+    assert_eq!(toss.charge_count("order-rush"), 1);
+    // Ten different attempts at once: one charge, the rest unknown.
+    let mut attempts = tokio::task::JoinSet::new();
+    for attempt in 1..=10 {
+        let provider = provider.clone();
+        attempts.spawn(async move { provider.charge(&charge("order-rush-2", attempt)).await });
+    }
+    let outcomes = attempts.join_all().await;
+    let approved = outcomes
+        .iter()
+        .filter(|o| matches!(o, ChargeOutcome::Approved { .. }))
+        .count();
+    assert_eq!(approved, 1, "{outcomes:?}");
+    assert_eq!(toss.charge_count("order-rush-2"), 1);
+}
