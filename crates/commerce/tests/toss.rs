@@ -30,7 +30,7 @@ fn provider_for(toss: &FakeToss, key: &str, timeout: Duration) -> TossProvider {
 
 async fn setup(timeout: Duration) -> (FakeToss, TossProvider) {
     let toss = FakeToss::start(KEY).await.expect("the fake server starts");
-    let provider = provider_for(&toss, KEY, timeout);
+    let provider = TossProvider::new(toss.provider_settings(timeout)).expect("a provider");
     (toss, provider)
 }
 

@@ -240,6 +240,17 @@ impl FakeToss {
         &self.secret_key
     }
 
+    /// Settings for a [`TossProvider`](super::TossProvider) that talks to
+    /// this server with its key, bounded by `timeout`.
+    #[must_use]
+    pub fn provider_settings(&self, timeout: Duration) -> super::TossSettings {
+        super::TossSettings {
+            secret_key: kernel::Secret::new(self.secret_key.clone()),
+            api_base: self.base_url(),
+            timeout,
+        }
+    }
+
     /// Confirming `payment_key` is declined with `code` (a 4xx, nothing charged).
     pub fn decline(&self, payment_key: &str, code: &str) {
         self.shared
