@@ -122,6 +122,16 @@ pub struct Settings {
     /// The operator alert posts when the dead letters have grown by this
     /// many since its last alert (checked every minute).
     pub dead_letter_alert_threshold: u64,
+    /// The Toss Payments secret key (`live_sk_…`, `test_sk_…`); without it
+    /// the `toss` provider is off. Never serialised or logged.
+    #[serde(serialize_with = "withheld")]
+    pub toss_secret_key: Option<Secret<String>>,
+    /// Where the Toss Payments API lives; tests point it at a local server
+    /// speaking the same protocol.
+    pub toss_api_base: String,
+    /// The bound on each call to Toss Payments, in milliseconds (1 to
+    /// 120000); a call past it is an *unknown* outcome.
+    pub toss_timeout_ms: u64,
 }
 
 impl Default for Settings {
@@ -166,6 +176,9 @@ impl Default for Settings {
             mail_from: "Stampede <no-reply@stampede.invalid>".into(),
             slack_webhook_url: None,
             dead_letter_alert_threshold: 10,
+            toss_secret_key: None,
+            toss_api_base: commerce::payments::toss::DEFAULT_API_BASE.into(),
+            toss_timeout_ms: 10_000,
         }
     }
 }
@@ -217,6 +230,9 @@ const KEYS: &[&str] = &[
     "mail_from",
     "slack_webhook_url",
     "dead_letter_alert_threshold",
+    "toss_secret_key",
+    "toss_api_base",
+    "toss_timeout_ms",
 ];
 
 /// Serialises a secret setting as absent: a written-out configuration holds no secret.
@@ -415,12 +431,34 @@ impl Settings {
         if let Some(url) = &self.slack_webhook_url {
             notify::SlackWebhook::check(url).map_err(|e| ConfigError::Invalid(e.to_string()))?;
         }
+        self.toss_settings()
+            .check()
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
         if self.redis_prefix.is_empty() || self.redis_prefix.contains(['{', '}']) {
             return Err(ConfigError::Invalid(
                 "redis_prefix must be non-empty, without braces".into(),
             ));
         }
         Ok(())
+    }
+
+    /// The Toss Payments provider's settings, when a secret key is set.
+    #[must_use]
+    pub fn toss(&self) -> Option<commerce::payments::TossSettings> {
+        self.toss_secret_key.as_ref().map(|_| self.toss_settings())
+    }
+
+    /// The Toss settings as given (an empty key when none is set, which
+    /// `check` then refuses only if a key was set).
+    fn toss_settings(&self) -> commerce::payments::TossSettings {
+        commerce::payments::TossSettings {
+            secret_key: self
+                .toss_secret_key
+                .clone()
+                .unwrap_or_else(|| Secret::new("unset".to_owned())),
+            api_base: self.toss_api_base.clone(),
+            timeout: std::time::Duration::from_millis(self.toss_timeout_ms),
+        }
     }
 
     pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
@@ -583,6 +621,65 @@ mod tests {
             let err = Settings::load(None, &[(key, value.into())]).expect_err(key);
             assert!(!err.to_string().contains("hunter2"), "{err}");
         }
+    }
+
+    #[test]
+    fn toss_settings_are_checked_and_the_key_never_shown() {
+        let defaults = Settings::default();
+        assert_eq!(defaults.toss_api_base, "https://api.tosspayments.com");
+        assert_eq!(defaults.toss_timeout_ms, 10_000);
+        assert!(defaults.toss().is_none(), "off without a key");
+        let with = |key: Option<&str>, base: &str, timeout_ms: u64| Settings {
+            toss_secret_key: key.map(|k| Secret::new(k.to_owned())),
+            toss_api_base: base.to_owned(),
+            toss_timeout_ms: timeout_ms,
+            ..Settings::default()
+        };
+        let settings = with(Some("test_sk_hunter2"), "http://127.0.0.1:9999", 2500);
+        settings.validate().expect("valid");
+        let toss = settings.toss().expect("on with a key");
+        assert_eq!(toss.secret_key.expose(), "test_sk_hunter2");
+        assert_eq!(toss.api_base, "http://127.0.0.1:9999");
+        assert_eq!(toss.timeout, std::time::Duration::from_millis(2500));
+        let text = serde_json::to_string(&settings).expect("settings serialise");
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(text.contains("\"toss_secret_key\":null"), "{text}");
+        assert!(!format!("{settings:?}").contains("hunter2"));
+        for (bad, names) in [
+            (with(None, "api.tosspayments.com", 10), "toss_api_base"),
+            (
+                with(None, "ftp://api.tosspayments.com", 10),
+                "toss_api_base",
+            ),
+            (
+                with(None, "https://me:hunter2@api.tosspayments.com", 10),
+                "toss_api_base",
+            ),
+            (
+                with(None, "https://api.tosspayments.com", 0),
+                "toss_timeout_ms",
+            ),
+            (
+                with(None, "https://api.tosspayments.com", 120_001),
+                "toss_timeout_ms",
+            ),
+            (
+                with(Some(""), "https://api.tosspayments.com", 10),
+                "toss_secret_key",
+            ),
+            (
+                with(Some("test_sk hunter2"), "https://api.tosspayments.com", 10),
+                "toss_secret_key",
+            ),
+        ] {
+            let err = bad.validate().expect_err(names);
+            assert!(err.to_string().contains(names), "{err}");
+            assert!(!err.to_string().contains("hunter2"), "{err}");
+        }
+        // The environment's spelling reaches the setting.
+        let loaded =
+            Settings::load(None, &[("toss_secret_key", "test_sk_x".into())]).expect("loads");
+        assert!(loaded.toss().is_some());
     }
 
     #[test]

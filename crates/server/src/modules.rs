@@ -9,6 +9,7 @@ use bus::{
     Dispatcher, Handler, InProcessTransport, RabbitMqConsumer, RabbitMqOptions, RabbitMqTransport,
     Relay, RetryPolicy, Transport,
 };
+use commerce::payments::{PaymentProvider, TossProvider};
 use commerce::products::{ProductService, SqlProductStore};
 use commerce::store::{CouponStore, SqlCouponStore};
 use commerce::{CampaignStockLoader, CouponGrantHandler, CouponService};
@@ -65,6 +66,8 @@ pub struct Modules {
     pub slack: Option<Arc<SlackWebhook>>,
     /// Growth of the dead letters that makes the operator alert speak.
     pub dead_letter_alert_threshold: u64,
+    /// The Toss Payments provider, when `toss_secret_key` is set.
+    pub toss: Option<Arc<dyn PaymentProvider>>,
 }
 
 /// The bus over RabbitMQ: the relay publishes through `publisher`;
@@ -252,6 +255,12 @@ impl Modules {
                 }
             };
         let relay = Arc::new(Relay::new(db.clone(), transport, clock.clone()));
+        let toss = settings
+            .toss()
+            .map(TossProvider::new)
+            .transpose()
+            .map_err(|e| invalid(e.to_string()))?
+            .map(|provider| Arc::new(provider) as Arc<dyn PaymentProvider>);
         Ok(Self {
             db,
             clock,
@@ -270,6 +279,7 @@ impl Modules {
             broker,
             slack,
             dead_letter_alert_threshold: settings.dead_letter_alert_threshold,
+            toss,
         })
     }
 

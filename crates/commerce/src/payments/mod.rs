@@ -12,6 +12,7 @@
 
 pub mod fake;
 pub mod provider;
+pub mod toss;
 
 pub use fake::FakeOutcome;
 pub use fake::FakeProvider;
@@ -19,3 +20,4 @@ pub use provider::{
     Charge, ChargeOutcome, LookupFailed, PaymentProvider, ProviderName, ProviderPayment,
     ProviderPaymentStatus, Refund, RefundOutcome,
 };
+pub use toss::{TossProvider, TossSettings};
