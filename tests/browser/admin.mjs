@@ -1,0 +1,178 @@
+// The operator dashboard in a real browser (headless Chromium, driven by
+// playwright-core over the Debian binary). Setup goes through the API; every
+// check is what a person sees and does on the pages. Screenshots of each
+// page land in the output folder.
+//
+// Usage: node tests/browser/admin.mjs BASE_URL ADMIN_EMAIL ADMIN_PASSWORD OUT_DIR
+import { chromium } from "playwright-core";
+import { join } from "node:path";
+import assert from "node:assert/strict";
+
+const [base, adminEmail, adminPassword, out] = process.argv.slice(2);
+const password = "browser-test-password";
+
+async function api(method, path, body, token) {
+  const response = await fetch(base + path, {
+    method,
+    headers: {
+      "content-type": "application/json",
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
+    },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await response.text();
+  if (!response.ok) throw new Error(`${method} ${path}: ${response.status} ${text}`);
+  return text ? JSON.parse(text) : null;
+}
+
+async function signUp(email, roles, adminToken) {
+  const user = await api("POST", "/api/v1/auth/signup", { email, password });
+  if (roles) await api("PUT", `/api/v1/users/${user.id}/roles`, { roles }, adminToken);
+  return user;
+}
+
+const day = 24 * 3600 * 1000;
+const iso = (offset) => new Date(Date.now() + offset).toISOString();
+
+// Setup through the API: an event with a reward that needs approval, and a
+// user who asked for it.
+const admin = await api("POST", "/api/v1/auth/login", { email: adminEmail, password: adminPassword });
+const token = admin.access_token;
+const event = await api("POST", "/api/v1/events",
+  { name: "Browser week", status: "ACTIVE", starts_at: iso(-day), ends_at: iso(day) }, token);
+const reward = await api("POST", "/api/v1/rewards", { name: "100 points", type: "POINT", points: 100 }, token);
+const offer = await api("POST", `/api/v1/events/${event.id}/rewards`,
+  { reward_id: reward.id, condition: null, auto_resolve: false }, token);
+await signUp("guest@browser.test", null, token);
+const guest = await api("POST", "/api/v1/auth/login", { email: "guest@browser.test", password });
+const request = await api("POST", `/api/v1/events/${event.id}/rewards/${offer.id}/requests`, {}, guest.access_token);
+assert.equal(request.status, "PENDING");
+await signUp("auditor@browser.test", ["AUDITOR"], token);
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  // Headless, and a fresh profile in a new temporary folder: Playwright
+  // gives each launch both.
+  headless: true,
+  args: [
+    "--no-sandbox", "--disable-gpu", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+  ],
+});
+const shot = (page, name) => page.screenshot({ path: join(out, `${name}.png`), fullPage: true });
+const otherHosts = [];
+
+async function signedIn(email, pass) {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  page.on("request", (r) => {
+    const url = new URL(r.url());
+    if (url.origin !== new URL(base).origin && url.protocol !== "data:") otherHosts.push(r.url());
+  });
+  await page.goto(base + "/admin/login");
+  await page.fill("input[name=email]", email);
+  await page.fill("input[name=password]", pass);
+  await Promise.all([page.waitForLoadState("load"), page.click("#sign-in")]);
+  return { context, page };
+}
+
+let failures = 0;
+async function check(name, body) {
+  try {
+    await body();
+    console.log(`ok   ${name}`);
+  } catch (e) {
+    failures += 1;
+    console.log(`FAIL ${name}\n     ${e.stack || e}`);
+  }
+}
+
+await check("staff sign in and see what needs attention", async () => {
+  const { page, context } = await signedIn(adminEmail, adminPassword);
+  await page.waitForSelector("#pending");
+  assert.equal((await page.textContent("#pending")).trim(), "1");
+  await shot(page, "overview");
+  await context.close();
+});
+
+await check("a user's request is in the queue, and approving it changes its status", async () => {
+  const { page, context } = await signedIn(adminEmail, adminPassword);
+  await page.goto(base + "/admin/requests");
+  const row = page.locator(`td.status[data-id="${request.id}"]`);
+  assert.equal((await row.textContent()).trim(), "PENDING");
+  await shot(page, "requests");
+  await page.check(`input[name=id][value="${request.id}"]`);
+  await page.fill("input[name=reason]", "looks right");
+  // The pages are boosted by htmx: the post is a fetch; wait for its answer.
+  await Promise.all([
+    page.waitForResponse((r) => r.url().endsWith("/admin/requests/decide")),
+    page.click("#approve"),
+  ]);
+  await page.goto(base + "/admin/requests?status=APPROVED");
+  await page.waitForSelector(`td.status[data-id="${request.id}"]`);
+  assert.match(await page.textContent(`td.status[data-id="${request.id}"]`), /APPROVED/);
+  const seen = await api("GET", "/api/v1/requests/mine", undefined, guest.access_token);
+  assert.equal(seen.items[0].status, "APPROVED", "the API agrees");
+  await context.close();
+});
+
+await check("the users and dead-letter pages render for an ADMIN", async () => {
+  const { page, context } = await signedIn(adminEmail, adminPassword);
+  await page.goto(base + "/admin/users");
+  assert.ok(await page.isVisible("text=the last ADMIN"));
+  await shot(page, "users");
+  await page.goto(base + "/admin/dead-letters");
+  assert.ok(await page.isVisible("h1:has-text('Dead letters')"));
+  await shot(page, "dead-letters");
+  await context.close();
+});
+
+await check("an AUDITOR reads the queue without action buttons", async () => {
+  const { page, context } = await signedIn("auditor@browser.test", password);
+  await page.goto(base + "/admin/requests?status=");
+  assert.ok(await page.isVisible("text=read-only"));
+  assert.equal(await page.locator("#approve").count(), 0);
+  assert.equal(await page.locator("input[name=id]").count(), 0);
+  await shot(page, "requests-auditor");
+  await context.close();
+});
+
+await check("a USER is refused", async () => {
+  const { page, context } = await signedIn("guest@browser.test", password);
+  assert.ok(await page.isVisible("text=Not allowed"), await page.content());
+  await shot(page, "refused");
+  await context.close();
+});
+
+await check("a form post without the CSRF token is refused", async () => {
+  const { page, context } = await signedIn(adminEmail, adminPassword);
+  const status = await page.evaluate(async (id) => {
+    const body = new URLSearchParams({ decision: "REJECTED", id });
+    const r = await fetch("/admin/requests/decide", { method: "POST", body });
+    return r.status;
+  }, request.id);
+  assert.equal(status, 403);
+  await context.close();
+});
+
+await check("logout ends the session", async () => {
+  const { page, context } = await signedIn(adminEmail, adminPassword);
+  await Promise.all([
+    page.waitForResponse((r) => r.url().endsWith("/admin/logout")),
+    page.click("#logout"),
+  ]);
+  await page.goto(base + "/admin");
+  assert.match(page.url(), /\/admin\/login$/);
+  await context.close();
+});
+
+await check("no page reached another host", async () => {
+  assert.deepEqual(otherHosts, []);
+});
+
+await browser.close();
+if (failures) {
+  console.log(`${failures} browser check(s) failed; screenshots in ${out}`);
+  process.exit(1);
+}
+console.log(`all browser checks passed; screenshots in ${out}`);
