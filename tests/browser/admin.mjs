@@ -127,6 +127,30 @@ await check("the users and dead-letter pages render for an ADMIN", async () => {
   await context.close();
 });
 
+await check("a campaign's remaining refreshes by itself during a drop", async () => {
+  const campaign = await api("POST", "/api/v1/coupon-campaigns", {
+    name: "Browser drop", discount: { kind: "PERCENT", value: 10 }, total_quantity: 50,
+    per_user_limit: 10, issue_starts_at: iso(-3600 * 1000), issue_ends_at: iso(3600 * 1000),
+    valid_until: iso(day),
+  }, token);
+  const { page, context } = await signedIn(adminEmail, adminPassword);
+  await page.goto(base + "/admin/campaigns");
+  const remaining = page.locator(`tr.campaign[data-id="${campaign.id}"] td.remaining .figure-sm`);
+  assert.equal((await remaining.textContent()).trim(), "50");
+  for (let i = 0; i < 4; i += 1) {
+    await api("POST", `/api/v1/coupon-campaigns/${campaign.id}/issue`, {}, guest.access_token);
+  }
+  // No reload: the table polls every 2 s and swaps itself.
+  await page.waitForFunction(
+    (id) => document.querySelector(`tr.campaign[data-id="${id}"] td.remaining .figure-sm`)?.textContent.trim() === "46",
+    campaign.id, { timeout: 10000 });
+  await page.waitForFunction(
+    (id) => /^\d+$/.test(document.querySelector(`tr.campaign[data-id="${id}"] td.rate`)?.textContent.trim()),
+    campaign.id, { timeout: 10000 });
+  await shot(page, "campaigns");
+  await context.close();
+});
+
 await check("an AUDITOR reads the queue without action buttons", async () => {
   const { page, context } = await signedIn("auditor@browser.test", password);
   await page.goto(base + "/admin/requests?status=");

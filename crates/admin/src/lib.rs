@@ -18,6 +18,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::middleware::{from_fn, from_fn_with_state};
 use bus::Dispatcher;
+use commerce::CouponService;
 use identity::IdentityService;
 use rewards::RewardsService;
 
@@ -28,6 +29,7 @@ pub use assets::HTMX_URL;
 pub struct Admin {
     pub identity: Arc<IdentityService>,
     pub rewards: Arc<RewardsService>,
+    pub coupons: Arc<CouponService>,
     pub dispatcher: Arc<Dispatcher>,
     /// Mark the session cookie `Secure` (serve over HTTPS).
     pub secure_cookie: bool,

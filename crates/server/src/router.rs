@@ -96,6 +96,7 @@ pub fn router(settings: &Settings, modules: &Modules) -> Router {
         .merge(admin::router(admin::Admin {
             identity: modules.identity.clone(),
             rewards: modules.rewards.clone(),
+            coupons: modules.commerce.clone(),
             dispatcher: modules.dispatcher.clone(),
             secure_cookie: settings.secure_cookie,
         }))

@@ -1,5 +1,6 @@
 //! The dashboard's pages, one file per area; [`NAV`] is the menu.
 
+mod campaigns;
 mod dead_letters;
 mod overview;
 mod requests;
@@ -13,6 +14,7 @@ use crate::Admin;
 pub const NAV: &[(&str, &str, bool)] = &[
     ("/admin", "Overview", false),
     ("/admin/requests", "Reward requests", false),
+    ("/admin/campaigns", "Coupon campaigns", false),
     ("/admin/dead-letters", "Dead letters", false),
     ("/admin/users", "Users", true),
 ];
@@ -20,6 +22,7 @@ pub const NAV: &[(&str, &str, bool)] = &[
 pub fn routes() -> Router<Admin> {
     overview::routes()
         .merge(requests::routes())
+        .merge(campaigns::routes())
         .merge(dead_letters::routes())
         .merge(users::routes())
 }

@@ -296,3 +296,84 @@ async fn the_users_page_shows_the_last_admin_rule_and_changes_roles() {
     let (status, _) = html_of(&app, &operator, "/admin/users").await;
     assert_eq!(status, 403, "an OPERATOR does not manage users");
 }
+
+#[tokio::test]
+async fn staff_create_a_campaign_and_watch_its_remaining_and_rate_live() {
+    let app = TestApp::spawn().await;
+    let client = browser();
+    sign_in(&app, &client, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let (_, html) = html_of(&app, &client, "/admin/campaigns").await;
+    let soon = |hours: i64| {
+        (time::OffsetDateTime::now_utc() + time::Duration::hours(hours))
+            .format(&time::macros::format_description!(
+                "[year]-[month]-[day]T[hour]:[minute]"
+            ))
+            .expect("a date")
+    };
+    let created = client
+        .post(app.url("/admin/campaigns"))
+        .form(&[
+            ("_csrf", csrf_of(&html).as_str()),
+            ("name", "Live drop"),
+            ("kind", "PERCENT"),
+            ("value", "15"),
+            ("total_quantity", "10"),
+            ("per_user_limit", "5"),
+            ("issue_starts_at", soon(-1).as_str()),
+            ("issue_ends_at", soon(2).as_str()),
+            ("valid_until", soon(48).as_str()),
+        ])
+        .send()
+        .await
+        .expect("answers");
+    let status = created.status();
+    let html = created.text().await.expect("html");
+    assert_eq!(status, 200, "{html}");
+    assert!(
+        html.contains("Live drop") && html.contains("15% off"),
+        "{html}"
+    );
+    let admin = app.admin().await;
+    let list: serde_json::Value = app
+        .get("/api/v1/coupon-campaigns", Some(&admin.access_token))
+        .await
+        .json()
+        .await
+        .expect("json");
+    let id = list["items"][0]["id"].as_str().expect("an id").to_owned();
+
+    let then = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000 - 60_000;
+    let buyer = app.new_user().await;
+    for _ in 0..3 {
+        let issued = app
+            .post(
+                &format!("/api/v1/coupon-campaigns/{id}/issue"),
+                Some(&buyer.access_token),
+                serde_json::json!({}),
+            )
+            .await;
+        assert_eq!(issued.status(), 201);
+    }
+    let (status, live) = html_of(
+        &app,
+        &client,
+        &format!("/admin/campaigns/live?sample={id}:10&at={then}"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(live.contains(">7</span> of 10"), "live remaining: {live}");
+    assert!(
+        live.contains("<td class=\"rate\">3</td>"),
+        "3 issued in the last minute: {live}"
+    );
+
+    let auditor = app.user_with_roles(&["AUDITOR"]).await;
+    let reader = browser();
+    sign_in(&app, &reader, &auditor.email, PASSWORD).await;
+    let (status, html) = html_of(&app, &reader, "/admin/campaigns").await;
+    assert_eq!(status, 200);
+    assert!(
+        html.contains("Live drop") && !html.contains("id=\"create-campaign\""),
+        "{html}"
+    );
+}
