@@ -1,5 +1,6 @@
 //! Prometheus metrics: requests by route template, method and status, a
-//! latency histogram, and whatever other modules record with `metrics`.
+//! latency histogram, problem+json answers by route and `code`, and
+//! whatever other modules record with `metrics`.
 
 use std::collections::HashMap;
 use std::sync::{LazyLock, OnceLock, PoisonError, RwLock};
@@ -54,6 +55,16 @@ pub async fn track(request: Request, next: Next) -> Response {
     let (count, duration) = series(route, method, response.status().as_u16());
     count.increment(1);
     duration.record(start.elapsed().as_secs_f64());
+    if let Some(kernel::error::ProblemCode(code)) = response.extensions().get() {
+        // Refusals by their stable code (SOLD_OUT, RATE_LIMITED, UNAVAILABLE…):
+        // a bounded set, so a label.
+        metrics::counter!(
+            "http_problems_total",
+            "route" => route.to_owned(),
+            "code" => code.clone(),
+        )
+        .increment(1);
+    }
     response
 }
 
