@@ -398,7 +398,7 @@ async fn user(app: &TestApp, n: usize) -> Session {
 
 /// Sign-ups and logins, a campaign of one coupon that sells out, a refusal
 /// without a token: the series the dashboards watch.
-async fn traffic(app: &TestApp) {
+async fn traffic(app: &TestApp) -> String {
     let admin = app.admin().await;
     let campaign = app
         .created(
@@ -424,6 +424,16 @@ async fn traffic(app: &TestApp) {
     assert_eq!(statuses, [201, 409], "one issued, then sold out");
     let refused = app.post(&issue, None, json!({})).await;
     assert_eq!(refused.status(), 401);
+    text(&campaign["id"])
+}
+
+/// The value of the one series `series` (name and labels as exported).
+fn value(exposition: &str, series: &str) -> Option<f64> {
+    exposition.lines().find_map(|line| {
+        line.strip_prefix(series)
+            .and_then(|rest| rest.strip_prefix(' '))
+            .and_then(|v| v.trim().parse().ok())
+    })
 }
 
 async fn scrape(app: &TestApp) -> String {
@@ -446,7 +456,7 @@ async fn every_metric_the_monitoring_names_is_exported_by_the_server() {
         }
     })
     .await;
-    traffic(&app).await;
+    let campaign = traffic(&app).await;
 
     let references = referenced();
     let broker_only = |name: &str| {
@@ -480,6 +490,42 @@ async fn every_metric_the_monitoring_names_is_exported_by_the_server() {
         unknown.is_empty(),
         "metrics the server does not export: {unknown:#?}\nexported: {families:?}"
     );
+
+    // The series the alerts and the rush dashboard lean on say what happened.
+    let exposition = scrape(&app).await;
+    let issue = "/api/v1/coupon-campaigns/{id}/issue";
+    for (series, expected) in [
+        (
+            format!(r#"http_problems_total{{route="{issue}",code="SOLD_OUT"}}"#),
+            1.0,
+        ),
+        (
+            format!(r#"http_problems_total{{route="{issue}",code="UNAUTHORIZED"}}"#),
+            1.0,
+        ),
+        (
+            format!(r#"stock_remaining{{module="commerce",pool="coupon:{campaign}"}}"#),
+            0.0,
+        ),
+        (r#"stock_gate_up{module="commerce"}"#.to_owned(), 1.0),
+        (r#"stock_gate_up{module="rewards"}"#.to_owned(), 1.0),
+        (r#"dependency_up{dependency="database"}"#.to_owned(), 1.0),
+    ] {
+        assert_eq!(
+            value(&exposition, &series),
+            Some(expected),
+            "{series} in {exposition}"
+        );
+    }
+    let cpu = value(&exposition, "process_cpu_seconds_total").expect("CPU seconds");
+    assert!(cpu > 0.0, "{cpu}");
+    let started = value(&exposition, "process_start_time_seconds").expect("a start time");
+    let now = time::OffsetDateTime::now_utc().unix_timestamp() as f64;
+    assert!(
+        (now - 3600.0..=now + 5.0).contains(&started),
+        "started at {started}, now {now}"
+    );
+
     if amqp_url.is_none() {
         let recorded = read(&repo().join("crates/bus/src/rabbitmq.rs"));
         for name in BROKER_ONLY {
