@@ -166,6 +166,38 @@ mod tests {
         assert_eq!(counts("409").as_deref(), Some("1"), "{text}");
     }
 
+    #[tokio::test]
+    async fn a_problem_is_counted_by_route_and_code() {
+        use axum::Router;
+        use axum::body::Body;
+        use axum::middleware::from_fn;
+        use axum::routing::post;
+        use tower::ServiceExt;
+
+        let route = "/a-route-that-refuses/{id}";
+        let app = Router::new()
+            .route(
+                route,
+                post(|| async { kernel::Problem::conflict("SOLD_OUT", "gone") }),
+            )
+            .layer(from_fn(track));
+        handle();
+        for _ in 0..2 {
+            let request = Request::post("/a-route-that-refuses/7")
+                .body(Body::empty())
+                .expect("a request");
+            let response = app.clone().oneshot(request).await.expect("an answer");
+            assert_eq!(response.status(), 409);
+        }
+
+        let text = handle().render();
+        let series = format!(r#"http_problems_total{{route="{route}",code="SOLD_OUT"}} 2"#);
+        assert!(
+            text.lines().any(|line| line == series),
+            "{series} in {text}"
+        );
+    }
+
     #[test]
     fn made_up_methods_share_one_label() {
         assert_eq!(method_label(&Method::GET), "GET");
