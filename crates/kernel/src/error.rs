@@ -239,6 +239,7 @@ impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let status = self.status_code();
         let retry_after = self.retry_after_secs;
+        let code = self.code.clone();
         let body = serde_json::to_vec(&self).unwrap_or_default();
         let mut response = (status, body).into_response();
         let headers = response.headers_mut();
@@ -249,9 +250,16 @@ impl IntoResponse for Problem {
         if let Some(secs) = retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
+        response.extensions_mut().insert(ProblemCode(code));
         response
     }
 }
+
+/// The `code` of a problem+json answer, left in the response's extensions
+/// so the metrics layer can count refusals by code
+/// (`http_problems_total`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProblemCode(pub String);
 
 /// Collects field errors so a request reports every invalid field at once.
 #[derive(Debug, Default)]

@@ -1,5 +1,6 @@
 //! Prometheus metrics: requests by route template, method and status, a
-//! latency histogram, and whatever other modules record with `metrics`.
+//! latency histogram, problem+json answers by route and `code`, and
+//! whatever other modules record with `metrics`.
 
 use std::collections::HashMap;
 use std::sync::{LazyLock, OnceLock, PoisonError, RwLock};
@@ -54,6 +55,16 @@ pub async fn track(request: Request, next: Next) -> Response {
     let (count, duration) = series(route, method, response.status().as_u16());
     count.increment(1);
     duration.record(start.elapsed().as_secs_f64());
+    if let Some(kernel::error::ProblemCode(code)) = response.extensions().get() {
+        // Refusals by their stable code (SOLD_OUT, RATE_LIMITED, UNAVAILABLE…):
+        // a bounded set, so a label.
+        metrics::counter!(
+            "http_problems_total",
+            "route" => route.to_owned(),
+            "code" => code.clone(),
+        )
+        .increment(1);
+    }
     response
 }
 
@@ -153,6 +164,38 @@ mod tests {
         };
         assert_eq!(counts("201").as_deref(), Some("3"), "{text}");
         assert_eq!(counts("409").as_deref(), Some("1"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn a_problem_is_counted_by_route_and_code() {
+        use axum::Router;
+        use axum::body::Body;
+        use axum::middleware::from_fn;
+        use axum::routing::post;
+        use tower::ServiceExt;
+
+        let route = "/a-route-that-refuses/{id}";
+        let app = Router::new()
+            .route(
+                route,
+                post(|| async { kernel::Problem::conflict("SOLD_OUT", "gone") }),
+            )
+            .layer(from_fn(track));
+        handle();
+        for _ in 0..2 {
+            let request = Request::post("/a-route-that-refuses/7")
+                .body(Body::empty())
+                .expect("a request");
+            let response = app.clone().oneshot(request).await.expect("an answer");
+            assert_eq!(response.status(), 409);
+        }
+
+        let text = handle().render();
+        let series = format!(r#"http_problems_total{{route="{route}",code="SOLD_OUT"}} 2"#);
+        assert!(
+            text.lines().any(|line| line == series),
+            "{series} in {text}"
+        );
     }
 
     #[test]

@@ -19,6 +19,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::modules::{Broker, Modules};
+use crate::stock::StockRegistry;
+
+mod gauges;
+mod process;
 
 /// How long one dependency may take to answer a readiness check.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
@@ -144,6 +148,8 @@ fn metrics_routes(modules: &Modules) -> OpenApiRouter {
             db: modules.db.clone(),
             subscribers: subscribers.into(),
             seen: std::sync::Arc::default(),
+            dependencies: Dependencies::of(modules),
+            stock: modules.stock.clone(),
         })
 }
 
@@ -157,6 +163,10 @@ struct MetricsState {
     /// Other subscribers that had dead letters here, so their series
     /// falls to 0 when they are gone rather than keeping its last value.
     seen: std::sync::Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>,
+    /// Asked for `dependency_up`.
+    dependencies: Dependencies,
+    /// Asked for `stock_gate_up` and `stock_remaining`.
+    stock: StockRegistry,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -216,7 +226,12 @@ async fn readyz(State(dependencies): State<Dependencies>) -> Result<Json<Ready>,
 /// letters by subscriber (`bus_dead_letters`), the notifiers' counters
 /// (`notify_emails_total`, `notify_slack_posts_total` by outcome); over
 /// RabbitMQ also `bus_publish_confirm_seconds`, `bus_consumer_lag_seconds`
-/// and `bus_queue_depth` by subscriber.
+/// and `bus_queue_depth` by subscriber. Sampled when read: the process's
+/// `process_cpu_seconds_total`, memory, open files and start time;
+/// `dependency_up` by dependency (the readiness check); `stock_gate_up` by
+/// module and `stock_remaining` of each module's newest limited pools.
+/// Problem+json answers are counted by route and `code` in
+/// `http_problems_total`.
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
 async fn metrics(
@@ -224,8 +239,15 @@ async fn metrics(
         db,
         subscribers,
         seen,
+        dependencies,
+        stock,
     }): State<MetricsState>,
 ) -> Response {
+    process::record();
+    tokio::join!(
+        gauges::record_dependencies(&dependencies),
+        gauges::record_stock(&stock)
+    );
     let (size, idle) = db.pool_stats();
     platform::metrics::set_gauge("db_pool_connections", f64::from(size));
     platform::metrics::set_gauge("db_pool_idle_connections", idle as f64);
