@@ -3,6 +3,9 @@
 use bus::Envelope;
 use contracts::park::LineEntryCalled;
 
+/// The topics [`render_call`] renders.
+pub const TOPICS: &[&str] = &[<LineEntryCalled as bus::Message>::TOPIC];
+
 /// Renders `park.line_entry_called` for the Slack subscriber.
 pub fn render_call(message: &Envelope) -> Result<Option<String>, String> {
     let called: LineEntryCalled = message.decode().map_err(|e| e.to_string())?;

@@ -114,6 +114,16 @@ pub struct Settings {
     /// The operator alert posts when the dead letters have grown by this
     /// many since its last alert (checked every minute).
     pub dead_letter_alert_threshold: u64,
+    /// Where the park's waiting lines answer positions: `memory` (this
+    /// process, loaded from the database at start; the default) or `redis`
+    /// (shared by every instance; needs `redis_url`).
+    pub line_store: LineStoreKind,
+    /// Active waiting lines one user may be in at once.
+    pub max_lines_per_user: u32,
+    /// How long a called party has to reach the gate before it expires.
+    pub call_grace_seconds: u32,
+    /// The largest party one line entry may hold.
+    pub max_party_size: u32,
 }
 
 impl Default for Settings {
@@ -155,6 +165,10 @@ impl Default for Settings {
             mail_from: "Stampede <no-reply@stampede.invalid>".into(),
             slack_webhook_url: None,
             dead_letter_alert_threshold: 10,
+            line_store: LineStoreKind::Memory,
+            max_lines_per_user: 3,
+            call_grace_seconds: 600,
+            max_party_size: 12,
         }
     }
 }
@@ -203,6 +217,10 @@ const KEYS: &[&str] = &[
     "mail_from",
     "slack_webhook_url",
     "dead_letter_alert_threshold",
+    "line_store",
+    "max_lines_per_user",
+    "call_grace_seconds",
+    "max_party_size",
 ];
 
 /// Serialises a secret setting as absent: a written-out configuration holds no secret.
@@ -217,6 +235,14 @@ pub enum StockGateKind {
     Memory,
     Redis,
     Postgres,
+}
+
+/// Where the park's lines answer positions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LineStoreKind {
+    Memory,
+    Redis,
 }
 
 /// How the bus carries messages between outboxes and inboxes.
@@ -311,7 +337,9 @@ impl Settings {
     /// Whether anything is configured to live in Redis.
     #[must_use]
     pub fn needs_redis(&self) -> bool {
-        self.stock_gate == StockGateKind::Redis || self.rate_limiter == RateLimiterKind::Redis
+        self.stock_gate == StockGateKind::Redis
+            || self.rate_limiter == RateLimiterKind::Redis
+            || self.line_store == LineStoreKind::Redis
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -344,7 +372,8 @@ impl Settings {
         }
         if self.needs_redis() && self.redis_url.is_none() {
             return Err(ConfigError::Invalid(
-                "stock_gate = redis and rate_limiter = redis need redis_url".into(),
+                "stock_gate = redis, rate_limiter = redis and line_store = redis need redis_url"
+                    .into(),
             ));
         }
         if self.stock_gate == StockGateKind::Postgres && !self.database_url.starts_with("postgres")
@@ -379,6 +408,17 @@ impl Settings {
         if self.webhook_retry_base_seconds == 0 || self.webhook_retry_base_seconds > 3600 {
             return Err(ConfigError::Invalid(
                 "webhook_retry_base_seconds must be 1 to 3600".into(),
+            ));
+        }
+        if self.max_lines_per_user == 0
+            || self.call_grace_seconds == 0
+            || self.max_party_size == 0
+            || self.call_grace_seconds > 86_400
+        {
+            return Err(ConfigError::Invalid(
+                "max_lines_per_user and max_party_size must be at least 1, \
+                 call_grace_seconds 1 to 86400"
+                    .into(),
             ));
         }
         if self.dead_letter_alert_threshold == 0 {
