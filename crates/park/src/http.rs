@@ -6,9 +6,11 @@ use std::sync::Arc;
 
 use axum::extract::RawQuery;
 use axum::http::StatusCode;
+use axum::middleware::from_fn_with_state;
 use kernel::auth::{Reader, Staff};
 use kernel::http::{Created, Json, Path, Query};
 use kernel::{Page, PageQuery, Principal, Problem, ProblemDetails};
+use platform::Idempotency;
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -21,14 +23,22 @@ use crate::model::{
 };
 use crate::service::ParkService;
 
-/// The `/api/v1` routes of the park.
-pub fn router(service: Arc<ParkService>) -> OpenApiRouter {
+/// The `/api/v1` routes of the park. Joining a line honours
+/// `Idempotency-Key`.
+pub fn router(service: Arc<ParkService>, idempotency: Idempotency) -> OpenApiRouter {
+    let join = OpenApiRouter::new()
+        .routes(routes!(join_line))
+        .route_layer(from_fn_with_state(
+            idempotency,
+            platform::idempotency::layer,
+        ));
     OpenApiRouter::new()
         .routes(routes!(create_attraction, list_attractions))
         .routes(routes!(get_attraction, update_attraction))
         .routes(routes!(wait_board))
         .routes(routes!(list_hashtags))
-        .routes(routes!(join_line, read_line))
+        .routes(routes!(read_line))
+        .merge(join)
         .routes(routes!(my_entry, leave_line))
         .routes(routes!(call_next))
         .routes(routes!(admit_entry))
@@ -242,15 +252,19 @@ struct JoinBody {
     party_size: Option<i64>,
 }
 
-/// Join an attraction's line (signed in).
+/// Join an attraction's line (signed in). Send an `Idempotency-Key` to
+/// retry safely: the same key replays the first answer.
 #[utoipa::path(post, path = "/attractions/{id}/line", tag = "park", security(("bearer" = [])),
-    params(("id" = String, Path, format = Uuid)),
+    params(
+        ("id" = String, Path, format = Uuid),
+        ("Idempotency-Key" = Option<String>, Header, description = "1 to 255 characters; the same key within 24 h replays the first answer"),
+    ),
     request_body(content = JoinBody, description = "May be omitted"),
     responses(
         (status = 201, description = "Joined", body = LineEntryView),
         (status = 404, description = "No such attraction", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 409, description = "`ALREADY_IN_LINE`, `LINE_LIMIT_REACHED` or `ATTRACTION_NOT_OPERATING`", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 422, description = "`party_size` out of range", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 422, description = "`party_size` out of range, `IDEMPOTENCY_KEY_REUSED`, or a malformed key", body = ProblemDetails, content_type = "application/problem+json"),
         kernel::openapi::SignedIn,
         kernel::openapi::ById,
     ))]

@@ -280,6 +280,18 @@ async fn a_party_joins_is_called_and_admitted_and_the_board_follows() {
         "ALREADY_IN_LINE",
     )
     .await;
+    // A retried join with the same key replays the first answer.
+    let keyed = || {
+        app.http
+            .post(app.url(&line_path(&b)))
+            .bearer_auth(&guests[1].access_token)
+            .header("Idempotency-Key", "join-teacups-1")
+            .json(&json!({"party_size": 3}))
+            .send()
+    };
+    let once = json_of(keyed().await.expect("an answer"), 201).await;
+    let twice = json_of(keyed().await.expect("an answer"), 201).await;
+    assert_eq!(once["id"], twice["id"]);
     json_of(join(&app, &guests[0], &b, json!({})).await, 201).await;
     expect_problem(
         join(&app, &guests[0], &c, json!({})).await,
