@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::middleware::from_fn_with_state;
 use kernel::auth::{Reader, Staff};
 use kernel::http::{Created, Json, Path, Query};
-use kernel::{Page, PageQuery, Principal, Problem, ProblemDetails};
+use kernel::{IdempotentEffect, Page, PageQuery, Principal, Problem, ProblemDetails};
 use platform::Idempotency;
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
@@ -271,11 +271,12 @@ struct JoinBody {
 async fn join_line(
     axum::extract::State(s): State,
     who: Principal,
+    effect: Option<IdempotentEffect>,
     Path(id): Path<AttractionId>,
     body: axum::body::Bytes,
 ) -> Result<Created<LineEntryView>, Problem> {
     let party = optional_body::<JoinBody>(&body)?.party_size;
-    Ok(Created(s.join(&who, id, party).await?))
+    Ok(Created(s.join(&who, id, party, effect).await?))
 }
 
 /// The whole line in order (readers).

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use contracts::park::{CalledEntry, LineEntryCalled};
 use kernel::auth::Staff;
-use kernel::{Page, PageRequest, Principal, SharedClock, Timestamp};
+use kernel::{IdempotentEffect, Page, PageRequest, Principal, SharedClock, Timestamp};
 use time::Duration;
 use uuid::Uuid;
 
@@ -149,12 +149,15 @@ impl ParkService {
         Ok(self.store.hashtags(prefix, limit).await?)
     }
 
-    /// Joins the line with a party of `party_size` (default 1).
+    /// Joins the line with a party of `party_size` (default 1). Under an
+    /// `Idempotency-Key` the entry takes the key's effect id, and a retry
+    /// after a lost answer finds the entry it made (ADR 0019).
     pub async fn join(
         &self,
         who: &Principal,
         attraction: AttractionId,
         party_size: Option<i64>,
+        effect: Option<IdempotentEffect>,
     ) -> Result<LineEntryView, ParkError> {
         let max = self.settings.max_party_size;
         let party_size = u32::try_from(party_size.unwrap_or(1))
@@ -163,8 +166,14 @@ impl ParkService {
             .ok_or_else(|| {
                 ParkError::invalid("party_size", format!("must be between 1 and {max}"))
             })?;
+        if let Some(effect) = effect.filter(|e| e.retry)
+            && let Some(made) = self.store.entry(LineEntryId(effect.id)).await?
+            && made.user_id == who.user_id
+        {
+            return self.view(made).await;
+        }
         let entry = LineEntry {
-            id: LineEntryId::new(),
+            id: effect.map_or_else(LineEntryId::new, |e| LineEntryId(e.id)),
             attraction_id: attraction,
             user_id: who.user_id,
             party_size,

@@ -238,7 +238,11 @@ async fn a_thousand_guests_joining_at_once_get_positions_in_join_order() {
         let joins = (0..1000).map(|_| {
             let park = park.clone();
             let guest = guest();
-            tokio::spawn(async move { park.join(&guest, ride.id, None).await.map(|e| (guest, e)) })
+            tokio::spawn(async move {
+                park.join(&guest, ride.id, None, None)
+                    .await
+                    .map(|e| (guest, e))
+            })
         });
         let joined: Vec<_> = join_all(joins)
             .await
@@ -297,7 +301,7 @@ async fn one_guest_joining_twice_at_once_gets_one_entry() {
     let tries = (0..20).map(|i| {
         let park = park.clone();
         let target = if i % 2 == 0 { ride.id } else { other.id };
-        tokio::spawn(async move { park.join(&guest, target, Some(2)).await })
+        tokio::spawn(async move { park.join(&guest, target, Some(2), None).await })
     });
     let results: Vec<_> = join_all(tries)
         .await
@@ -337,7 +341,7 @@ async fn the_line_limit_counts_active_lines_at_once() {
     let guest = guest();
     let tries = rides.iter().map(|r| {
         let (park, id) = (park.clone(), r.id);
-        tokio::spawn(async move { park.join(&guest, id, None).await })
+        tokio::spawn(async move { park.join(&guest, id, None, None).await })
     });
     let results: Vec<_> = join_all(tries)
         .await
@@ -366,7 +370,7 @@ async fn two_staff_calling_at_once_never_call_one_entry_twice() {
         let mut guests = Vec::new();
         for _ in 0..60 {
             let g = guest();
-            park.join(&g, ride.id, None).await.expect("joined");
+            park.join(&g, ride.id, None, None).await.expect("joined");
             guests.push(g);
         }
         let calls = (0..10).map(|_| {
@@ -411,7 +415,7 @@ async fn leaving_and_expiry_leave_no_gap_and_down_pauses_the_line() {
         .expect("a ride");
     let guests: Vec<Principal> = (0..5).map(|_| guest()).collect();
     for g in &guests {
-        park.join(g, ride.id, None).await.expect("joined");
+        park.join(g, ride.id, None, None).await.expect("joined");
     }
     park.leave(&guests[1], ride.id).await.expect("left");
     assert_eq!(
@@ -446,7 +450,7 @@ async fn leaving_and_expiry_leave_no_gap_and_down_pauses_the_line() {
         Err(ParkError::NotOperating)
     ));
     assert!(matches!(
-        park.join(&guest(), ride.id, None).await,
+        park.join(&guest(), ride.id, None, None).await,
         Err(ParkError::NotOperating)
     ));
     let board = park.wait(ride.id).await.expect("board");
@@ -487,7 +491,7 @@ async fn the_estimate_follows_observed_admissions_under_a_controlled_clock() {
         .expect("a ride");
     let guests: Vec<Principal> = (0..25).map(|_| guest()).collect();
     for g in &guests {
-        park.join(g, ride.id, Some(2)).await.expect("joined");
+        park.join(g, ride.id, Some(2), None).await.expect("joined");
     }
     // Before any admission: 5th party = 10 guests ahead = 60 s.
     let fifth = park.mine(&guests[4], ride.id).await.expect("mine");
@@ -540,7 +544,7 @@ async fn a_restart_loads_the_lines_from_the_database() {
         .expect("a ride");
     let guests: Vec<Principal> = (0..4).map(|_| guest()).collect();
     for g in &guests {
-        first.join(g, ride.id, None).await.expect("joined");
+        first.join(g, ride.id, None, None).await.expect("joined");
     }
     first.leave(&guests[0], ride.id).await.expect("left");
     let second = service(
