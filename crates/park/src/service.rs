@@ -3,7 +3,8 @@
 //! on the next read: a WAITING entry it does not hold is counted in the
 //! table once and added back.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use contracts::park::{CalledEntry, LineEntryCalled};
 use kernel::auth::Staff;
@@ -14,8 +15,8 @@ use uuid::Uuid;
 use crate::error::ParkError;
 use crate::line::{LineStore, Waiting};
 use crate::model::{
-    Attraction, AttractionFilter, AttractionId, AttractionPatch, AttractionStatus, EntryStatus,
-    HashtagCount, LineEntry, LineEntryId, LineEntryView, MAX_CALL_COUNT, NewAttraction,
+    Attraction, AttractionFilter, AttractionId, AttractionPatch, EntryStatus, HashtagCount,
+    LineEntry, LineEntryId, LineEntryView, MAX_CALL_COUNT, NewAttraction, Observed,
     RATE_WINDOW_SECONDS, WaitBoard, estimate,
 };
 use crate::store::{AdmitOutcome, CallOutcome, JoinOutcome, ParkStore};
@@ -46,6 +47,20 @@ pub struct ParkService {
     lines: Arc<dyn LineStore>,
     clock: SharedClock,
     settings: ParkSettings,
+    snapshots: Mutex<HashMap<AttractionId, Snapshot>>,
+}
+
+/// How long an attraction's snapshot serves reads.
+pub const SNAPSHOT_FOR: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// An attraction and its admissions as read at `now`.
+#[derive(Debug, Clone)]
+struct Snapshot {
+    read_at: std::time::Instant,
+    now: Timestamp,
+    attraction: Attraction,
+    observed: Observed,
+    admitted_last_hour: u64,
 }
 
 impl std::fmt::Debug for ParkService {
@@ -77,6 +92,7 @@ impl ParkService {
             lines,
             clock,
             settings,
+            snapshots: Mutex::new(HashMap::new()),
         };
         service.reload().await?;
         Ok(service)
@@ -142,6 +158,7 @@ impl ParkService {
             .patched(patch, self.clock.now())
             .map_err(ParkError::Invalid)?;
         self.store.update_attraction(&previous, &next).await?;
+        self.forget(id);
         Ok(next)
     }
 
@@ -239,14 +256,14 @@ impl ParkService {
         attraction: AttractionId,
         page: PageRequest,
     ) -> Result<Page<LineEntryView>, ParkError> {
-        let attraction = self.attraction(attraction).await?;
+        let (snapshot, context) = self.context(attraction).await?;
+        let attraction = snapshot.attraction;
         let after = page.after.map(|cursor| cursor.as_u64_pair().1);
         let rows = self
             .store
             .line(attraction.id, after, page.fetch_limit())
             .await?;
         let rows = Page::from_rows(rows, page, "line", |e| Uuid::from_u64_pair(0, e.seq));
-        let context = self.context(&attraction).await?;
         let mut views = Vec::with_capacity(rows.items.len());
         for entry in rows.items {
             let position = if entry.status == EntryStatus::Waiting {
@@ -331,7 +348,10 @@ impl ParkService {
             .admit(entry, attraction, self.clock.now())
             .await?
         {
-            AdmitOutcome::Admitted(entry) => Ok(LineEntryView::new(entry, None, None)),
+            AdmitOutcome::Admitted(entry) => {
+                self.forget(entry.attraction_id);
+                Ok(LineEntryView::new(entry, None, None))
+            }
             AdmitOutcome::NotFound => Err(ParkError::EntryNotFound),
             AdmitOutcome::NotCalled(status) => Err(ParkError::NotCalled(status)),
             AdmitOutcome::Expired => Err(ParkError::Expired),
@@ -354,34 +374,62 @@ impl ParkService {
     /// The public board: status, length, estimate for a party joining
     /// now, guests admitted in the last hour.
     pub async fn wait(&self, attraction: AttractionId) -> Result<WaitBoard, ParkError> {
-        let attraction = self.attraction(attraction).await?;
-        let context = self.context(&attraction).await?;
-        let admitted = self
-            .store
-            .observed(attraction.id, self.clock.now() - Duration::hours(1))
-            .await?;
+        let (snapshot, context) = self.context(attraction).await?;
+        let attraction = &snapshot.attraction;
         Ok(WaitBoard {
             status: attraction.status,
             line_length: context.totals.parties,
-            estimated_wait_seconds: context.estimate(&attraction, context.totals.parties + 1),
-            admitted_last_hour: admitted.guests,
+            estimated_wait_seconds: context.estimate(attraction, context.totals.parties + 1),
+            admitted_last_hour: snapshot.admitted_last_hour,
         })
     }
 
-    async fn context(&self, attraction: &Attraction) -> Result<Context, ParkError> {
+    /// The attraction and its admissions, read at most once per
+    /// [`SNAPSHOT_FOR`] (and per second of the clock) per attraction, so
+    /// every guest polling costs the database little; this instance's
+    /// changes drop it at once, another instance's show within a second.
+    async fn snapshot(&self, id: AttractionId) -> Result<Snapshot, ParkError> {
         let now = self.clock.now();
-        let observed = if attraction.status == AttractionStatus::Operating {
-            self.store
-                .observed(attraction.id, now - Duration::seconds(RATE_WINDOW_SECONDS))
-                .await?
-        } else {
-            crate::model::Observed::default()
-        };
-        Ok(Context {
-            totals: self.lines.totals(attraction.id).await?,
-            observed,
+        if let Some(cached) = self.snapshots().get(&id).filter(|c| {
+            c.read_at.elapsed() < SNAPSHOT_FOR && (now - c.now).abs() < Duration::SECOND
+        }) {
+            return Ok(cached.clone());
+        }
+        let attraction = self.attraction(id).await?;
+        let observed = self
+            .store
+            .observed(id, now - Duration::seconds(RATE_WINDOW_SECONDS))
+            .await?;
+        let hour = self.store.observed(id, now - Duration::hours(1)).await?;
+        let snapshot = Snapshot {
+            read_at: std::time::Instant::now(),
             now,
-        })
+            attraction,
+            observed,
+            admitted_last_hour: hour.guests,
+        };
+        self.snapshots().insert(id, snapshot.clone());
+        Ok(snapshot)
+    }
+
+    fn snapshots(&self) -> std::sync::MutexGuard<'_, HashMap<AttractionId, Snapshot>> {
+        self.snapshots
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn forget(&self, id: AttractionId) {
+        self.snapshots().remove(&id);
+    }
+
+    async fn context(&self, id: AttractionId) -> Result<(Snapshot, Context), ParkError> {
+        let snapshot = self.snapshot(id).await?;
+        let context = Context {
+            totals: self.lines.totals(id).await?,
+            observed: snapshot.observed,
+            now: self.clock.now(),
+        };
+        Ok((snapshot, context))
     }
 
     async fn view(&self, entry: LineEntry) -> Result<LineEntryView, ParkError> {
@@ -396,9 +444,8 @@ impl ParkService {
                 p
             }
         };
-        let attraction = self.attraction(entry.attraction_id).await?;
-        let context = self.context(&attraction).await?;
-        let eta = context.estimate(&attraction, position);
+        let (snapshot, context) = self.context(entry.attraction_id).await?;
+        let eta = context.estimate(&snapshot.attraction, position);
         Ok(LineEntryView::new(entry, Some(position), eta))
     }
 }
@@ -406,7 +453,7 @@ impl ParkService {
 /// What an estimate needs besides the position.
 struct Context {
     totals: crate::line::LineTotals,
-    observed: crate::model::Observed,
+    observed: Observed,
     now: Timestamp,
 }
 
