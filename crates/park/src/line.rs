@@ -5,7 +5,7 @@
 //! start; one instance) or in Redis ([`RedisLines`], sorted sets shared by
 //! every instance). See `docs/adr/0021-park-lines.md`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
@@ -42,9 +42,12 @@ pub trait LineStore: Send + Sync {
         attraction: AttractionId,
         waiting: &[Waiting],
     ) -> Result<(), LineStoreError>;
-    /// Adds a WAITING entry; adding one already held changes nothing.
+    /// Adds a WAITING entry; adding one already held, or already removed,
+    /// changes nothing.
     async fn add(&self, attraction: AttractionId, entry: Waiting) -> Result<(), LineStoreError>;
-    /// Removes entries that stopped waiting; one not held is skipped.
+    /// Removes entries that stopped waiting. One not held yet is
+    /// remembered, so that its add — a join's, arriving after the call or
+    /// leave that ended it — is ignored.
     async fn remove(
         &self,
         attraction: AttractionId,
@@ -110,11 +113,16 @@ struct Line {
     counts: Fenwick,
     members: HashMap<LineEntryId, Waiting>,
     guests: u64,
+    /// Removed before they were added (a join racing its own call).
+    gone: HashSet<LineEntryId>,
 }
 
 impl Line {
     fn add(&mut self, entry: Waiting) {
-        if entry.seq == 0 || self.members.insert(entry.id, entry).is_some() {
+        if entry.seq == 0
+            || self.gone.remove(&entry.id)
+            || self.members.insert(entry.id, entry).is_some()
+        {
             return;
         }
         self.counts.add(entry.seq, 1);
@@ -125,6 +133,8 @@ impl Line {
         if let Some(entry) = self.members.remove(&id) {
             self.counts.add(entry.seq, -1);
             self.guests = self.guests.saturating_sub(u64::from(entry.party_size));
+        } else {
+            self.gone.insert(id);
         }
     }
 }
@@ -220,21 +230,26 @@ fn unavailable(e: &redis::RedisError) -> LineStoreError {
     LineStoreError(e.to_string())
 }
 
-/// KEYS: line, parties, guests. ARGV: seq, id, party. Adds unless held.
+/// KEYS: line, parties, guests, gone. ARGV: seq, id, party. Adds unless
+/// held or removed already.
 const ADD: &str = r"
+if redis.call('HDEL', KEYS[4], ARGV[2]) == 1 then return 0 end
 if redis.call('ZADD', KEYS[1], 'NX', ARGV[1], ARGV[2]) == 1 then
   redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
   redis.call('INCRBY', KEYS[3], ARGV[3])
 end
 return 1";
 
-/// KEYS: line, parties, guests. ARGV: ids. Removes those held.
+/// KEYS: line, parties, guests, gone. ARGV: ids. Removes those held and
+/// remembers the others.
 const REMOVE: &str = r"
 for _, id in ipairs(ARGV) do
   if redis.call('ZREM', KEYS[1], id) == 1 then
     local party = redis.call('HGET', KEYS[2], id)
     redis.call('HDEL', KEYS[2], id)
     if party then redis.call('DECRBY', KEYS[3], party) end
+  else
+    redis.call('HSET', KEYS[4], id, 1)
   end
 end
 return 1";
@@ -253,12 +268,13 @@ impl RedisLines {
     }
 
     /// The line's keys, in one hash slot.
-    fn keys(&self, attraction: AttractionId) -> [String; 3] {
+    fn keys(&self, attraction: AttractionId) -> [String; 4] {
         let base = format!("{}:{{{}}}", self.prefix, attraction.0.simple());
         [
             format!("{base}:line"),
             format!("{base}:parties"),
             format!("{base}:guests"),
+            format!("{base}:gone"),
         ]
     }
 }
@@ -270,9 +286,9 @@ impl LineStore for RedisLines {
         attraction: AttractionId,
         waiting: &[Waiting],
     ) -> Result<(), LineStoreError> {
-        let [line, parties, guests] = self.keys(attraction);
+        let [line, parties, guests, gone] = self.keys(attraction);
         let mut pipe = redis::pipe();
-        pipe.atomic().del(&line).del(&parties);
+        pipe.atomic().del(&line).del(&parties).del(&gone);
         let total: u64 = waiting.iter().map(|w| u64::from(w.party_size)).sum();
         for chunk in waiting.chunks(1000) {
             let scored: Vec<(u64, String)> =
@@ -325,7 +341,7 @@ impl LineStore for RedisLines {
         attraction: AttractionId,
         entry: LineEntryId,
     ) -> Result<Option<u64>, LineStoreError> {
-        let [line, _, _] = self.keys(attraction);
+        let [line, _, _, _] = self.keys(attraction);
         let rank: Option<u64> = redis::cmd("ZRANK")
             .arg(&line)
             .arg(entry.to_string())
@@ -336,7 +352,7 @@ impl LineStore for RedisLines {
     }
 
     async fn totals(&self, attraction: AttractionId) -> Result<LineTotals, LineStoreError> {
-        let [line, _, guests] = self.keys(attraction);
+        let [line, _, guests, _] = self.keys(attraction);
         let (parties, total): (u64, Option<i64>) = redis::pipe()
             .zcard(&line)
             .get(&guests)

@@ -176,6 +176,20 @@ async fn every_line_store_keeps_positions_and_totals_alike() {
         store.add(line, early).await.expect("added");
         assert_eq!(store.position(line, early.id).await.expect("p"), Some(5));
         assert_eq!(store.position(line, late.id).await.expect("p"), Some(6));
+        // A join's add arriving after its own call's removal is ignored.
+        let raced = entry(11, 3);
+        store.remove(line, &[raced]).await.expect("removed");
+        store.add(line, raced).await.expect("added");
+        assert_eq!(
+            store.position(line, raced.id).await.expect("p"),
+            None,
+            "{name}"
+        );
+        assert_eq!(
+            store.totals(line).await.expect("totals").parties,
+            6,
+            "{name}"
+        );
         // Loading replaces the line.
         let reloaded = [entry(3, 4), entry(10, 1)];
         store.load(line, &reloaded).await.expect("loaded");
