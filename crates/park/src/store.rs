@@ -747,6 +747,19 @@ impl ParkStore for SqlParkStore {
     }
 
     async fn expire_due(&self, now: Timestamp, limit: i64) -> Result<Vec<LineEntry>, sqlx::Error> {
+        // A read first: the sweep runs every second, and a write (an fsync
+        // on SQLite) only when a call is due.
+        let due: Option<LineEntryId> = kernel::read!(&self.db, |pool| {
+            sqlx::query_scalar(
+                "select id from line_entries where status = 'CALLED' and return_by <= $1 limit 1",
+            )
+            .bind(now)
+            .fetch_optional(pool)
+            .await
+        })?;
+        if due.is_none() {
+            return Ok(Vec::new());
+        }
         kernel::write_tx!(&self.db, |conn| {
             let sql = format!(
                 "update line_entries set status = 'EXPIRED', ended_at = $1 \

@@ -100,6 +100,25 @@ async fn staff_create_attractions_and_anyone_finds_them_by_all_of_their_hashtags
     assert_eq!(ids(&korean), [text(&dragon["id"])]);
     let sights = json_of(app.get("/api/v1/attractions?kind=SIGHT", None).await, 200).await;
     assert_eq!(ids(&sights), [text(&garden["id"])]);
+    json_of(
+        patch(&app, &staff, &garden, json!({"status": "CLOSED"})).await,
+        200,
+    )
+    .await;
+    let closed = json_of(
+        app.get("/api/v1/attractions?status=CLOSED&hashtag=family", None)
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(ids(&closed), [text(&garden["id"])]);
+    let open_rides = json_of(
+        app.get("/api/v1/attractions?status=OPERATING&kind=RIDE", None)
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(ids(&open_rides).len(), 2);
     let none = json_of(
         app.get("/api/v1/attractions?hashtag=family&hashtag=nowhere", None)
             .await,
