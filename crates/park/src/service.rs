@@ -432,20 +432,36 @@ impl ParkService {
         Ok((snapshot, context))
     }
 
+    /// The entry with its position and estimate. A line store that cannot
+    /// answer (Redis down) does not fail the read: the position is counted
+    /// in the table and the estimate left out.
     async fn view(&self, entry: LineEntry) -> Result<LineEntryView, ParkError> {
         if entry.status != EntryStatus::Waiting {
             return Ok(LineEntryView::new(entry, None, None));
         }
-        let position = match self.lines.position(entry.attraction_id, entry.id).await? {
-            Some(p) => p,
-            None => {
-                let p = self.store.position(entry.attraction_id, entry.seq).await?;
-                self.lines.add(entry.attraction_id, waiting(&entry)).await?;
+        let attraction = entry.attraction_id;
+        let position = match self.lines.position(attraction, entry.id).await {
+            Ok(Some(p)) => p,
+            Ok(None) => {
+                let p = self.store.position(attraction, entry.seq).await?;
+                if let Err(e) = self.lines.add(attraction, waiting(&entry)).await {
+                    tracing::warn!(error = %e, "line store cannot take a missed entry back");
+                }
                 p
             }
+            Err(e) => {
+                tracing::warn!(error = %e, "line store cannot answer; counting in the table");
+                self.store.position(attraction, entry.seq).await?
+            }
         };
-        let (snapshot, context) = self.context(entry.attraction_id).await?;
-        let eta = context.estimate(&snapshot.attraction, position);
+        let eta = match self.context(attraction).await {
+            Ok((snapshot, context)) => context.estimate(&snapshot.attraction, position),
+            Err(ParkError::Lines(e)) => {
+                tracing::warn!(error = %e, "line store cannot answer; no estimate");
+                None
+            }
+            Err(e) => return Err(e),
+        };
         Ok(LineEntryView::new(entry, Some(position), eta))
     }
 }

@@ -11,7 +11,7 @@ use kernel::clock::ManualClock;
 use kernel::db::DbOptions;
 use kernel::testing::TestDatabase;
 use kernel::{Db, Principal, SharedClock, UserId};
-use park::line::{LineStore, LineTotals, MemoryLines, RedisLines, Waiting};
+use park::line::{LineStore, LineStoreError, LineTotals, MemoryLines, RedisLines, Waiting};
 use park::model::{
     AttractionId, AttractionKind, AttractionPatch, AttractionStatus, EntryStatus, LineEntryId,
     NewAttraction,
@@ -571,4 +571,59 @@ async fn a_restart_loads_the_lines_from_the_database() {
     let me = second.mine(&guests[3], ride.id).await.expect("mine");
     assert_eq!(me.position, Some(3));
     assert_eq!(second.wait(ride.id).await.expect("board").line_length, 3);
+}
+
+/// A line store that never answers, as Redis down would.
+struct Unreachable;
+
+#[async_trait::async_trait]
+impl LineStore for Unreachable {
+    async fn load(&self, _: AttractionId, _: &[Waiting]) -> Result<(), LineStoreError> {
+        Ok(())
+    }
+    async fn add(&self, _: AttractionId, _: Waiting) -> Result<(), LineStoreError> {
+        Err(LineStoreError("unreachable".into()))
+    }
+    async fn remove(&self, _: AttractionId, _: &[Waiting]) -> Result<(), LineStoreError> {
+        Err(LineStoreError("unreachable".into()))
+    }
+    async fn position(
+        &self,
+        _: AttractionId,
+        _: LineEntryId,
+    ) -> Result<Option<u64>, LineStoreError> {
+        Err(LineStoreError("unreachable".into()))
+    }
+    async fn totals(&self, _: AttractionId) -> Result<LineTotals, LineStoreError> {
+        Err(LineStoreError("unreachable".into()))
+    }
+}
+
+#[tokio::test]
+async fn a_line_store_that_cannot_answer_does_not_fail_a_recorded_join() {
+    let (_test, db) = database().await;
+    let clock: SharedClock = Arc::new(kernel::SystemClock);
+    let park = service(&db, Arc::new(Unreachable), clock, ParkSettings::default()).await;
+    let ride = park
+        .create(&staff(), &new_ride(20, 60))
+        .await
+        .expect("a ride");
+    let (first, second) = (guest(), guest());
+    park.join(&first, ride.id, None, None)
+        .await
+        .expect("joined");
+    let joined = park
+        .join(&second, ride.id, None, None)
+        .await
+        .expect("joined");
+    // Counted in the table; no estimate without the line's totals.
+    assert_eq!(
+        (joined.position, joined.estimated_wait_seconds),
+        (Some(2), None)
+    );
+    park.leave(&first, ride.id).await.expect("left");
+    let me = park.mine(&second, ride.id).await.expect("mine");
+    assert_eq!(me.position, Some(1));
+    // The board needs the totals: 503.
+    assert!(matches!(park.wait(ride.id).await, Err(ParkError::Lines(_))));
 }
