@@ -8,4 +8,5 @@
 
 pub mod commerce;
 pub mod identity;
+pub mod park;
 pub mod rewards;

@@ -132,6 +132,16 @@ pub struct Settings {
     /// The bound on each call to Toss Payments, in milliseconds (1 to
     /// 120000); a call past it is an *unknown* outcome.
     pub toss_timeout_ms: u64,
+    /// Where the park's waiting lines answer positions: `memory` (this
+    /// process, loaded from the database at start; the default) or `redis`
+    /// (shared by every instance; needs `redis_url`).
+    pub line_store: LineStoreKind,
+    /// Active waiting lines one user may be in at once.
+    pub max_lines_per_user: u32,
+    /// How long a called party has to reach the gate before it expires.
+    pub call_grace_seconds: u32,
+    /// The largest party one line entry may hold.
+    pub max_party_size: u32,
 }
 
 impl Default for Settings {
@@ -179,6 +189,10 @@ impl Default for Settings {
             toss_secret_key: None,
             toss_api_base: commerce::payments::toss::DEFAULT_API_BASE.into(),
             toss_timeout_ms: 10_000,
+            line_store: LineStoreKind::Memory,
+            max_lines_per_user: 3,
+            call_grace_seconds: 600,
+            max_party_size: 12,
         }
     }
 }
@@ -233,6 +247,10 @@ const KEYS: &[&str] = &[
     "toss_secret_key",
     "toss_api_base",
     "toss_timeout_ms",
+    "line_store",
+    "max_lines_per_user",
+    "call_grace_seconds",
+    "max_party_size",
 ];
 
 /// Serialises a secret setting as absent: a written-out configuration holds no secret.
@@ -247,6 +265,14 @@ pub enum StockGateKind {
     Memory,
     Redis,
     Postgres,
+}
+
+/// Where the park's lines answer positions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LineStoreKind {
+    Memory,
+    Redis,
 }
 
 /// How the bus carries messages between outboxes and inboxes.
@@ -341,7 +367,9 @@ impl Settings {
     /// Whether anything is configured to live in Redis.
     #[must_use]
     pub fn needs_redis(&self) -> bool {
-        self.stock_gate == StockGateKind::Redis || self.rate_limiter == RateLimiterKind::Redis
+        self.stock_gate == StockGateKind::Redis
+            || self.rate_limiter == RateLimiterKind::Redis
+            || self.line_store == LineStoreKind::Redis
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -384,7 +412,8 @@ impl Settings {
         }
         if self.needs_redis() && self.redis_url.is_none() {
             return Err(ConfigError::Invalid(
-                "stock_gate = redis and rate_limiter = redis need redis_url".into(),
+                "stock_gate = redis, rate_limiter = redis and line_store = redis need redis_url"
+                    .into(),
             ));
         }
         if self.stock_gate == StockGateKind::Postgres && !self.database_url.starts_with("postgres")
@@ -419,6 +448,17 @@ impl Settings {
         if self.webhook_retry_base_seconds == 0 || self.webhook_retry_base_seconds > 3600 {
             return Err(ConfigError::Invalid(
                 "webhook_retry_base_seconds must be 1 to 3600".into(),
+            ));
+        }
+        if self.max_lines_per_user == 0
+            || self.call_grace_seconds == 0
+            || self.max_party_size == 0
+            || self.call_grace_seconds > 86_400
+        {
+            return Err(ConfigError::Invalid(
+                "max_lines_per_user and max_party_size must be at least 1, \
+                 call_grace_seconds 1 to 86400"
+                    .into(),
             ));
         }
         if self.dead_letter_alert_threshold == 0 {

@@ -22,6 +22,9 @@ use identity::{IdentityService, IdentitySettings};
 use kernel::db::{Db, DbOptions};
 use kernel::{SharedClock, SystemClock};
 use notify::{Mailer, RewardGrantedEmail, SlackWebhook};
+use park::line::{LineStore, MemoryLines, RedisLines};
+use park::store::SqlParkStore;
+use park::{ParkService, ParkSettings};
 use platform::Idempotency;
 use rewards::RewardsService;
 use rewards::service::RewardStockLoader;
@@ -30,7 +33,7 @@ use rewards::subscribers::IdentityFacts;
 use webhooks::store::SqlWebhookStore;
 use webhooks::{Deliverer, WebhookEvents, WebhookService, WebhookSettings};
 
-use crate::config::{BusKind, RateLimiterKind, Settings};
+use crate::config::{BusKind, LineStoreKind, RateLimiterKind, Settings};
 use crate::startup::StartError;
 use crate::stock::{CouponPools, GateFactory, RewardPools, StockRegistry};
 
@@ -44,6 +47,8 @@ pub struct Modules {
     pub commerce: Arc<CouponService>,
     /// Products on sale (commerce).
     pub products: Arc<ProductService>,
+    /// The park: attractions and their waiting lines.
+    pub park: Arc<ParkService>,
     /// Outbound webhooks: endpoints and their queue.
     pub webhooks: Arc<WebhookService>,
     /// Works the webhook queue (a background task).
@@ -101,6 +106,7 @@ impl Modules {
         db.migrate(rewards::migrations()).await?;
         db.migrate(commerce::migrations()).await?;
         db.migrate(webhooks::migrations()).await?;
+        db.migrate(park::migrations()).await?;
 
         let clock: SharedClock = Arc::new(SystemClock);
         let redis = match &settings.redis_url {
@@ -200,7 +206,36 @@ impl Modules {
             .transpose()
             .map_err(|e| invalid(e.to_string()))?
             .map(Arc::new);
+        let lines: Arc<dyn LineStore> = match (settings.line_store, &settings.redis_url) {
+            (LineStoreKind::Redis, Some(url)) => Arc::new(
+                RedisLines::connect(url, &settings.redis_prefix)
+                    .await
+                    .map_err(|e| StartError::Redis(e.to_string()))?,
+            ),
+            _ => Arc::new(MemoryLines::default()),
+        };
+        let park = Arc::new(
+            ParkService::start(
+                Arc::new(SqlParkStore::new(db.clone())),
+                lines,
+                clock.clone(),
+                ParkSettings {
+                    max_lines_per_user: settings.max_lines_per_user,
+                    call_grace_seconds: settings.call_grace_seconds,
+                    max_party_size: settings.max_party_size,
+                },
+            )
+            .await
+            .map_err(|e| StartError::Park(e.to_string()))?,
+        );
         let handlers: Vec<Arc<dyn Handler>> = vec![
+            // Line calls reach the Slack-compatible webhook.
+            Arc::new(notify::slack::SlackSubscriber::new(
+                "park.call_notice",
+                park::notices::TOPICS,
+                park::notices::render_call,
+                slack.clone(),
+            )),
             Arc::new(IdentityFacts::new(rewards.clone())),
             Arc::new(CouponGrantHandler::new(commerce.clone())),
             Arc::new(WebhookEvents::new(webhooks.clone())),
@@ -268,6 +303,7 @@ impl Modules {
             rewards,
             commerce,
             products,
+            park,
             webhooks,
             deliverer,
             idempotency,

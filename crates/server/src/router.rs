@@ -59,6 +59,10 @@ pub fn router(settings: &Settings, modules: &Modules) -> Router {
                     modules.idempotency.clone(),
                 ))
                 .merge(commerce::products::http::router(modules.products.clone()))
+                .merge(park::http::router(
+                    modules.park.clone(),
+                    modules.idempotency.clone(),
+                ))
                 .merge(webhooks::http::router(modules.webhooks.clone())),
         )
         .merge(identity::http::test_users_router(

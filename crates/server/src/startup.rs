@@ -38,6 +38,8 @@ pub enum StartError {
     Redis(String),
     #[error("webhooks: {0}")]
     Webhooks(String),
+    #[error("park: {0}")]
+    Park(String),
 }
 
 impl From<identity::IdentityError> for StartError {

@@ -21,6 +21,8 @@ pub(crate) const LEASE_SWEEP_PERIOD: Duration = Duration::from_secs(10);
 /// How often recorded latencies are folded into their histograms, as the
 /// exporter's own upkeep task would (`platform::metrics::run_upkeep`).
 const METRICS_UPKEEP_PERIOD: Duration = Duration::from_secs(5);
+/// How often called line entries past `return_by` are expired.
+const LINE_EXPIRY_PERIOD: Duration = Duration::from_secs(1);
 /// How often the dead letters are counted for the operator alert.
 const DEAD_LETTER_CHECK_PERIOD: Duration = Duration::from_secs(60);
 
@@ -36,6 +38,7 @@ pub fn spawn_background(
         modules.dead_letter_alert_threshold,
     )));
     let stock = modules.stock.clone();
+    let park = modules.park.clone();
     let (relay, dispatcher) = (modules.relay.clone(), modules.dispatcher.clone());
     let (mut relay_stop, mut dispatch_stop) = (stop.clone(), stop.clone());
     let consumer = modules.broker.as_ref().map(|broker| {
@@ -73,6 +76,17 @@ pub fn spawn_background(
         spawn_every(LEASE_SWEEP_PERIOD, stop.clone(), move || {
             let stock = stock.clone();
             async move { sweep_leases(&stock, lease_age).await }
+        }),
+        // Called parties that did not reach the gate by `return_by`.
+        spawn_every(LINE_EXPIRY_PERIOD, stop.clone(), move || {
+            let park = park.clone();
+            async move {
+                match park.expire_due().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(expired = n, "line calls expired"),
+                    Err(e) => tracing::warn!(error = %e, "line expiry failed"),
+                }
+            }
         }),
         spawn_every(METRICS_UPKEEP_PERIOD, stop.clone(), || async {
             platform::metrics::run_upkeep();

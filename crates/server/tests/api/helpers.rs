@@ -4,7 +4,7 @@ use http::Method;
 use kernel::Secret;
 use kernel::testing::TestDatabase;
 use serde_json::{Value, json};
-use server::config::{RateLimiterKind, StockGateKind, Switch};
+use server::config::{LineStoreKind, RateLimiterKind, StockGateKind, Switch};
 use server::{Application, Settings};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -205,6 +205,7 @@ fn shared_state_from_env(settings: &mut Settings) {
         Ok("redis") => {
             settings.stock_gate = StockGateKind::Redis;
             settings.rate_limiter = RateLimiterKind::Redis;
+            settings.line_store = LineStoreKind::Redis;
             settings.redis_url =
                 Some(redis_url.expect("STAMPEDE_TEST_REDIS_URL for the Redis gate"));
         }

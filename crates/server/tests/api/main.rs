@@ -10,6 +10,7 @@ mod helpers;
 mod identity;
 mod notify;
 mod outages;
+mod park;
 mod platform;
 mod products;
 mod relay;
