@@ -495,12 +495,7 @@ async fn campaigns_and_coupons_are_listed_a_page_at_a_time() {
 #[tokio::test]
 async fn every_coupon_route_is_in_the_openapi_document() {
     let app = TestApp::spawn().await;
-    let doc: Value = app
-        .get("/openapi.json", None)
-        .await
-        .json()
-        .await
-        .expect("json");
+    let doc = app.openapi().await;
 
     for (path, method) in [
         ("/api/v1/coupon-campaigns", "post"),

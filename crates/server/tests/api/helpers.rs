@@ -107,6 +107,15 @@ impl TestApp {
         request.send().await.expect("the server answers")
     }
 
+    /// The served OpenAPI document.
+    pub async fn openapi(&self) -> Value {
+        self.get("/openapi.json", None)
+            .await
+            .json()
+            .await
+            .expect("the OpenAPI document is JSON")
+    }
+
     pub async fn get(&self, path: &str, token: Option<&str>) -> reqwest::Response {
         self.request(Method::GET, path, token, None).await
     }

@@ -854,12 +854,7 @@ async fn every_park_route_lets_in_its_role_and_refuses_the_others() {
 #[tokio::test]
 async fn the_openapi_document_covers_every_park_route() {
     let app = TestApp::spawn().await;
-    let doc: Value = app
-        .get("/openapi.json", None)
-        .await
-        .json()
-        .await
-        .expect("a document");
+    let doc = app.openapi().await;
     for (path, methods) in [
         ("/api/v1/attractions", &["get", "post"][..]),
         ("/api/v1/attractions/{id}", &["get", "patch"]),

@@ -302,12 +302,7 @@ async fn metrics_label_requests_by_route_template_not_raw_path() {
 #[tokio::test]
 async fn the_openapi_document_describes_every_endpoint() {
     let app = TestApp::spawn().await;
-    let doc: Value = app
-        .get("/openapi.json", None)
-        .await
-        .json()
-        .await
-        .expect("json");
+    let doc = app.openapi().await;
 
     assert_eq!(doc["openapi"], "3.1.0");
     let expected = [
@@ -360,12 +355,7 @@ async fn the_openapi_document_describes_every_endpoint() {
 #[tokio::test]
 async fn every_route_documents_the_answers_of_the_middleware() {
     let app = TestApp::spawn().await;
-    let doc: Value = app
-        .get("/openapi.json", None)
-        .await
-        .json()
-        .await
-        .expect("json");
+    let doc = app.openapi().await;
     let paths = doc["paths"].as_object().expect("paths");
     let mut seen_body = false;
     for (path, item) in paths {

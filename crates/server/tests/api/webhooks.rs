@@ -564,12 +564,7 @@ async fn an_approved_reward_request_reaches_the_subscribed_endpoint_over_the_bus
 #[tokio::test]
 async fn every_webhook_route_is_in_the_openapi_document() {
     let app = TestApp::spawn().await;
-    let doc: Value = app
-        .get("/openapi.json", None)
-        .await
-        .json()
-        .await
-        .expect("json");
+    let doc = app.openapi().await;
     for (path, method) in [
         ("/api/v1/webhook-endpoints", "post"),
         ("/api/v1/webhook-endpoints", "get"),
