@@ -21,6 +21,21 @@ pub enum CommerceError {
     SoldOut,
     #[error("you already hold as many coupons of this campaign as one user may")]
     LimitReached,
+    #[error("this product is on sale from {starts_at} until {ends_at}")]
+    SaleNotOpen {
+        starts_at: Timestamp,
+        ends_at: Timestamp,
+    },
+    #[error("fewer units of this product are left than asked for")]
+    ProductSoldOut,
+    #[error("you would hold, order or own more units of this product than one user may")]
+    ProductLimitReached,
+    #[error("reservation not found")]
+    ReservationNotFound,
+    #[error("the reservation is {status}, not HELD")]
+    ReservationNotHeld { status: &'static str },
+    #[error("this belongs to another user")]
+    Forbidden,
     #[error("the stock gate cannot answer: {0}")]
     GateUnavailable(String),
     #[error("the coupon write did not answer within {0:?}")]
@@ -70,6 +85,17 @@ impl From<CommerceError> for Problem {
             E::StockBelowTaken { taken } => {
                 Self::conflict("STOCK_BELOW_TAKEN", e.to_string()).with("taken", taken)
             }
+            E::SaleNotOpen { starts_at, ends_at } => Self::conflict("SALE_NOT_OPEN", e.to_string())
+                .with("sale_starts_at", starts_at)
+                .with("sale_ends_at", ends_at),
+            E::ProductSoldOut => Self::conflict("SOLD_OUT", e.to_string()),
+            E::ProductLimitReached => Self::conflict("LIMIT_REACHED", e.to_string()),
+            E::ReservationNotFound => Self::not_found("reservation"),
+            E::ReservationNotHeld { status } => {
+                Self::conflict("RESERVATION_NOT_HELD", e.to_string())
+                    .with("reservation_status", status)
+            }
+            E::Forbidden => Self::forbidden(),
             E::SoldOut => Self::conflict("SOLD_OUT", e.to_string()),
             E::LimitReached => Self::conflict("LIMIT_REACHED", e.to_string()),
             E::GateUnavailable(ref cause) => Self::unavailable(cause),

@@ -13,6 +13,7 @@ pub mod http;
 pub mod model;
 pub mod payments;
 pub mod products;
+pub mod reservations;
 pub mod service;
 pub mod stock;
 pub mod store;

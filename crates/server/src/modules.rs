@@ -10,6 +10,7 @@ use bus::{
     Relay, RetryPolicy, Transport,
 };
 use commerce::products::{ProductService, SqlProductStore};
+use commerce::reservations::{ProductStockLoader, ReservationService, SqlReservationStore};
 use commerce::store::{CouponStore, SqlCouponStore};
 use commerce::{CampaignStockLoader, CouponGrantHandler, CouponService};
 use gate::{
@@ -31,7 +32,7 @@ use webhooks::{Deliverer, WebhookEvents, WebhookService, WebhookSettings};
 
 use crate::config::{BusKind, RateLimiterKind, Settings};
 use crate::startup::StartError;
-use crate::stock::{CouponPools, GateFactory, RewardPools, StockRegistry};
+use crate::stock::{CouponPools, GateFactory, ProductPools, RewardPools, StockRegistry};
 
 /// Every module's service and what they share (also what the CLI's `admin`
 /// and `reconcile` commands need).
@@ -43,6 +44,8 @@ pub struct Modules {
     pub commerce: Arc<CouponService>,
     /// Products on sale (commerce).
     pub products: Arc<ProductService>,
+    /// Holds of products' units (commerce).
+    pub reservations: Arc<ReservationService>,
     /// Outbound webhooks: endpoints and their queue.
     pub webhooks: Arc<WebhookService>,
     /// Works the webhook queue (a background task).
@@ -141,9 +144,20 @@ impl Modules {
             clock.clone(),
             coupon_gate.clone(),
         ));
-        let products = Arc::new(ProductService::new(
-            Arc::new(SqlProductStore::new(db.clone())),
+        let product_store = Arc::new(SqlProductStore::new(db.clone()));
+        let reservation_store = Arc::new(SqlReservationStore::new(db.clone()));
+        let product_loader: Arc<dyn StockLoader> =
+            Arc::new(ProductStockLoader::new(reservation_store.clone()));
+        let product_gate = gates.gate("products", product_loader.clone())?;
+        let products = Arc::new(
+            ProductService::new(product_store.clone(), clock.clone())
+                .with_gate(product_gate.clone()),
+        );
+        let reservations = Arc::new(ReservationService::new(
+            reservation_store,
+            product_store,
             clock.clone(),
+            product_gate.clone(),
         ));
         let rewards_store: Arc<dyn RewardsStore> = Arc::new(SqlRewardsStore::new(db.clone()));
         let rewards_loader: Arc<dyn StockLoader> =
@@ -168,6 +182,12 @@ impl Modules {
                 gate: coupon_gate,
                 loader: coupon_loader,
                 lister: Arc::new(CouponPools(commerce.clone())),
+            },
+            ModuleStock {
+                module: "products",
+                gate: product_gate,
+                loader: product_loader,
+                lister: Arc::new(ProductPools(reservations.clone())),
             },
         ]);
         let mut idempotency =
@@ -259,6 +279,7 @@ impl Modules {
             rewards,
             commerce,
             products,
+            reservations,
             webhooks,
             deliverer,
             idempotency,

@@ -17,6 +17,7 @@ use utoipa::{Modify, OpenApi};
         (name = "rewards", description = "Events, the reward catalogue and event rewards"),
         (name = "coupons", description = "Coupon campaigns and first-come coupon issuance"),
         (name = "products", description = "Products on sale, with their live remaining stock"),
+        (name = "reservations", description = "Holds of products' units, all or none, that expire by themselves"),
         (name = "operations", description = "Health and readiness"),
         (name = "webhooks", description = "Outbound webhooks for integrators: endpoints, delivery log, replay"),
         (name = "bus", description = "Dead letters: deliveries that exhausted their retries"),

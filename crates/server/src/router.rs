@@ -57,6 +57,10 @@ pub fn router(settings: &Settings, modules: &Modules) -> Router {
                     modules.idempotency.clone(),
                 ))
                 .merge(commerce::products::http::router(modules.products.clone()))
+                .merge(commerce::reservations::http::router(
+                    modules.reservations.clone(),
+                    modules.idempotency.clone(),
+                ))
                 .merge(webhooks::http::router(modules.webhooks.clone())),
         )
         .merge(identity::http::test_users_router(

@@ -18,6 +18,9 @@ const BUS_POLL: Duration = Duration::from_millis(100);
 const WEBHOOK_POLL: Duration = Duration::from_secs(1);
 /// How often stale stock-gate leases are looked for.
 pub(crate) const LEASE_SWEEP_PERIOD: Duration = Duration::from_secs(10);
+/// How often expired holds are looked for: a hold's units are back on sale
+/// within this of its `expires_at`.
+const HOLD_SWEEP_PERIOD: Duration = Duration::from_secs(1);
 /// How often recorded latencies are folded into their histograms, as the
 /// exporter's own upkeep task would (`platform::metrics::run_upkeep`).
 const METRICS_UPKEEP_PERIOD: Duration = Duration::from_secs(5);
@@ -36,6 +39,7 @@ pub fn spawn_background(
         modules.dead_letter_alert_threshold,
     )));
     let stock = modules.stock.clone();
+    let reservations = modules.reservations.clone();
     let (relay, dispatcher) = (modules.relay.clone(), modules.dispatcher.clone());
     let (mut relay_stop, mut dispatch_stop) = (stop.clone(), stop.clone());
     let consumer = modules.broker.as_ref().map(|broker| {
@@ -73,6 +77,18 @@ pub fn spawn_background(
         spawn_every(LEASE_SWEEP_PERIOD, stop.clone(), move || {
             let stock = stock.clone();
             async move { sweep_leases(&stock, lease_age).await }
+        }),
+        // Expired holds give their units back, on every gate: the database
+        // decides, so it runs the same in every deployment mode.
+        spawn_every(HOLD_SWEEP_PERIOD, stop.clone(), move || {
+            let reservations = reservations.clone();
+            async move {
+                match reservations.expire_due().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::debug!(expired = n, "expired holds gave their units back"),
+                    Err(e) => tracing::warn!(error = %e, "the hold expiry sweep failed"),
+                }
+            }
         }),
         spawn_every(METRICS_UPKEEP_PERIOD, stop.clone(), || async {
             platform::metrics::run_upkeep();

@@ -12,6 +12,7 @@ mod notify;
 mod platform;
 mod products;
 mod relay;
+mod reservations;
 mod reward_requests;
 mod rewards;
 mod stock;
