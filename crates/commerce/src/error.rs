@@ -34,6 +34,14 @@ pub enum CommerceError {
     ReservationNotFound,
     #[error("the reservation is {status}, not HELD")]
     ReservationNotHeld { status: &'static str },
+    #[error("reservation {0} has expired")]
+    ReservationExpired(crate::reservations::ReservationId),
+    #[error("the coupon is not one of your ISSUED coupons valid now")]
+    CouponInvalid,
+    #[error("order not found")]
+    OrderNotFound,
+    #[error("the order is {status}: it cannot be paid")]
+    OrderNotPayable { status: &'static str },
     #[error("this belongs to another user")]
     Forbidden,
     #[error("the stock gate cannot answer: {0}")]
@@ -94,6 +102,14 @@ impl From<CommerceError> for Problem {
             E::ReservationNotHeld { status } => {
                 Self::conflict("RESERVATION_NOT_HELD", e.to_string())
                     .with("reservation_status", status)
+            }
+            E::ReservationExpired(id) => {
+                Self::conflict("RESERVATION_EXPIRED", e.to_string()).with("reservation_id", id)
+            }
+            E::CouponInvalid => Self::conflict("COUPON_INVALID", e.to_string()),
+            E::OrderNotFound => Self::not_found("order"),
+            E::OrderNotPayable { status } => {
+                Self::conflict("ORDER_NOT_PAYABLE", e.to_string()).with("order_status", status)
             }
             E::Forbidden => Self::forbidden(),
             E::SoldOut => Self::conflict("SOLD_OUT", e.to_string()),

@@ -11,6 +11,7 @@ pub mod error;
 pub mod grants;
 pub mod http;
 pub mod model;
+pub mod orders;
 pub mod payments;
 pub mod products;
 pub mod reservations;

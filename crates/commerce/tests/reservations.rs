@@ -8,6 +8,7 @@
 use std::sync::Arc;
 
 use commerce::CommerceError;
+use commerce::orders::{NewOrder, OrderService, OrderStatus, PaymentStatus, SqlOrderStore};
 use commerce::products::{NewProduct, ProductId, ProductKind, ProductService, SqlProductStore};
 use commerce::reservations::{
     NewReservation, ProductStockLoader, ReservationService, ReservationStatus, ReservationStore,
@@ -56,6 +57,7 @@ struct Harness {
     gate: Arc<dyn StockGate>,
     products: ProductService,
     service: Arc<ReservationService>,
+    orders: Arc<OrderService>,
 }
 
 impl Harness {
@@ -91,9 +93,16 @@ impl Harness {
             ProductService::new(product_store.clone(), shared.clone()).with_gate(Arc::clone(&gate));
         let service = Arc::new(ReservationService::new(
             Arc::clone(&store),
-            product_store,
-            shared,
+            product_store.clone(),
+            shared.clone(),
             Arc::clone(&gate),
+        ));
+        let orders = Arc::new(OrderService::new(
+            Arc::new(SqlOrderStore::new(db.clone())),
+            product_store,
+            Arc::clone(&service),
+            shared,
+            std::time::Duration::from_secs(300),
         ));
         Self {
             _test: test,
@@ -102,6 +111,7 @@ impl Harness {
             gate,
             products,
             service,
+            orders,
         }
     }
 
@@ -399,4 +409,83 @@ async fn a_new_stock_reaches_the_gate_and_cannot_go_below_the_holds() {
         .await
         .expect("the new units are on sale");
     assert_eq!(h.remaining(product).await, Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn unpaid_orders_expiring_under_racing_sweeps_give_each_unit_back_once() {
+    for kind in gate_kinds() {
+        let h = Harness::start(&kind).await;
+        let product = h.product(Some(30), None).await;
+        let mut orders = Vec::new();
+        for _ in 0..8 {
+            let user = UserId::new();
+            let hold = h
+                .service
+                .hold(user, product, &units(3), None)
+                .await
+                .expect("a hold");
+            let request = NewOrder {
+                reservation_ids: vec![hold.id],
+                coupon_code: None,
+            };
+            orders.push(
+                h.orders
+                    .place(user, &request, None)
+                    .await
+                    .expect("an order"),
+            );
+        }
+        // Past the holds' own 60 s but inside the payment window: the hold
+        // sweep must leave ordered holds alone.
+        h.clock.advance(Duration::minutes(2));
+        assert_eq!(h.service.expire_due().await.expect("sweep"), 0, "{kind:?}");
+        assert_eq!(h.remaining(product).await, Some(6), "{kind:?}");
+        h.clock.advance(Duration::minutes(5));
+        let keeper = h
+            .service
+            .hold(UserId::new(), product, &units(1), None)
+            .await
+            .expect("a live hold");
+        let barrier = Arc::new(Barrier::new(4 + orders.len()));
+        let mut tasks = Vec::new();
+        for _ in 0..4 {
+            let (o, barrier) = (h.orders.clone(), barrier.clone());
+            tasks.push(tokio::spawn(async move {
+                barrier.wait().await;
+                o.expire_due().await.expect("the sweep runs");
+            }));
+        }
+        for order in &orders {
+            let (o, barrier, id) = (h.orders.clone(), barrier.clone(), order.id);
+            tasks.push(tokio::spawn(async move {
+                barrier.wait().await;
+                o.close_unpaid(
+                    id,
+                    PaymentStatus::None,
+                    OrderStatus::Expired,
+                    "EXPIRED",
+                    None,
+                )
+                .await
+                .expect("a close");
+            }));
+        }
+        for task in tasks {
+            task.await.expect("the task ends");
+        }
+        let owner = Principal {
+            roles: Roles::of(&[Role::Auditor]),
+            ..owner(keeper.user_id)
+        };
+        for order in &orders {
+            let now = h.orders.order(&owner, order.id).await.expect("the order");
+            assert_eq!(now.status, OrderStatus::Expired, "{kind:?}");
+            let events = h.orders.history(order.id).await.expect("history");
+            let expired = events.iter().filter(|(e, _, _)| e == "EXPIRED").count();
+            assert_eq!(expired, 1, "{kind:?}: one close per order");
+        }
+        assert_eq!(h.remaining(product).await, Some(29), "{kind:?}: gate");
+        assert_eq!(h.db_remaining(product).await, Some(29), "{kind:?}: rows");
+        h.gate.forget(&product_pool(product)).await.expect("forget");
+    }
 }

@@ -72,6 +72,13 @@ pub struct Settings {
     /// first request's effect. Above `stock_lease_seconds` and one lease
     /// sweep, so the first request's stock is settled by then.
     pub idempotency_abandon_seconds: u64,
+    /// How long an order may wait for its payment; placing it extends its
+    /// holds to this, never further (default 2400: the provider allows 30
+    /// minutes to authenticate and 10 to confirm).
+    pub payment_window_seconds: u64,
+    /// Wires the `fake` payment provider (demos, outside test suites); off,
+    /// a `fake` payment is a 422.
+    pub fake_payments: Switch,
     /// Where request limits are counted: `memory` (the default) or `redis`
     /// (shared by every instance; needs `redis_url`).
     pub rate_limiter: RateLimiterKind,
@@ -142,6 +149,8 @@ impl Default for Settings {
             stock_gate_shards: 16,
             stock_lease_seconds: 30,
             idempotency_abandon_seconds: 120,
+            payment_window_seconds: 2400,
+            fake_payments: Switch::Off,
             rate_limiter: RateLimiterKind::Memory,
             redis_url: None,
             redis_prefix: "stampede".into(),
@@ -190,6 +199,8 @@ const KEYS: &[&str] = &[
     "stock_gate_shards",
     "stock_lease_seconds",
     "idempotency_abandon_seconds",
+    "payment_window_seconds",
+    "fake_payments",
     "rate_limiter",
     "redis_url",
     "redis_prefix",

@@ -9,6 +9,7 @@ use bus::{
     Dispatcher, Handler, InProcessTransport, RabbitMqConsumer, RabbitMqOptions, RabbitMqTransport,
     Relay, RetryPolicy, Transport,
 };
+use commerce::orders::{OrderService, SqlOrderStore};
 use commerce::products::{ProductService, SqlProductStore};
 use commerce::reservations::{ProductStockLoader, ReservationService, SqlReservationStore};
 use commerce::store::{CouponStore, SqlCouponStore};
@@ -46,6 +47,8 @@ pub struct Modules {
     pub products: Arc<ProductService>,
     /// Holds of products' units (commerce).
     pub reservations: Arc<ReservationService>,
+    /// Orders placed from holds (commerce).
+    pub orders: Arc<OrderService>,
     /// Outbound webhooks: endpoints and their queue.
     pub webhooks: Arc<WebhookService>,
     /// Works the webhook queue (a background task).
@@ -155,9 +158,16 @@ impl Modules {
         );
         let reservations = Arc::new(ReservationService::new(
             reservation_store,
-            product_store,
+            product_store.clone(),
             clock.clone(),
             product_gate.clone(),
+        ));
+        let orders = Arc::new(OrderService::new(
+            Arc::new(SqlOrderStore::new(db.clone())),
+            product_store,
+            reservations.clone(),
+            clock.clone(),
+            Duration::from_secs(settings.payment_window_seconds),
         ));
         let rewards_store: Arc<dyn RewardsStore> = Arc::new(SqlRewardsStore::new(db.clone()));
         let rewards_loader: Arc<dyn StockLoader> =
@@ -280,6 +290,7 @@ impl Modules {
             commerce,
             products,
             reservations,
+            orders,
             webhooks,
             deliverer,
             idempotency,

@@ -18,6 +18,7 @@ use utoipa::{Modify, OpenApi};
         (name = "coupons", description = "Coupon campaigns and first-come coupon issuance"),
         (name = "products", description = "Products on sale, with their live remaining stock"),
         (name = "reservations", description = "Holds of products' units, all or none, that expire by themselves"),
+        (name = "orders", description = "Orders placed from holds, with coupons, on their way to payment"),
         (name = "operations", description = "Health and readiness"),
         (name = "webhooks", description = "Outbound webhooks for integrators: endpoints, delivery log, replay"),
         (name = "bus", description = "Dead letters: deliveries that exhausted their retries"),

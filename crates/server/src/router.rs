@@ -61,6 +61,10 @@ pub fn router(settings: &Settings, modules: &Modules) -> Router {
                     modules.reservations.clone(),
                     modules.idempotency.clone(),
                 ))
+                .merge(commerce::orders::http::router(
+                    modules.orders.clone(),
+                    modules.idempotency.clone(),
+                ))
                 .merge(webhooks::http::router(modules.webhooks.clone())),
         )
         .merge(identity::http::test_users_router(

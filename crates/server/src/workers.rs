@@ -40,6 +40,7 @@ pub fn spawn_background(
     )));
     let stock = modules.stock.clone();
     let reservations = modules.reservations.clone();
+    let orders = modules.orders.clone();
     let (relay, dispatcher) = (modules.relay.clone(), modules.dispatcher.clone());
     let (mut relay_stop, mut dispatch_stop) = (stop.clone(), stop.clone());
     let consumer = modules.broker.as_ref().map(|broker| {
@@ -81,8 +82,14 @@ pub fn spawn_background(
         // Expired holds give their units back, on every gate: the database
         // decides, so it runs the same in every deployment mode.
         spawn_every(HOLD_SWEEP_PERIOD, stop.clone(), move || {
-            let reservations = reservations.clone();
+            let (reservations, orders) = (reservations.clone(), orders.clone());
             async move {
+                // Unpaid orders past their window first: their holds too.
+                match orders.expire_due().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::debug!(expired = n, "unpaid orders expired"),
+                    Err(e) => tracing::warn!(error = %e, "the order expiry sweep failed"),
+                }
                 match reservations.expire_due().await {
                     Ok(0) => {}
                     Ok(n) => tracing::debug!(expired = n, "expired holds gave their units back"),

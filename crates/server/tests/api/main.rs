@@ -9,6 +9,7 @@ mod coupons;
 mod helpers;
 mod identity;
 mod notify;
+mod orders;
 mod platform;
 mod products;
 mod relay;
