@@ -42,6 +42,10 @@ pub enum CommerceError {
     OrderNotFound,
     #[error("the order is {status}: it cannot be paid")]
     OrderNotPayable { status: &'static str },
+    #[error("the payment was declined: {message}")]
+    PaymentDeclined { code: String, message: String },
+    #[error("the amount is not the order's total of {total}")]
+    AmountMismatch { total: i64 },
     #[error("this belongs to another user")]
     Forbidden,
     #[error("the stock gate cannot answer: {0}")]
@@ -110,6 +114,15 @@ impl From<CommerceError> for Problem {
             E::OrderNotFound => Self::not_found("order"),
             E::OrderNotPayable { status } => {
                 Self::conflict("ORDER_NOT_PAYABLE", e.to_string()).with("order_status", status)
+            }
+            E::PaymentDeclined { ref code, .. } => Self::new(
+                axum::http::StatusCode::PAYMENT_REQUIRED,
+                "PAYMENT_DECLINED",
+                e.to_string(),
+            )
+            .with("provider_code", code),
+            E::AmountMismatch { total } => {
+                Self::conflict("AMOUNT_MISMATCH", e.to_string()).with("total", total)
             }
             E::Forbidden => Self::forbidden(),
             E::SoldOut => Self::conflict("SOLD_OUT", e.to_string()),

@@ -18,6 +18,7 @@ pub mod reservations;
 pub mod service;
 pub mod stock;
 pub mod store;
+pub mod tickets;
 
 pub use error::CommerceError;
 pub use grants::CouponGrantHandler;

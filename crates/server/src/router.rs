@@ -65,6 +65,7 @@ pub fn router(settings: &Settings, modules: &Modules) -> Router {
                     modules.orders.clone(),
                     modules.idempotency.clone(),
                 ))
+                .merge(commerce::tickets::http::router(modules.tickets.clone()))
                 .merge(webhooks::http::router(modules.webhooks.clone())),
         )
         .merge(identity::http::test_users_router(

@@ -84,7 +84,13 @@ pub fn spawn_background(
         spawn_every(HOLD_SWEEP_PERIOD, stop.clone(), move || {
             let (reservations, orders) = (reservations.clone(), orders.clone());
             async move {
-                // Unpaid orders past their window first: their holds too.
+                // Charges whose answer was lost: ask their provider.
+                match orders.reconcile().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(settled = n, "unknown payments settled"),
+                    Err(e) => tracing::warn!(error = %e, "payment reconciliation failed"),
+                }
+                // Unpaid orders past their window: their holds too.
                 match orders.expire_due().await {
                     Ok(0) => {}
                     Ok(n) => tracing::debug!(expired = n, "unpaid orders expired"),

@@ -13,6 +13,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::model::{NewOrder, Order, OrderStatus};
+use super::payment::{NewPayment, Paid};
 use super::service::OrderService;
 use crate::model::OrderId;
 
@@ -28,6 +29,7 @@ pub fn router(service: Arc<OrderService>, idempotency: Idempotency) -> OpenApiRo
         .routes(routes!(list_orders))
         .routes(routes!(my_orders))
         .routes(routes!(get_order))
+        .routes(routes!(pay_order))
         .merge(place)
         .with_state(service)
 }
@@ -124,4 +126,34 @@ async fn get_order(
     Path(id): Path<OrderId>,
 ) -> Result<Json<Order>, Problem> {
     Ok(Json(s.order(&principal, id).await?))
+}
+
+/// Pay your order. `200` `PAID` with its tickets; `202` when the
+/// provider's answer was lost (`payment.status` `UNKNOWN`): the order keeps
+/// its holds and is settled by reconciliation, never charged twice.
+#[utoipa::path(post, path = "/orders/{id}/payments", tag = "orders", security(("bearer" = [])),
+    params(("id" = String, Path, format = Uuid)),
+    request_body = NewPayment,
+    responses(
+        (status = 200, description = "Paid, with tickets", body = Order),
+        (status = 202, description = "Still `PENDING_PAYMENT`, payment `UNKNOWN`", body = Order),
+        (status = 402, description = "`PAYMENT_DECLINED`: the order is `FAILED`, its stock and coupon back", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 403, description = "Another user's order", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 404, description = "No such order", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 409, description = "`AMOUNT_MISMATCH`, `ORDER_NOT_PAYABLE`", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 422, description = "A provider not enabled, a bad outcome or key", body = ProblemDetails, content_type = "application/problem+json"),
+        kernel::openapi::SignedIn,
+        kernel::openapi::ById,
+    ))]
+async fn pay_order(
+    axum::extract::State(s): State,
+    principal: Principal,
+    Path(id): Path<OrderId>,
+    Json(body): Json<NewPayment>,
+) -> Result<axum::response::Response, Problem> {
+    use axum::response::IntoResponse;
+    Ok(match s.pay(&principal, id, &body).await? {
+        Paid::Paid(order) => Json(order).into_response(),
+        Paid::Pending(order) => (axum::http::StatusCode::ACCEPTED, Json(order)).into_response(),
+    })
 }

@@ -12,6 +12,7 @@
 
 pub mod http;
 pub mod model;
+pub mod payment;
 pub mod service;
 pub mod store;
 

@@ -151,6 +151,8 @@ pub struct Order {
     pub currency: String,
     pub coupon_code: Option<String>,
     pub payment: Payment,
+    /// One per unit, once paid.
+    pub tickets: Vec<crate::tickets::Ticket>,
     /// The end of the payment window; the holds last until then.
     pub expires_at: Timestamp,
     pub created_at: Timestamp,

@@ -1,7 +1,7 @@
 //! The order use cases: place an order from the caller's holds, read
 //! orders, and expire the unpaid ones past their payment window.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,9 +11,10 @@ use kernel::{
 };
 
 use super::model::{self, NewOrder, Order, OrderStatus, Payment, PaymentStatus, PricingError};
-use super::store::{OrderStore, PlaceError};
+use super::store::{Close, OrderStore, PlaceError};
 use crate::error::CommerceError;
 use crate::model::OrderId;
+use crate::payments::{PaymentProvider, ProviderName};
 use crate::products::ProductStore;
 use crate::reservations::{ReservationService, ReservationStatus};
 
@@ -21,11 +22,13 @@ use crate::reservations::{ReservationService, ReservationStatus};
 const SWEEP_BATCH: i64 = 200;
 
 pub struct OrderService {
-    store: Arc<dyn OrderStore>,
-    products: Arc<dyn ProductStore>,
-    reservations: Arc<ReservationService>,
-    clock: SharedClock,
+    pub(super) store: Arc<dyn OrderStore>,
+    pub(super) products: Arc<dyn ProductStore>,
+    pub(super) reservations: Arc<ReservationService>,
+    pub(super) clock: SharedClock,
     payment_window: Duration,
+    /// The payment providers wired in, by name.
+    pub(super) providers: HashMap<ProviderName, Arc<dyn PaymentProvider>>,
 }
 
 impl std::fmt::Debug for OrderService {
@@ -57,7 +60,15 @@ impl OrderService {
             reservations,
             clock,
             payment_window,
+            providers: HashMap::new(),
         }
+    }
+
+    /// Takes payments through `provider` too (under its name).
+    #[must_use]
+    pub fn with_provider(mut self, provider: Arc<dyn PaymentProvider>) -> Self {
+        self.providers.insert(provider.name(), provider);
+        self
     }
 
     /// Places an order from the caller's `HELD` reservations, with the
@@ -167,6 +178,7 @@ impl OrderService {
                 approved_at: None,
                 code: None,
             },
+            tickets: Vec::new(),
             expires_at: now + self.payment_window,
             created_at: now,
             updated_at: now,
@@ -248,13 +260,23 @@ impl OrderService {
         id: OrderId,
         payment: PaymentStatus,
         to: OrderStatus,
-        event: &str,
+        event: &'static str,
         due: Option<Timestamp>,
     ) -> Result<bool, CommerceError> {
         let now = self.clock.now();
         let Some(returned) = self
             .store
-            .close_unpaid(id, payment, to, event, due, now)
+            .close_unpaid(
+                id,
+                Close {
+                    payment,
+                    to,
+                    to_payment: None,
+                    event,
+                    due,
+                },
+                now,
+            )
             .await?
         else {
             return Ok(false);

@@ -11,6 +11,8 @@ use super::model::{Order, OrderItem, OrderStatus, Payment, PaymentStatus};
 use crate::model::{CouponId, Discount, OrderId, Percent};
 use crate::products::ProductId;
 use crate::reservations::{Reservation, ReservationId};
+use crate::tickets::Ticket;
+use crate::tickets::store::TicketRow;
 
 /// A coupon as an order sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,6 +32,20 @@ pub enum PlaceError {
     CouponTaken,
     #[error(transparent)]
     Database(#[from] sqlx::Error),
+}
+
+/// How [`OrderStore::close_unpaid`] closes an unpaid order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Close {
+    /// The payment status the order must be in.
+    pub payment: PaymentStatus,
+    pub to: OrderStatus,
+    /// The payment status and provider code to write, if they change.
+    pub to_payment: Option<(PaymentStatus, Option<String>)>,
+    /// The history line.
+    pub event: &'static str,
+    /// Only if its window ended by then.
+    pub due: Option<Timestamp>,
 }
 
 /// Units a closed order gave up: one entry per reservation it moved.
@@ -56,12 +72,40 @@ pub trait OrderStore: Send + Sync {
     async fn close_unpaid(
         &self,
         id: OrderId,
-        payment: PaymentStatus,
-        to: OrderStatus,
-        event: &str,
-        due: Option<Timestamp>,
+        close: Close,
         now: Timestamp,
     ) -> Result<Option<Returned>, sqlx::Error>;
+    /// Starts a charge attempt: `payment_status NONE → UNKNOWN` while the
+    /// order is unpaid and inside its window. The attempt's number, or
+    /// `None` when the order was not payable.
+    async fn begin_attempt(
+        &self,
+        id: OrderId,
+        provider: &str,
+        payment_key: &str,
+        now: Timestamp,
+    ) -> Result<Option<u32>, sqlx::Error>;
+    /// The charge was approved: `PAID` with `tickets`, reservations `SOLD`,
+    /// coupon `USED`, all at once; `false` when the order no longer waits
+    /// for this charge (it expired, failed or was cancelled meanwhile).
+    async fn settle_paid(
+        &self,
+        id: OrderId,
+        payment_key: &str,
+        approved_at: Timestamp,
+        tickets: &[Ticket],
+        now: Timestamp,
+    ) -> Result<bool, sqlx::Error>;
+    /// Records on a closed order that its late payment was refunded.
+    async fn record_late_refund(
+        &self,
+        id: OrderId,
+        detail: &str,
+        refunded: bool,
+        now: Timestamp,
+    ) -> Result<(), sqlx::Error>;
+    /// Unpaid orders with a charge whose answer is not known.
+    async fn unknown_payments(&self, limit: i64) -> Result<Vec<OrderId>, sqlx::Error>;
     /// Unpaid orders without a charge in flight, past their window.
     async fn due(&self, now: Timestamp, limit: i64) -> Result<Vec<OrderId>, sqlx::Error>;
     /// The order's history: `(event, detail, at)` in order.
@@ -80,6 +124,19 @@ impl SqlOrderStore {
     #[must_use]
     pub const fn new(db: Db) -> Self {
         Self { db }
+    }
+
+    async fn tickets(&self, id: OrderId) -> Result<Vec<Ticket>, sqlx::Error> {
+        let rows: Vec<TicketRow> = kernel::read!(&self.db, |pool| {
+            sqlx::query_as(
+                "select id, order_id, product_id, user_id, code, status, valid_from, \
+                 valid_until, checked_in_at from tickets where order_id = $1 order by id",
+            )
+            .bind(id)
+            .fetch_all(pool)
+            .await
+        })?;
+        rows.into_iter().map(TryInto::try_into).collect()
     }
 }
 
@@ -123,8 +180,13 @@ struct ItemRow {
     amount: i64,
 }
 
-fn order_of(row: OrderRow, items: Vec<OrderItem>) -> Result<Order, sqlx::Error> {
+fn order_of(
+    row: OrderRow,
+    items: Vec<OrderItem>,
+    tickets: Vec<Ticket>,
+) -> Result<Order, sqlx::Error> {
     Ok(Order {
+        tickets,
         id: row.id,
         user_id: row.user_id,
         status: row.status.parse().map_err(|e| bad_row("order status", e))?,
@@ -309,7 +371,8 @@ impl OrderStore for SqlOrderStore {
             .await
         })?;
         let items = items.into_iter().map(item_of).collect::<Result<_, _>>()?;
-        order_of(row, items).map(Some)
+        let tickets = self.tickets(id).await?;
+        order_of(row, items, tickets).map(Some)
     }
 
     async fn list(
@@ -346,7 +409,8 @@ impl OrderStore for SqlOrderStore {
             })?;
             debug_assert!(items.iter().all(|i| i.order_id == row.id));
             let items = items.into_iter().map(item_of).collect::<Result<_, _>>()?;
-            orders.push(order_of(row, items)?);
+            let tickets = self.tickets(row.id).await?;
+            orders.push(order_of(row, items, tickets)?);
         }
         Ok(orders)
     }
@@ -397,12 +461,18 @@ impl OrderStore for SqlOrderStore {
     async fn close_unpaid(
         &self,
         id: OrderId,
-        payment: PaymentStatus,
-        to: OrderStatus,
-        event: &str,
-        due: Option<Timestamp>,
+        close: Close,
         now: Timestamp,
     ) -> Result<Option<Returned>, sqlx::Error> {
+        let Close {
+            payment,
+            to,
+            to_payment,
+            event,
+            due,
+        } = close;
+        let (new_payment, code) = to_payment.map_or((payment, None), |(p, c)| (p, c));
+        let detail = code.clone();
         let (event, to_reservation) = (
             event.to_owned(),
             if to == OrderStatus::Cancelled {
@@ -413,7 +483,8 @@ impl OrderStore for SqlOrderStore {
         );
         kernel::write_tx!(&self.db, |conn| {
             let closed = sqlx::query(
-                "update orders set status = $2, updated_at = $3 \
+                "update orders set status = $2, updated_at = $3, payment_status = $6, \
+                 payment_code = coalesce($7, payment_code) \
                  where id = $1 and status = 'PENDING_PAYMENT' and payment_status = $4 \
                  and ($5 is null or expires_at <= $5)",
             )
@@ -422,6 +493,8 @@ impl OrderStore for SqlOrderStore {
             .bind(now)
             .bind(payment.as_str())
             .bind(due)
+            .bind(new_payment.as_str())
+            .bind(code)
             .execute(&mut *conn)
             .await?
             .rows_affected();
@@ -447,12 +520,140 @@ impl OrderStore for SqlOrderStore {
             .bind(now)
             .execute(&mut *conn)
             .await?;
-            append_history!(conn, id, &event, None::<String>, now)?;
+            append_history!(conn, id, &event, detail, now)?;
             returned
                 .into_iter()
                 .map(TryInto::try_into)
                 .collect::<Result<Vec<Reservation>, _>>()
                 .map(Some)
+        })
+    }
+
+    async fn begin_attempt(
+        &self,
+        id: OrderId,
+        provider: &str,
+        payment_key: &str,
+        now: Timestamp,
+    ) -> Result<Option<u32>, sqlx::Error> {
+        let (provider, payment_key) = (provider.to_owned(), payment_key.to_owned());
+        let attempts: Option<i64> = kernel::write_tx!(&self.db, |conn| {
+            let attempts: Option<i64> = sqlx::query_scalar(
+                "update orders set payment_status = 'UNKNOWN', payment_provider = $2, \
+                 payment_key = $3, attempts = attempts + 1, updated_at = $4 \
+                 where id = $1 and status = 'PENDING_PAYMENT' and payment_status = 'NONE' \
+                 and expires_at > $4 returning attempts",
+            )
+            .bind(id)
+            .bind(&provider)
+            .bind(&payment_key)
+            .bind(now)
+            .fetch_optional(&mut *conn)
+            .await?;
+            if attempts.is_some() {
+                append_history!(conn, id, "CHARGE_STARTED", Some(provider.clone()), now)?;
+            }
+            Ok::<_, sqlx::Error>(attempts)
+        })?;
+        attempts.map(|n| stored_count("attempts", n)).transpose()
+    }
+
+    async fn settle_paid(
+        &self,
+        id: OrderId,
+        payment_key: &str,
+        approved_at: Timestamp,
+        tickets: &[Ticket],
+        now: Timestamp,
+    ) -> Result<bool, sqlx::Error> {
+        let (payment_key, tickets) = (payment_key.to_owned(), tickets.to_vec());
+        kernel::write_tx!(&self.db, |conn| {
+            let paid = sqlx::query(
+                "update orders set status = 'PAID', payment_status = 'DONE', payment_key = $2, \
+                 approved_at = $3, updated_at = $4 \
+                 where id = $1 and status = 'PENDING_PAYMENT' and payment_status = 'UNKNOWN'",
+            )
+            .bind(id)
+            .bind(&payment_key)
+            .bind(approved_at)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+            if paid != 1 {
+                return Ok(false);
+            }
+            sqlx::query(
+                "update reservations set status = 'SOLD', updated_at = $2 \
+                 where order_id = $1 and status = 'ORDERED'",
+            )
+            .bind(id)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+            sqlx::query(
+                "update coupons set status = 'USED', updated_at = $2 \
+                 where order_id = $1 and status = 'ISSUED'",
+            )
+            .bind(id)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+            for t in &tickets {
+                sqlx::query(
+                    "insert into tickets (id, order_id, product_id, user_id, code, status, \
+                     valid_from, valid_until, checked_in_at, created_at) \
+                     values ($1, $2, $3, $4, $5, $6, $7, $8, null, $9)",
+                )
+                .bind(t.id)
+                .bind(t.order_id)
+                .bind(t.product_id)
+                .bind(t.user_id)
+                .bind(t.code.as_str())
+                .bind(t.status.as_str())
+                .bind(t.valid_from)
+                .bind(t.valid_until)
+                .bind(now)
+                .execute(&mut *conn)
+                .await?;
+            }
+            append_history!(conn, id, "PAID", Some(payment_key.clone()), now)?;
+            Ok::<_, sqlx::Error>(true)
+        })
+    }
+
+    async fn record_late_refund(
+        &self,
+        id: OrderId,
+        detail: &str,
+        refunded: bool,
+        now: Timestamp,
+    ) -> Result<(), sqlx::Error> {
+        let detail = detail.to_owned();
+        kernel::write_tx!(&self.db, |conn| {
+            if refunded {
+                sqlx::query(
+                    "update orders set payment_status = 'REFUNDED', updated_at = $2 where id = $1",
+                )
+                .bind(id)
+                .bind(now)
+                .execute(&mut *conn)
+                .await?;
+            }
+            append_history!(conn, id, "PAID_AFTER_EXPIRY", Some(detail.clone()), now)?;
+            Ok::<_, sqlx::Error>(())
+        })
+    }
+
+    async fn unknown_payments(&self, limit: i64) -> Result<Vec<OrderId>, sqlx::Error> {
+        kernel::read!(&self.db, |pool| {
+            sqlx::query_scalar(
+                "select id from orders where status = 'PENDING_PAYMENT' \
+                 and payment_status = 'UNKNOWN' order by updated_at limit $1",
+            )
+            .bind(limit)
+            .fetch_all(pool)
+            .await
         })
     }
 

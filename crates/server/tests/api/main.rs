@@ -18,5 +18,6 @@ mod reward_requests;
 mod rewards;
 mod stock;
 mod test_users;
+mod tickets;
 mod tokens;
 mod webhooks;
