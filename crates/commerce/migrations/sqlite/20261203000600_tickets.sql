@@ -14,3 +14,12 @@ create table tickets (
 );
 create index tickets_user on tickets (user_id, id);
 create index tickets_order on tickets (order_id);
+
+-- Every scan's answer by the scanner's nonce: a scanner retrying over a
+-- bad network gets its first answer again.
+create table check_ins (
+    nonce text primary key,
+    code text not null,
+    answer text not null,
+    at text not null
+);

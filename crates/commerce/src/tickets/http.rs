@@ -7,14 +7,17 @@ use kernel::{Page, PageQuery, Principal, Problem};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::model::Ticket;
+use super::model::{CheckIn, NewCheckIn, Ticket};
 use super::store::TicketStore;
 use crate::error::CommerceError;
+use kernel::ProblemDetails;
+use kernel::auth::Staff;
 
 /// The `/api/v1` routes of tickets.
 pub fn router(store: Arc<dyn TicketStore>) -> OpenApiRouter {
     OpenApiRouter::new()
         .routes(routes!(my_tickets))
+        .routes(routes!(check_in))
         .with_state(store)
 }
 
@@ -37,4 +40,29 @@ async fn my_tickets(
         .await
         .map_err(CommerceError::from)?;
     Ok(Json(Page::from_rows(rows, page, "tickets", |t| t.id.0)))
+}
+
+/// Redeem a ticket at the door (staff): `OK` once, then `ALREADY_USED` with
+/// the first time; `VOID` for a voided ticket, `UNKNOWN` for no ticket. The
+/// same `nonce` again replays the first answer.
+#[utoipa::path(post, path = "/check-ins", tag = "tickets", security(("bearer" = [])),
+    request_body = NewCheckIn,
+    responses(
+        (status = 200, description = "What the scan found", body = CheckIn),
+        (status = 422, description = "A code or nonce empty, too long or with control characters", body = ProblemDetails, content_type = "application/problem+json"),
+        kernel::openapi::StaffOnly,
+    ))]
+async fn check_in(
+    axum::extract::State(store): axum::extract::State<Arc<dyn TicketStore>>,
+    _: Staff,
+    Json(body): Json<NewCheckIn>,
+) -> Result<Json<CheckIn>, Problem> {
+    let (code, nonce) = body.checked().map_err(CommerceError::Invalid)?;
+    let now = kernel::Timestamp::from(time::OffsetDateTime::now_utc());
+    Ok(Json(
+        store
+            .check_in(code, nonce, now)
+            .await
+            .map_err(CommerceError::from)?,
+    ))
 }

@@ -6,5 +6,5 @@ pub mod http;
 pub mod model;
 pub mod store;
 
-pub use model::{Ticket, TicketCode, TicketId, TicketStatus};
+pub use model::{CheckIn, CheckInResult, NewCheckIn, Ticket, TicketCode, TicketId, TicketStatus};
 pub use store::{SqlTicketStore, TicketStore};

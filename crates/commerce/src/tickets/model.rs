@@ -83,6 +83,77 @@ pub struct Ticket {
     pub checked_in_at: Option<Timestamp>,
 }
 
+/// The body of `POST /check-ins`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+pub struct NewCheckIn {
+    /// The ticket's code, as scanned.
+    pub code: String,
+    /// The scanner's own id for this scan (1 to 128 characters): the same
+    /// nonce again replays the first answer.
+    pub nonce: String,
+}
+
+impl NewCheckIn {
+    /// The most characters of a code or nonce.
+    pub const MAX_LEN: usize = 128;
+
+    /// The fields, if both are 1 to [`Self::MAX_LEN`] printable characters.
+    pub fn checked(&self) -> Result<(&str, &str), Vec<kernel::FieldError>> {
+        let ok = |s: &str| {
+            (1..=Self::MAX_LEN).contains(&s.chars().count()) && !s.chars().any(char::is_control)
+        };
+        let mut errors = Vec::new();
+        for (field, value) in [("code", &self.code), ("nonce", &self.nonce)] {
+            if !ok(value) {
+                errors.push(kernel::FieldError {
+                    field: field.into(),
+                    message: format!("must be 1 to {} printable characters", Self::MAX_LEN),
+                });
+            }
+        }
+        if errors.is_empty() {
+            Ok((self.code.as_str(), self.nonce.as_str()))
+        } else {
+            Err(errors)
+        }
+    }
+}
+
+/// What a scan found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum CheckInResult {
+    /// Let in: the ticket is `USED` from now.
+    Ok,
+    /// Scanned before, at `checked_in_at`.
+    AlreadyUsed,
+    /// The ticket was voided (its order cancelled).
+    Void,
+    /// No ticket has this code.
+    Unknown,
+}
+
+/// The answer of `POST /check-ins`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CheckIn {
+    pub result: CheckInResult,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ticket: Option<CheckedTicket>,
+    /// When the ticket was first checked in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checked_in_at: Option<Timestamp>,
+}
+
+/// The ticket a scan found, as a check-in shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CheckedTicket {
+    pub id: TicketId,
+    pub order_id: OrderId,
+    pub product_id: ProductId,
+    pub user_id: UserId,
+    pub status: TicketStatus,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

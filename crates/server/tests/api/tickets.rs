@@ -309,3 +309,150 @@ async fn an_expired_order_is_not_payable() {
     expect_problem(late, 409, "ORDER_NOT_PAYABLE").await;
     app.stop().await;
 }
+
+/// A paid order of `quantity` units for a new user; its tickets' codes.
+async fn paid_codes(app: &TestApp, quantity: i64) -> Vec<String> {
+    let gala = product(app, json!(100), Value::Null).await;
+    let ann = app.new_user().await;
+    let placed = order(app, &ann, &gala, quantity, None).await;
+    let response = pay(app, &ann, &placed, json!({"provider": "fake"})).await;
+    assert_eq!(response.status(), 200);
+    let paid: Value = response.json().await.expect("an order");
+    paid["tickets"]
+        .as_array()
+        .expect("tickets")
+        .iter()
+        .map(|t| text(&t["code"]))
+        .collect()
+}
+
+async fn scan(app: &TestApp, who: &Session, code: &str, nonce: &str) -> reqwest::Response {
+    app.post(
+        "/api/v1/check-ins",
+        Some(&who.access_token),
+        json!({"code": code, "nonce": nonce}),
+    )
+    .await
+}
+
+async fn scanned(app: &TestApp, who: &Session, code: &str, nonce: &str) -> Value {
+    let response = scan(app, who, code, nonce).await;
+    assert_eq!(response.status(), 200);
+    response.json().await.expect("a check-in")
+}
+
+#[tokio::test]
+async fn a_ticket_checks_in_once_and_a_repeated_nonce_replays_the_first_answer() {
+    let app = fake_app().await;
+    let codes = paid_codes(&app, 1).await;
+    let operator = app.user_with_roles(&["USER", "OPERATOR"]).await;
+
+    let first = scanned(&app, &operator, &codes[0], "scan-1").await;
+    assert_eq!(first["result"], "OK");
+    assert_eq!(first["ticket"]["status"], "USED");
+    let at = first["checked_in_at"].clone();
+    assert!(at.is_string());
+
+    let second = scanned(&app, &operator, &codes[0], "scan-2").await;
+    assert_eq!(second["result"], "ALREADY_USED");
+    assert_eq!(second["checked_in_at"], at, "the first time");
+    // The scanner retries its first scan: the first answer again.
+    let replay = scanned(&app, &operator, &codes[0], "scan-1").await;
+    assert_eq!(replay, first);
+
+    let unknown = scanned(
+        &app,
+        &operator,
+        "0123456789abcdef0123456789abcdef",
+        "scan-3",
+    )
+    .await;
+    assert_eq!(unknown["result"], "UNKNOWN");
+    assert!(unknown.get("ticket").is_none());
+
+    for body in [
+        json!({"code": "", "nonce": "n"}),
+        json!({"code": "c", "nonce": ""}),
+        json!({"code": "c", "nonce": "x".repeat(129)}),
+        json!({"code": "c\u{7}", "nonce": "n"}),
+    ] {
+        let response = app
+            .post("/api/v1/check-ins", Some(&operator.access_token), body)
+            .await;
+        expect_problem(response, 422, "VALIDATION_FAILED").await;
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn only_staff_check_tickets_in() {
+    let app = fake_app().await;
+    let codes = paid_codes(&app, 1).await;
+    for roles in [&["USER"][..], &["USER", "AUDITOR"][..]] {
+        let who = app.user_with_roles(roles).await;
+        expect_problem(scan(&app, &who, &codes[0], "n-1").await, 403, "FORBIDDEN").await;
+    }
+    let anonymous = app
+        .post(
+            "/api/v1/check-ins",
+            None,
+            json!({"code": codes[0], "nonce": "n-2"}),
+        )
+        .await;
+    expect_problem(anonymous, 401, "UNAUTHORIZED").await;
+    let admin = app.admin().await;
+    assert_eq!(
+        scanned(&app, &admin, &codes[0], "n-3").await["result"],
+        "OK"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn fifty_simultaneous_scans_of_one_code_let_in_exactly_one() {
+    let app = fake_app().await;
+    let codes = paid_codes(&app, 1).await;
+    let operator = app.user_with_roles(&["USER", "OPERATOR"]).await;
+    let mut scans = Vec::new();
+    for i in 0..50 {
+        let (http, url, token, code) = (
+            app.http.clone(),
+            app.url("/api/v1/check-ins"),
+            operator.access_token.clone(),
+            codes[0].clone(),
+        );
+        scans.push(tokio::spawn(async move {
+            let response = http
+                .post(url)
+                .bearer_auth(token)
+                .json(&json!({"code": code, "nonce": format!("door-{i}")}))
+                .send()
+                .await
+                .expect("an answer");
+            assert_eq!(response.status(), 200);
+            let body: Value = response.json().await.expect("a check-in");
+            body
+        }));
+    }
+    let mut results = Vec::new();
+    for scan in scans {
+        results.push(scan.await.expect("the task ends"));
+    }
+    let ok = results.iter().filter(|r| r["result"] == "OK").count();
+    let used = results
+        .iter()
+        .filter(|r| r["result"] == "ALREADY_USED")
+        .count();
+    assert_eq!((ok, used), (1, 49));
+    let first = results
+        .iter()
+        .find(|r| r["result"] == "OK")
+        .map(|r| r["checked_in_at"].clone());
+    assert!(
+        results
+            .iter()
+            .all(|r| Some(r["checked_in_at"].clone()) == first),
+        "every scan names the first time"
+    );
+    app.stop().await;
+}
