@@ -46,6 +46,12 @@ pub enum CommerceError {
     PaymentDeclined { code: String, message: String },
     #[error("the amount is not the order's total of {total}")]
     AmountMismatch { total: i64 },
+    #[error("a ticket of this order was checked in: it cannot be cancelled")]
+    TicketUsed,
+    #[error("the order is {status}: it cannot be cancelled now")]
+    OrderNotCancellable { status: &'static str },
+    #[error("the refund did not go through: {0}; try again")]
+    RefundFailed(String),
     #[error("this belongs to another user")]
     Forbidden,
     #[error("the stock gate cannot answer: {0}")]
@@ -124,6 +130,11 @@ impl From<CommerceError> for Problem {
             E::AmountMismatch { total } => {
                 Self::conflict("AMOUNT_MISMATCH", e.to_string()).with("total", total)
             }
+            E::TicketUsed => Self::conflict("TICKET_USED", e.to_string()),
+            E::OrderNotCancellable { status } => {
+                Self::conflict("ORDER_NOT_CANCELLABLE", e.to_string()).with("order_status", status)
+            }
+            E::RefundFailed(ref cause) => Self::unavailable(cause),
             E::Forbidden => Self::forbidden(),
             E::SoldOut => Self::conflict("SOLD_OUT", e.to_string()),
             E::LimitReached => Self::conflict("LIMIT_REACHED", e.to_string()),

@@ -20,6 +20,9 @@ create table orders (
     payment_code text,
     approved_at timestamptz,
     attempts bigint not null default 0,
+    refund_amount bigint,
+    refund_status text,
+    refunded_at timestamptz,
     expires_at timestamptz not null,
     created_at timestamptz not null,
     updated_at timestamptz not null

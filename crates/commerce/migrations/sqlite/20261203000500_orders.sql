@@ -20,6 +20,9 @@ create table orders (
     payment_code text,
     approved_at text,
     attempts integer not null default 0,
+    refund_amount integer,
+    refund_status text,
+    refunded_at text,
     expires_at text not null,
     created_at text not null,
     updated_at text not null

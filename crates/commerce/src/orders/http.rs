@@ -30,6 +30,7 @@ pub fn router(service: Arc<OrderService>, idempotency: Idempotency) -> OpenApiRo
         .routes(routes!(my_orders))
         .routes(routes!(get_order))
         .routes(routes!(pay_order))
+        .routes(routes!(cancel_order))
         .merge(place)
         .with_state(service)
 }
@@ -156,4 +157,26 @@ async fn pay_order(
         Paid::Paid(order) => Json(order).into_response(),
         Paid::Pending(order) => (axum::http::StatusCode::ACCEPTED, Json(order)).into_response(),
     })
+}
+
+/// Cancel an order (owner or staff): unpaid, its stock and coupon come
+/// back; paid, it is refunded through its provider (`refund` in the body)
+/// and its tickets voided.
+#[utoipa::path(post, path = "/orders/{id}/cancel", tag = "orders", security(("bearer" = [])),
+    params(("id" = String, Path, format = Uuid)),
+    responses(
+        (status = 200, description = "`CANCELLED`", body = Order),
+        (status = 403, description = "Another user's order, for a caller who is not staff", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 404, description = "No such order", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 409, description = "`TICKET_USED`, `ORDER_NOT_CANCELLABLE`", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 503, description = "The refund did not go through; cancel again", body = ProblemDetails, content_type = "application/problem+json"),
+        kernel::openapi::SignedIn,
+        kernel::openapi::ById,
+    ))]
+async fn cancel_order(
+    axum::extract::State(s): State,
+    principal: Principal,
+    Path(id): Path<OrderId>,
+) -> Result<Json<Order>, Problem> {
+    Ok(Json(s.cancel(&principal, id).await?))
 }

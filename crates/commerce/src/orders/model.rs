@@ -138,6 +138,16 @@ pub struct Payment {
     pub code: Option<String>,
 }
 
+/// A paid order's money given back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct OrderRefund {
+    /// Minor units.
+    pub amount: i64,
+    /// `REFUNDED`.
+    pub status: String,
+    pub refunded_at: Option<Timestamp>,
+}
+
 /// An order, as stored and as the API shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct Order {
@@ -151,6 +161,9 @@ pub struct Order {
     pub currency: String,
     pub coupon_code: Option<String>,
     pub payment: Payment,
+    /// Present once a paid order was refunded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refund: Option<OrderRefund>,
     /// One per unit, once paid.
     pub tickets: Vec<crate::tickets::Ticket>,
     /// The end of the payment window; the holds last until then.

@@ -341,3 +341,79 @@ impl OrderService {
         Ok(settled)
     }
 }
+
+impl OrderService {
+    /// Cancels an order (its owner or staff). Unpaid: `CANCELLED`, stock
+    /// and coupon back. Paid: its tickets voided (refused with
+    /// `TICKET_USED` after a check-in), the money refunded through its
+    /// provider, then `CANCELLED` with stock and coupon back. A refund that
+    /// fails leaves the tickets void and the order paid: cancelling again
+    /// retries it under the same idempotency key.
+    pub async fn cancel(&self, principal: &Principal, id: OrderId) -> Result<Order, CommerceError> {
+        let order = self.reload(id).await?;
+        if order.user_id != principal.user_id && !principal.roles.is_staff() {
+            return Err(CommerceError::Forbidden);
+        }
+        let not_now = || CommerceError::OrderNotCancellable {
+            status: order.status.as_str(),
+        };
+        match (order.status, order.payment.status) {
+            (OrderStatus::PendingPayment, PaymentStatus::None) => {
+                if !self
+                    .close_unpaid(
+                        id,
+                        PaymentStatus::None,
+                        OrderStatus::Cancelled,
+                        "CANCELLED",
+                        None,
+                    )
+                    .await?
+                {
+                    return Err(not_now());
+                }
+            }
+            (OrderStatus::Paid, _) => {
+                if !self.store.void_tickets(id).await? {
+                    return Err(CommerceError::TicketUsed);
+                }
+                let provider = order
+                    .payment
+                    .provider
+                    .as_deref()
+                    .and_then(|p| p.parse::<ProviderName>().ok())
+                    .and_then(|p| self.provider(p))
+                    .ok_or_else(|| {
+                        CommerceError::RefundFailed("the order's provider is not enabled".into())
+                    })?;
+                let currency = kernel::Currency::parse(&order.currency)
+                    .map_err(|e| CommerceError::Internal(format!("stored currency: {e}")))?;
+                let refund = Refund {
+                    order_ref: id.to_string(),
+                    payment_key: order.payment.payment_key.clone().unwrap_or_default(),
+                    amount: Money::new(order.total, currency),
+                    reason: "cancelled".to_owned(),
+                };
+                let refunded_at = match provider.refund(&refund).await {
+                    RefundOutcome::Refunded { refunded_at } => Timestamp::from(refunded_at),
+                    RefundOutcome::Refused { code, message } => {
+                        return Err(CommerceError::RefundFailed(format!("{code}: {message}")));
+                    }
+                    RefundOutcome::Unknown { reason } => {
+                        return Err(CommerceError::RefundFailed(reason));
+                    }
+                };
+                if let Some(returned) = self
+                    .store
+                    .cancel_paid(id, refunded_at, self.clock.now())
+                    .await?
+                {
+                    for reservation in &returned {
+                        self.reservations.return_units(reservation).await;
+                    }
+                }
+            }
+            _ => return Err(not_now()),
+        }
+        self.reload(id).await
+    }
+}

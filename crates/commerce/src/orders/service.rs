@@ -178,6 +178,7 @@ impl OrderService {
                 approved_at: None,
                 code: None,
             },
+            refund: None,
             tickets: Vec::new(),
             expires_at: now + self.payment_window,
             created_at: now,

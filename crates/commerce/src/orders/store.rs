@@ -104,6 +104,18 @@ pub trait OrderStore: Send + Sync {
         refunded: bool,
         now: Timestamp,
     ) -> Result<(), sqlx::Error>;
+    /// First step of cancelling a paid order: voids its `VALID` tickets,
+    /// unless one was checked in (then nothing changes: `false`).
+    async fn void_tickets(&self, id: OrderId) -> Result<bool, sqlx::Error>;
+    /// Last step of cancelling a paid order, once refunded: `CANCELLED`,
+    /// payment `REFUNDED`, reservations `SOLD → RELEASED`, coupon back.
+    /// The reservations this call released, or `None` if it was not paid.
+    async fn cancel_paid(
+        &self,
+        id: OrderId,
+        refunded_at: Timestamp,
+        now: Timestamp,
+    ) -> Result<Option<Returned>, sqlx::Error>;
     /// Unpaid orders with a charge whose answer is not known.
     async fn unknown_payments(&self, limit: i64) -> Result<Vec<OrderId>, sqlx::Error>;
     /// Unpaid orders without a charge in flight, past their window.
@@ -144,7 +156,7 @@ macro_rules! order_columns {
     () => {
         "id, user_id, status, subtotal, discount, total, currency, coupon_id, coupon_code, \
          payment_provider, payment_status, payment_key, payment_code, approved_at, attempts, \
-         expires_at, created_at, updated_at"
+         refund_amount, refund_status, refunded_at, expires_at, created_at, updated_at"
     };
 }
 
@@ -165,6 +177,9 @@ struct OrderRow {
     payment_code: Option<String>,
     approved_at: Option<Timestamp>,
     attempts: i64,
+    refund_amount: Option<i64>,
+    refund_status: Option<String>,
+    refunded_at: Option<Timestamp>,
     expires_at: Timestamp,
     created_at: Timestamp,
     updated_at: Timestamp,
@@ -206,6 +221,11 @@ fn order_of(
             approved_at: row.approved_at,
             code: row.payment_code,
         },
+        refund: row.refund_amount.map(|amount| super::model::OrderRefund {
+            amount,
+            status: row.refund_status.unwrap_or_else(|| "REFUNDED".into()),
+            refunded_at: row.refunded_at,
+        }),
         expires_at: row.expires_at,
         created_at: row.created_at,
         updated_at: row.updated_at,
@@ -642,6 +662,88 @@ impl OrderStore for SqlOrderStore {
             }
             append_history!(conn, id, "PAID_AFTER_EXPIRY", Some(detail.clone()), now)?;
             Ok::<_, sqlx::Error>(())
+        })
+    }
+
+    async fn void_tickets(&self, id: OrderId) -> Result<bool, sqlx::Error> {
+        kernel::write_tx!(&self.db, |conn| {
+            let (all, valid): (i64, i64) = sqlx::query_as(
+                "select cast(count(*) as bigint), \
+                 cast(coalesce(sum(case when status = 'VALID' then 1 else 0 end), 0) as bigint) \
+                 from tickets where order_id = $1 and status <> 'VOID'",
+            )
+            .bind(id)
+            .fetch_one(&mut *conn)
+            .await?;
+            if valid != all {
+                return Ok(false);
+            }
+            let voided = sqlx::query(
+                "update tickets set status = 'VOID' where order_id = $1 and status = 'VALID'",
+            )
+            .bind(id)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+            if i64::try_from(voided).unwrap_or(i64::MAX) != valid {
+                // A check-in won the race: undo, nothing changed.
+                return Err(sqlx::Error::Protocol(
+                    "a ticket was checked in meanwhile".into(),
+                ));
+            }
+            Ok(true)
+        })
+        .or_else(|e| match e {
+            sqlx::Error::Protocol(_) => Ok(false),
+            other => Err(other),
+        })
+    }
+
+    async fn cancel_paid(
+        &self,
+        id: OrderId,
+        refunded_at: Timestamp,
+        now: Timestamp,
+    ) -> Result<Option<Returned>, sqlx::Error> {
+        kernel::write_tx!(&self.db, |conn| {
+            let cancelled = sqlx::query(
+                "update orders set status = 'CANCELLED', payment_status = 'REFUNDED', \
+                 refund_amount = total, refund_status = 'REFUNDED', refunded_at = $2, \
+                 updated_at = $3 where id = $1 and status = 'PAID'",
+            )
+            .bind(id)
+            .bind(refunded_at)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+            if cancelled != 1 {
+                return Ok(None);
+            }
+            let returned: Vec<ReturnedRow> = sqlx::query_as(
+                "update reservations set status = 'RELEASED', updated_at = $2 \
+                 where order_id = $1 and status = 'SOLD' \
+                 returning id, product_id, user_id, quantity, status, expires_at, order_id, \
+                 created_at, updated_at",
+            )
+            .bind(id)
+            .bind(now)
+            .fetch_all(&mut *conn)
+            .await?;
+            sqlx::query(
+                "update coupons set status = 'ISSUED', order_id = null, updated_at = $2 \
+                 where order_id = $1 and status = 'USED'",
+            )
+            .bind(id)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+            append_history!(conn, id, "CANCELLED", Some("refunded".to_owned()), now)?;
+            returned
+                .into_iter()
+                .map(TryInto::try_into)
+                .collect::<Result<Vec<Reservation>, _>>()
+                .map(Some)
         })
     }
 

@@ -456,3 +456,126 @@ async fn fifty_simultaneous_scans_of_one_code_let_in_exactly_one() {
     );
     app.stop().await;
 }
+
+async fn cancel(app: &TestApp, who: &Session, order: &Value) -> reqwest::Response {
+    app.post(
+        &format!("/api/v1/orders/{}/cancel", text(&order["id"])),
+        Some(&who.access_token),
+        json!({}),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn cancelling_an_unpaid_order_gives_stock_and_coupon_back() {
+    let app = fake_app().await;
+    let gala = product(&app, json!(5), Value::Null).await;
+    let ann = app.new_user().await;
+    let code = coupon(&app, &ann).await;
+    let placed = order(&app, &ann, &gala, 2, Some(&code)).await;
+    assert_eq!(remaining(&app, &gala).await, 3);
+    let response = cancel(&app, &ann, &placed).await;
+    assert_eq!(response.status(), 200);
+    let cancelled: Value = response.json().await.expect("an order");
+    assert_eq!(cancelled["status"], "CANCELLED");
+    assert!(cancelled.get("refund").is_none());
+    assert_eq!(remaining(&app, &gala).await, 5);
+    assert_eq!(coupon_status(&app, &ann, &code).await, "ISSUED");
+    let twice = cancel(&app, &ann, &placed).await;
+    expect_problem(twice, 409, "ORDER_NOT_CANCELLABLE").await;
+    assert_eq!(remaining(&app, &gala).await, 5, "given back once");
+    let late = pay(&app, &ann, &placed, json!({"provider": "fake"})).await;
+    expect_problem(late, 409, "ORDER_NOT_PAYABLE").await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn cancelling_a_paid_order_refunds_it_and_voids_its_tickets() {
+    let app = fake_app().await;
+    let gala = product(&app, json!(5), Value::Null).await;
+    let ann = app.new_user().await;
+    let code = coupon(&app, &ann).await;
+    let placed = order(&app, &ann, &gala, 2, Some(&code)).await;
+    let paid: Value = pay(&app, &ann, &placed, json!({"provider": "fake"}))
+        .await
+        .json()
+        .await
+        .expect("an order");
+    assert_eq!(coupon_status(&app, &ann, &code).await, "USED");
+    // Neither another user nor an auditor may cancel it; staff may.
+    let bob = app.new_user().await;
+    expect_problem(cancel(&app, &bob, &placed).await, 403, "FORBIDDEN").await;
+    let auditor = app.user_with_roles(&["USER", "AUDITOR"]).await;
+    expect_problem(cancel(&app, &auditor, &placed).await, 403, "FORBIDDEN").await;
+    let anonymous = app
+        .post(
+            &format!("/api/v1/orders/{}/cancel", text(&placed["id"])),
+            None,
+            json!({}),
+        )
+        .await;
+    expect_problem(anonymous, 401, "UNAUTHORIZED").await;
+    let operator = app.user_with_roles(&["USER", "OPERATOR"]).await;
+    let response = cancel(&app, &operator, &placed).await;
+    assert_eq!(response.status(), 200);
+    let cancelled: Value = response.json().await.expect("an order");
+    assert_eq!(cancelled["status"], "CANCELLED");
+    assert_eq!(cancelled["payment"]["status"], "REFUNDED");
+    assert_eq!(cancelled["refund"]["amount"], paid["total"]);
+    assert_eq!(cancelled["refund"]["status"], "REFUNDED");
+    assert!(
+        cancelled["tickets"]
+            .as_array()
+            .expect("tickets")
+            .iter()
+            .all(|t| t["status"] == "VOID")
+    );
+    assert_eq!(remaining(&app, &gala).await, 5);
+    assert_eq!(coupon_status(&app, &ann, &code).await, "ISSUED");
+    let at_the_door = scanned(
+        &app,
+        &operator,
+        &text(&paid["tickets"][0]["code"]),
+        "after-cancel",
+    )
+    .await;
+    assert_eq!(at_the_door["result"], "VOID");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_checked_in_order_cannot_be_cancelled() {
+    let app = fake_app().await;
+    let gala = product(&app, json!(5), Value::Null).await;
+    let ann = app.new_user().await;
+    let placed = order(&app, &ann, &gala, 2, None).await;
+    let paid: Value = pay(&app, &ann, &placed, json!({"provider": "fake"}))
+        .await
+        .json()
+        .await
+        .expect("an order");
+    let operator = app.user_with_roles(&["USER", "OPERATOR"]).await;
+    let code = text(&paid["tickets"][1]["code"]);
+    assert_eq!(scanned(&app, &operator, &code, "in").await["result"], "OK");
+    expect_problem(cancel(&app, &ann, &placed).await, 409, "TICKET_USED").await;
+    let read: Value = app
+        .get(
+            &format!("/api/v1/orders/{}", text(&placed["id"])),
+            Some(&ann.access_token),
+        )
+        .await
+        .json()
+        .await
+        .expect("an order");
+    assert_eq!(read["status"], "PAID");
+    assert!(
+        read["tickets"]
+            .as_array()
+            .expect("tickets")
+            .iter()
+            .all(|t| t["status"] != "VOID"),
+        "nothing voided"
+    );
+    assert_eq!(remaining(&app, &gala).await, 3);
+    app.stop().await;
+}
