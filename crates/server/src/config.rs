@@ -372,6 +372,11 @@ impl Settings {
             )));
         }
         let settled_by = self.stock_lease_seconds + crate::workers::LEASE_SWEEP_PERIOD.as_secs();
+        if !(1..=86_400).contains(&self.payment_window_seconds) {
+            return Err(ConfigError::Invalid(
+                "payment_window_seconds must be between 1 and 86400".into(),
+            ));
+        }
         if self.idempotency_abandon_seconds < settled_by {
             return Err(ConfigError::Invalid(format!(
                 "idempotency_abandon_seconds must be at least {settled_by} \
@@ -635,6 +640,23 @@ mod tests {
         let err = Settings::load(None, &[("metrics_listen", "nowhere".into())])
             .expect_err("bad metrics_listen");
         assert!(err.to_string().contains("metrics_listen"), "{err}");
+    }
+
+    #[test]
+    fn the_payment_settings_load_and_a_zero_window_is_refused() {
+        let s = Settings::load(None, &[("fake_payments", "on".into())]).expect("valid");
+        assert_eq!(
+            (s.payment_window_seconds, s.fake_payments),
+            (2400, Switch::On)
+        );
+        let defaults = Settings::load(None, &[]).expect("defaults");
+        assert_eq!(defaults.fake_payments, Switch::Off);
+        let zero = Settings {
+            payment_window_seconds: 0,
+            ..defaults
+        };
+        let err = zero.validate().expect_err("a zero window");
+        assert!(err.to_string().contains("payment_window_seconds"), "{err}");
     }
 
     fn tempfile_dir() -> PathBuf {
