@@ -50,7 +50,7 @@ pub struct Modules {
     /// Orders placed from holds (commerce).
     pub orders: Arc<OrderService>,
     /// Tickets of paid orders (commerce).
-    pub tickets: Arc<dyn commerce::tickets::TicketStore>,
+    pub tickets: Arc<commerce::tickets::TicketService>,
     /// Outbound webhooks: endpoints and their queue.
     pub webhooks: Arc<WebhookService>,
     /// Works the webhook queue (a background task).
@@ -176,8 +176,10 @@ impl Modules {
             orders = orders.with_provider(Arc::new(commerce::payments::FakeProvider::new()));
         }
         let orders = Arc::new(orders);
-        let tickets: Arc<dyn commerce::tickets::TicketStore> =
-            Arc::new(commerce::tickets::SqlTicketStore::new(db.clone()));
+        let tickets = Arc::new(commerce::tickets::TicketService::new(
+            Arc::new(commerce::tickets::SqlTicketStore::new(db.clone())),
+            clock.clone(),
+        ));
         let rewards_store: Arc<dyn RewardsStore> = Arc::new(SqlRewardsStore::new(db.clone()));
         let rewards_loader: Arc<dyn StockLoader> =
             Arc::new(RewardStockLoader::new(rewards_store.clone()));

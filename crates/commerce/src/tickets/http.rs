@@ -2,24 +2,24 @@
 
 use std::sync::Arc;
 
+use kernel::auth::Staff;
 use kernel::http::{Json, Query};
-use kernel::{Page, PageQuery, Principal, Problem};
+use kernel::{Page, PageQuery, Principal, Problem, ProblemDetails};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::model::{CheckIn, NewCheckIn, Ticket};
-use super::store::TicketStore;
-use crate::error::CommerceError;
-use kernel::ProblemDetails;
-use kernel::auth::Staff;
+use super::service::TicketService;
 
 /// The `/api/v1` routes of tickets.
-pub fn router(store: Arc<dyn TicketStore>) -> OpenApiRouter {
+pub fn router(service: Arc<TicketService>) -> OpenApiRouter {
     OpenApiRouter::new()
         .routes(routes!(my_tickets))
         .routes(routes!(check_in))
-        .with_state(store)
+        .with_state(service)
 }
+
+type State = axum::extract::State<Arc<TicketService>>;
 
 /// The caller's tickets, oldest first.
 #[utoipa::path(get, path = "/tickets/mine", tag = "tickets", security(("bearer" = [])),
@@ -30,16 +30,12 @@ pub fn router(store: Arc<dyn TicketStore>) -> OpenApiRouter {
         kernel::openapi::Paged,
     ))]
 async fn my_tickets(
-    axum::extract::State(store): axum::extract::State<Arc<dyn TicketStore>>,
+    axum::extract::State(s): State,
     principal: Principal,
     Query(q): Query<PageQuery>,
 ) -> Result<Json<Page<Ticket>>, Problem> {
     let page = q.parse("tickets")?;
-    let rows = store
-        .of_user(principal.user_id, page)
-        .await
-        .map_err(CommerceError::from)?;
-    Ok(Json(Page::from_rows(rows, page, "tickets", |t| t.id.0)))
+    Ok(Json(s.mine(principal.user_id, page).await?))
 }
 
 /// Redeem a ticket at the door (staff): `OK` once, then `ALREADY_USED` with
@@ -53,16 +49,9 @@ async fn my_tickets(
         kernel::openapi::StaffOnly,
     ))]
 async fn check_in(
-    axum::extract::State(store): axum::extract::State<Arc<dyn TicketStore>>,
-    _: Staff,
+    axum::extract::State(s): State,
+    staff: Staff,
     Json(body): Json<NewCheckIn>,
 ) -> Result<Json<CheckIn>, Problem> {
-    let (code, nonce) = body.checked().map_err(CommerceError::Invalid)?;
-    let now = kernel::Timestamp::from(time::OffsetDateTime::now_utc());
-    Ok(Json(
-        store
-            .check_in(code, nonce, now)
-            .await
-            .map_err(CommerceError::from)?,
-    ))
+    Ok(Json(s.check_in(&staff, &body).await?))
 }

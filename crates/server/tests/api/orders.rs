@@ -314,3 +314,30 @@ async fn an_expired_hold_cannot_be_ordered() {
     expect_problem(late, 409, "RESERVATION_EXPIRED").await;
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_repeated_key_replays_the_first_order() {
+    let app = TestApp::spawn().await;
+    let gala = product(&app, json!(10), Value::Null).await;
+    let ann = app.new_user().await;
+    let hold = held(&app, &ann, &gala, 2).await;
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let response = app
+            .http
+            .post(app.url("/api/v1/orders"))
+            .bearer_auth(&ann.access_token)
+            .header("Idempotency-Key", "order-once")
+            .json(&json!({"reservation_ids": [hold["id"]]}))
+            .send()
+            .await
+            .expect("an answer");
+        assert_eq!(response.status(), 201);
+        let order: Value = response.json().await.expect("an order");
+        ids.push(order["id"].clone());
+    }
+    assert_eq!(ids[0], ids[1]);
+    let mine = read(&app, &ann, "/api/v1/orders/mine").await;
+    assert_eq!(mine["items"].as_array().map(Vec::len), Some(1));
+    app.stop().await;
+}
