@@ -489,3 +489,87 @@ async fn unpaid_orders_expiring_under_racing_sweeps_give_each_unit_back_once() {
         h.gate.forget(&product_pool(product)).await.expect("forget");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn orders_racing_the_expiry_of_their_holds_take_each_unit_once() {
+    for kind in gate_kinds() {
+        let h = Harness::start(&kind).await;
+        let product = h.product(Some(40), None).await;
+        let mut holds = Vec::new();
+        for _ in 0..12 {
+            let user = UserId::new();
+            holds.push(
+                h.service
+                    .hold(user, product, &units(2), None)
+                    .await
+                    .expect("a hold"),
+            );
+        }
+        // A second before the holds' end: orders start, and the clock
+        // passes the end while the sweeps run.
+        h.clock.advance(Duration::seconds(59));
+        let barrier = Arc::new(Barrier::new(holds.len() + 3));
+        let mut orders = Vec::new();
+        for r in &holds {
+            let (o, barrier, id, user) = (h.orders.clone(), barrier.clone(), r.id, r.user_id);
+            orders.push(tokio::spawn(async move {
+                barrier.wait().await;
+                let request = NewOrder {
+                    reservation_ids: vec![id],
+                    coupon_code: None,
+                };
+                o.place(user, &request, None).await
+            }));
+        }
+        let mut sweeps = Vec::new();
+        for i in 0..3 {
+            let (service, barrier, clock) = (h.service.clone(), barrier.clone(), h.clock.clone());
+            sweeps.push(tokio::spawn(async move {
+                barrier.wait().await;
+                if i == 0 {
+                    clock.advance(Duration::seconds(2));
+                }
+                service.expire_due().await.expect("the sweep runs")
+            }));
+        }
+        let mut ordered = 0;
+        for order in orders {
+            match order.await.expect("the task ends") {
+                Ok(_) => ordered += 2,
+                Err(CommerceError::ReservationExpired(_)) => {}
+                Err(e) => panic!("{kind:?}: unexpected {e}"),
+            }
+        }
+        for sweep in sweeps {
+            sweep.await.expect("the task ends");
+        }
+        h.service.expire_due().await.expect("a last sweep");
+        for r in &holds {
+            let status = h
+                .store
+                .reservation(r.id)
+                .await
+                .expect("read")
+                .expect("the row")
+                .status;
+            assert!(
+                matches!(
+                    status,
+                    ReservationStatus::Ordered | ReservationStatus::Expired
+                ),
+                "{kind:?}: {status}"
+            );
+        }
+        assert_eq!(
+            h.remaining(product).await,
+            Some(40 - ordered),
+            "{kind:?}: gate"
+        );
+        assert_eq!(
+            h.db_remaining(product).await,
+            Some(40 - ordered),
+            "{kind:?}: rows"
+        );
+        h.gate.forget(&product_pool(product)).await.expect("forget");
+    }
+}
