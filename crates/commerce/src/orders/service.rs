@@ -13,7 +13,7 @@ use kernel::{
 use super::model::{self, NewOrder, Order, OrderStatus, Payment, PaymentStatus, PricingError};
 use super::store::{Close, OrderStore, PlaceError};
 use crate::error::CommerceError;
-use crate::model::OrderId;
+use crate::model::{CouponCode, OrderId};
 use crate::payments::{PaymentProvider, ProviderName};
 use crate::products::ProductStore;
 use crate::reservations::{ReservationService, ReservationStatus};
@@ -140,12 +140,18 @@ impl OrderService {
             );
         }
         let currency = currency.unwrap_or(kernel::Currency::KRW);
-        let coupon = match request.coupon_code.as_deref() {
+        // A code as a person may type it: any case, hyphens or not.
+        let code = request
+            .coupon_code
+            .as_deref()
+            .map(|raw| CouponCode::parse(raw).map_err(|_| CommerceError::CouponInvalid))
+            .transpose()?;
+        let coupon = match &code {
             None => None,
             Some(code) => {
                 let coupon = self
                     .store
-                    .coupon(code, now)
+                    .coupon(code.as_str(), now)
                     .await?
                     .filter(|c| c.user_id == user && c.usable)
                     .ok_or(CommerceError::CouponInvalid)?;
@@ -170,7 +176,7 @@ impl OrderService {
             discount,
             total,
             currency: currency.to_string(),
-            coupon_code: coupon.as_ref().and(request.coupon_code.clone()),
+            coupon_code: code.map(|c| c.as_str().to_owned()),
             payment: Payment {
                 provider: None,
                 status: PaymentStatus::None,

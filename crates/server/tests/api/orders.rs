@@ -123,14 +123,17 @@ async fn a_fixed_coupon_never_takes_the_total_below_zero() {
     let ann = app.new_user().await;
     let hold = held(&app, &ann, &gala, 1).await;
     let code = coupon(&app, &ann, json!({"kind": "FIXED", "value": 50_000})).await;
+    // Typed as a person may: lower case, without the hyphens.
+    let typed = code.replace('-', "").to_lowercase();
     let response = place(
         &app,
         &ann,
-        json!({"reservation_ids": [hold["id"]], "coupon_code": code}),
+        json!({"reservation_ids": [hold["id"]], "coupon_code": typed}),
     )
     .await;
     assert_eq!(response.status(), 201);
     let order: Value = response.json().await.expect("an order");
+    assert_eq!(order["coupon_code"], code.as_str());
     assert_eq!(
         (&order["subtotal"], &order["discount"], &order["total"]),
         (&json!(15_000), &json!(15_000), &json!(0))
