@@ -21,6 +21,39 @@ pub enum CommerceError {
     SoldOut,
     #[error("you already hold as many coupons of this campaign as one user may")]
     LimitReached,
+    #[error("this product is on sale from {starts_at} until {ends_at}")]
+    SaleNotOpen {
+        starts_at: Timestamp,
+        ends_at: Timestamp,
+    },
+    #[error("fewer units of this product are left than asked for")]
+    ProductSoldOut,
+    #[error("you would hold, order or own more units of this product than one user may")]
+    ProductLimitReached,
+    #[error("reservation not found")]
+    ReservationNotFound,
+    #[error("the reservation is {status}, not HELD")]
+    ReservationNotHeld { status: &'static str },
+    #[error("reservation {0} has expired")]
+    ReservationExpired(crate::reservations::ReservationId),
+    #[error("the coupon is not one of your ISSUED coupons valid now")]
+    CouponInvalid,
+    #[error("order not found")]
+    OrderNotFound,
+    #[error("the order is {status}: it cannot be paid")]
+    OrderNotPayable { status: &'static str },
+    #[error("the payment was declined: {message}")]
+    PaymentDeclined { code: String, message: String },
+    #[error("the amount is not the order's total of {total}")]
+    AmountMismatch { total: i64 },
+    #[error("a ticket of this order was checked in: it cannot be cancelled")]
+    TicketUsed,
+    #[error("the order is {status}: it cannot be cancelled now")]
+    OrderNotCancellable { status: &'static str },
+    #[error("the refund did not go through: {0}; try again")]
+    RefundFailed(String),
+    #[error("this belongs to another user")]
+    Forbidden,
     #[error("the stock gate cannot answer: {0}")]
     GateUnavailable(String),
     #[error("the coupon write did not answer within {0:?}")]
@@ -70,6 +103,39 @@ impl From<CommerceError> for Problem {
             E::StockBelowTaken { taken } => {
                 Self::conflict("STOCK_BELOW_TAKEN", e.to_string()).with("taken", taken)
             }
+            E::SaleNotOpen { starts_at, ends_at } => Self::conflict("SALE_NOT_OPEN", e.to_string())
+                .with("sale_starts_at", starts_at)
+                .with("sale_ends_at", ends_at),
+            E::ProductSoldOut => Self::conflict("SOLD_OUT", e.to_string()),
+            E::ProductLimitReached => Self::conflict("LIMIT_REACHED", e.to_string()),
+            E::ReservationNotFound => Self::not_found("reservation"),
+            E::ReservationNotHeld { status } => {
+                Self::conflict("RESERVATION_NOT_HELD", e.to_string())
+                    .with("reservation_status", status)
+            }
+            E::ReservationExpired(id) => {
+                Self::conflict("RESERVATION_EXPIRED", e.to_string()).with("reservation_id", id)
+            }
+            E::CouponInvalid => Self::conflict("COUPON_INVALID", e.to_string()),
+            E::OrderNotFound => Self::not_found("order"),
+            E::OrderNotPayable { status } => {
+                Self::conflict("ORDER_NOT_PAYABLE", e.to_string()).with("order_status", status)
+            }
+            E::PaymentDeclined { ref code, .. } => Self::new(
+                axum::http::StatusCode::PAYMENT_REQUIRED,
+                "PAYMENT_DECLINED",
+                e.to_string(),
+            )
+            .with("provider_code", code),
+            E::AmountMismatch { total } => {
+                Self::conflict("AMOUNT_MISMATCH", e.to_string()).with("total", total)
+            }
+            E::TicketUsed => Self::conflict("TICKET_USED", e.to_string()),
+            E::OrderNotCancellable { status } => {
+                Self::conflict("ORDER_NOT_CANCELLABLE", e.to_string()).with("order_status", status)
+            }
+            E::RefundFailed(ref cause) => Self::unavailable(cause),
+            E::Forbidden => Self::forbidden(),
             E::SoldOut => Self::conflict("SOLD_OUT", e.to_string()),
             E::LimitReached => Self::conflict("LIMIT_REACHED", e.to_string()),
             E::GateUnavailable(ref cause) => Self::unavailable(cause),

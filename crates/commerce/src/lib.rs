@@ -11,11 +11,14 @@ pub mod error;
 pub mod grants;
 pub mod http;
 pub mod model;
+pub mod orders;
 pub mod payments;
 pub mod products;
+pub mod reservations;
 pub mod service;
 pub mod stock;
 pub mod store;
+pub mod tickets;
 
 pub use error::CommerceError;
 pub use grants::CouponGrantHandler;

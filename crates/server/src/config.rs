@@ -80,6 +80,13 @@ pub struct Settings {
     /// first request's effect. Above `stock_lease_seconds` and one lease
     /// sweep, so the first request's stock is settled by then.
     pub idempotency_abandon_seconds: u64,
+    /// How long an order may wait for its payment; placing it extends its
+    /// holds to this, never further (default 2400: the provider allows 30
+    /// minutes to authenticate and 10 to confirm).
+    pub payment_window_seconds: u64,
+    /// Wires the `fake` payment provider (demos, outside test suites); off,
+    /// a `fake` payment is a 422.
+    pub fake_payments: Switch,
     /// Where request limits are counted: `memory` (the default) or `redis`
     /// (shared by every instance; needs `redis_url`).
     pub rate_limiter: RateLimiterKind,
@@ -173,6 +180,8 @@ impl Default for Settings {
             stock_gate_shards: 16,
             stock_lease_seconds: 30,
             idempotency_abandon_seconds: 120,
+            payment_window_seconds: 2400,
+            fake_payments: Switch::Off,
             rate_limiter: RateLimiterKind::Memory,
             redis_url: None,
             redis_prefix: "stampede".into(),
@@ -231,6 +240,8 @@ const KEYS: &[&str] = &[
     "stock_gate_shards",
     "stock_lease_seconds",
     "idempotency_abandon_seconds",
+    "payment_window_seconds",
+    "fake_payments",
     "rate_limiter",
     "redis_url",
     "redis_prefix",
@@ -430,6 +441,11 @@ impl Settings {
             )));
         }
         let settled_by = self.stock_lease_seconds + crate::workers::LEASE_SWEEP_PERIOD.as_secs();
+        if !(1..=86_400).contains(&self.payment_window_seconds) {
+            return Err(ConfigError::Invalid(
+                "payment_window_seconds must be between 1 and 86400".into(),
+            ));
+        }
         if self.idempotency_abandon_seconds < settled_by {
             return Err(ConfigError::Invalid(format!(
                 "idempotency_abandon_seconds must be at least {settled_by} \
@@ -785,6 +801,23 @@ mod tests {
         let err = Settings::load(None, &[("metrics_listen", "nowhere".into())])
             .expect_err("bad metrics_listen");
         assert!(err.to_string().contains("metrics_listen"), "{err}");
+    }
+
+    #[test]
+    fn the_payment_settings_load_and_a_zero_window_is_refused() {
+        let s = Settings::load(None, &[("fake_payments", "on".into())]).expect("valid");
+        assert_eq!(
+            (s.payment_window_seconds, s.fake_payments),
+            (2400, Switch::On)
+        );
+        let defaults = Settings::load(None, &[]).expect("defaults");
+        assert_eq!(defaults.fake_payments, Switch::Off);
+        let zero = Settings {
+            payment_window_seconds: 0,
+            ..defaults
+        };
+        let err = zero.validate().expect_err("a zero window");
+        assert!(err.to_string().contains("payment_window_seconds"), "{err}");
     }
 
     fn tempfile_dir() -> PathBuf {

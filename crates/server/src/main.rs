@@ -75,6 +75,9 @@ struct ServeArgs {
     /// Mount POST /admin-api/test-users, bulk users for load tests (also STAMPEDE_TEST_USERS=on).
     #[arg(long)]
     test_users: bool,
+    /// Wire the `fake` payment provider, for demos (also STAMPEDE_FAKE_PAYMENTS=on).
+    #[arg(long)]
+    fake_payments: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -135,6 +138,9 @@ async fn run(cli: Cli) -> Result<(), StartError> {
         }
         if args.test_users {
             overrides.push(("test_users", "on".into()));
+        }
+        if args.fake_payments {
+            overrides.push(("fake_payments", "on".into()));
         }
     }
     let settings = Settings::load(cli.config.as_ref(), &overrides)?;

@@ -9,8 +9,10 @@ use bus::{
     Dispatcher, Handler, InProcessTransport, RabbitMqConsumer, RabbitMqOptions, RabbitMqTransport,
     Relay, RetryPolicy, Transport,
 };
+use commerce::orders::{OrderService, SqlOrderStore};
 use commerce::payments::{PaymentProvider, TossProvider};
 use commerce::products::{ProductService, SqlProductStore};
+use commerce::reservations::{ProductStockLoader, ReservationService, SqlReservationStore};
 use commerce::store::{CouponStore, SqlCouponStore};
 use commerce::{CampaignStockLoader, CouponGrantHandler, CouponService};
 use gate::{
@@ -35,7 +37,7 @@ use webhooks::{Deliverer, WebhookEvents, WebhookService, WebhookSettings};
 
 use crate::config::{BusKind, LineStoreKind, RateLimiterKind, Settings};
 use crate::startup::StartError;
-use crate::stock::{CouponPools, GateFactory, RewardPools, StockRegistry};
+use crate::stock::{CouponPools, GateFactory, ProductPools, RewardPools, StockRegistry};
 
 /// Every module's service and what they share (also what the CLI's `admin`
 /// and `reconcile` commands need).
@@ -49,6 +51,12 @@ pub struct Modules {
     pub products: Arc<ProductService>,
     /// The park: attractions and their waiting lines.
     pub park: Arc<ParkService>,
+    /// Holds of products' units (commerce).
+    pub reservations: Arc<ReservationService>,
+    /// Orders placed from holds (commerce).
+    pub orders: Arc<OrderService>,
+    /// Tickets of paid orders (commerce).
+    pub tickets: Arc<commerce::tickets::TicketService>,
     /// Outbound webhooks: endpoints and their queue.
     pub webhooks: Arc<WebhookService>,
     /// Works the webhook queue (a background task).
@@ -150,8 +158,44 @@ impl Modules {
             clock.clone(),
             coupon_gate.clone(),
         ));
-        let products = Arc::new(ProductService::new(
-            Arc::new(SqlProductStore::new(db.clone())),
+        let product_store = Arc::new(SqlProductStore::new(db.clone()));
+        let reservation_store = Arc::new(SqlReservationStore::new(db.clone()));
+        let product_loader: Arc<dyn StockLoader> =
+            Arc::new(ProductStockLoader::new(reservation_store.clone()));
+        let product_gate = gates.gate("products", product_loader.clone())?;
+        let products = Arc::new(
+            ProductService::new(product_store.clone(), clock.clone())
+                .with_gate(product_gate.clone()),
+        );
+        let reservations = Arc::new(ReservationService::new(
+            reservation_store,
+            product_store.clone(),
+            clock.clone(),
+            product_gate.clone(),
+        ));
+        let mut orders = OrderService::new(
+            Arc::new(SqlOrderStore::new(db.clone())),
+            product_store,
+            reservations.clone(),
+            clock.clone(),
+            Duration::from_secs(settings.payment_window_seconds),
+        );
+        let toss = settings
+            .toss()
+            .map(TossProvider::new)
+            .transpose()
+            .map_err(|e| StartError::Config(crate::config::ConfigError::Invalid(e.to_string())))?
+            .map(|provider| Arc::new(provider) as Arc<dyn PaymentProvider>);
+        if let Some(toss) = &toss {
+            orders = orders.with_provider(toss.clone());
+        }
+        if settings.fake_payments == crate::config::Switch::On {
+            tracing::warn!("fake_payments is on: orders can be paid without money");
+            orders = orders.with_provider(Arc::new(commerce::payments::FakeProvider::new()));
+        }
+        let orders = Arc::new(orders);
+        let tickets = Arc::new(commerce::tickets::TicketService::new(
+            Arc::new(commerce::tickets::SqlTicketStore::new(db.clone())),
             clock.clone(),
         ));
         let rewards_store: Arc<dyn RewardsStore> = Arc::new(SqlRewardsStore::new(db.clone()));
@@ -177,6 +221,12 @@ impl Modules {
                 gate: coupon_gate,
                 loader: coupon_loader,
                 lister: Arc::new(CouponPools(commerce.clone())),
+            },
+            ModuleStock {
+                module: "products",
+                gate: product_gate,
+                loader: product_loader,
+                lister: Arc::new(ProductPools(reservations.clone())),
             },
         ]);
         let mut idempotency =
@@ -290,12 +340,6 @@ impl Modules {
                 }
             };
         let relay = Arc::new(Relay::new(db.clone(), transport, clock.clone()));
-        let toss = settings
-            .toss()
-            .map(TossProvider::new)
-            .transpose()
-            .map_err(|e| invalid(e.to_string()))?
-            .map(|provider| Arc::new(provider) as Arc<dyn PaymentProvider>);
         Ok(Self {
             db,
             clock,
@@ -304,6 +348,9 @@ impl Modules {
             commerce,
             products,
             park,
+            reservations,
+            orders,
+            tickets,
             webhooks,
             deliverer,
             idempotency,

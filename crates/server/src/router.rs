@@ -63,6 +63,15 @@ pub fn router(settings: &Settings, modules: &Modules) -> Router {
                     modules.park.clone(),
                     modules.idempotency.clone(),
                 ))
+                .merge(commerce::reservations::http::router(
+                    modules.reservations.clone(),
+                    modules.idempotency.clone(),
+                ))
+                .merge(commerce::orders::http::router(
+                    modules.orders.clone(),
+                    modules.idempotency.clone(),
+                ))
+                .merge(commerce::tickets::http::router(modules.tickets.clone()))
                 .merge(webhooks::http::router(modules.webhooks.clone())),
         )
         .merge(identity::http::test_users_router(

@@ -107,6 +107,16 @@ impl PoolLister for CouponPools {
     }
 }
 
+/// Commerce's product pools: one per product with limited stock.
+pub struct ProductPools(pub Arc<commerce::reservations::ReservationService>);
+
+#[async_trait]
+impl PoolLister for ProductPools {
+    async fn pools(&self) -> Result<Vec<PoolId>, String> {
+        self.0.pools().await.map_err(|e| e.to_string())
+    }
+}
+
 /// `POST /admin-api/stock/reconcile`.
 pub fn router(stock: StockRegistry) -> OpenApiRouter {
     OpenApiRouter::new()

@@ -18,6 +18,9 @@ const BUS_POLL: Duration = Duration::from_millis(100);
 const WEBHOOK_POLL: Duration = Duration::from_secs(1);
 /// How often stale stock-gate leases are looked for.
 pub(crate) const LEASE_SWEEP_PERIOD: Duration = Duration::from_secs(10);
+/// How often expired holds are looked for: a hold's units are back on sale
+/// within this of its `expires_at`.
+const HOLD_SWEEP_PERIOD: Duration = Duration::from_secs(1);
 /// How often recorded latencies are folded into their histograms, as the
 /// exporter's own upkeep task would (`platform::metrics::run_upkeep`).
 const METRICS_UPKEEP_PERIOD: Duration = Duration::from_secs(5);
@@ -39,6 +42,8 @@ pub fn spawn_background(
     )));
     let stock = modules.stock.clone();
     let park = modules.park.clone();
+    let reservations = modules.reservations.clone();
+    let orders = modules.orders.clone();
     let (relay, dispatcher) = (modules.relay.clone(), modules.dispatcher.clone());
     let (mut relay_stop, mut dispatch_stop) = (stop.clone(), stop.clone());
     let consumer = modules.broker.as_ref().map(|broker| {
@@ -85,6 +90,30 @@ pub fn spawn_background(
                     Ok(0) => {}
                     Ok(n) => tracing::info!(expired = n, "line calls expired"),
                     Err(e) => tracing::warn!(error = %e, "line expiry failed"),
+                }
+            }
+        }),
+        // Expired holds give their units back, on every gate: the database
+        // decides, so it runs the same in every deployment mode.
+        spawn_every(HOLD_SWEEP_PERIOD, stop.clone(), move || {
+            let (reservations, orders) = (reservations.clone(), orders.clone());
+            async move {
+                // Charges whose answer was lost: ask their provider.
+                match orders.reconcile().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(settled = n, "unknown payments settled"),
+                    Err(e) => tracing::warn!(error = %e, "payment reconciliation failed"),
+                }
+                // Unpaid orders past their window: their holds too.
+                match orders.expire_due().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::debug!(expired = n, "unpaid orders expired"),
+                    Err(e) => tracing::warn!(error = %e, "the order expiry sweep failed"),
+                }
+                match reservations.expire_due().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::debug!(expired = n, "expired holds gave their units back"),
+                    Err(e) => tracing::warn!(error = %e, "the hold expiry sweep failed"),
                 }
             }
         }),

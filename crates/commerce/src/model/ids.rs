@@ -6,3 +6,8 @@ kernel::id_type!(
     /// One coupon, issued to one user.
     CouponId
 );
+
+kernel::id_type!(
+    /// One order: a user's reservations on their way to being paid.
+    OrderId
+);

@@ -13,7 +13,7 @@ pub use campaign::{
 };
 pub use coupon::{Coupon, CouponCode, CouponStatus, InvalidCode};
 pub use discount::{Discount, DiscountSpec, InvalidPercent, Percent};
-pub use ids::{CouponCampaignId, CouponId, GrantId};
+pub use ids::{CouponCampaignId, CouponId, GrantId, OrderId};
 
 /// The checked value, or every field error the checks recorded.
 pub(crate) fn checked<T>(value: Option<T>, violations: Violations) -> Result<T, Vec<FieldError>> {

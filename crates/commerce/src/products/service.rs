@@ -13,6 +13,8 @@ use crate::error::CommerceError;
 pub struct ProductService {
     store: Arc<dyn ProductStore>,
     clock: SharedClock,
+    /// The gate holding the products' pools, told when limits change.
+    gate: Option<Arc<dyn gate::StockGate>>,
 }
 
 impl std::fmt::Debug for ProductService {
@@ -24,7 +26,19 @@ impl std::fmt::Debug for ProductService {
 impl ProductService {
     #[must_use]
     pub fn new(store: Arc<dyn ProductStore>, clock: SharedClock) -> Self {
-        Self { store, clock }
+        Self {
+            store,
+            clock,
+            gate: None,
+        }
+    }
+
+    /// Tells `gate` (the reservations' gate) when a product's stock or
+    /// per-user limit changes, so it reloads the pool from the database.
+    #[must_use]
+    pub fn with_gate(mut self, gate: Arc<dyn gate::StockGate>) -> Self {
+        self.gate = Some(gate);
+        self
     }
 
     /// Creates a product with its whole stock remaining.
@@ -84,7 +98,19 @@ impl ProductService {
             .patched(patch, now)
             .map_err(CommerceError::Invalid)?;
         match self.store.update(next.clone()).await? {
-            UpdateOutcome::Updated { taken } => Ok(ProductView::new(next, taken, now)),
+            UpdateOutcome::Updated { taken } => {
+                let limits_changed =
+                    (next.stock, next.per_user_limit) != (product.stock, product.per_user_limit);
+                if limits_changed && let Some(gate) = &self.gate {
+                    // The pool reloads its limits and counters on next use.
+                    // Not fatal: reconciliation repairs a gate that missed it.
+                    let pool = crate::reservations::product_pool(id);
+                    if let Err(e) = gate.forget(&pool).await {
+                        tracing::warn!(%pool, error = %e, "a product's new limits were not told to the stock gate");
+                    }
+                }
+                Ok(ProductView::new(next, taken, now))
+            }
             UpdateOutcome::StockBelowTaken { taken } => {
                 Err(CommerceError::StockBelowTaken { taken })
             }

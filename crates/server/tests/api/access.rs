@@ -254,3 +254,85 @@ async fn a_bad_token_on_a_public_endpoint_is_still_refused() {
         .await;
     expect_problem(logout, 401, "UNAUTHORIZED").await;
 }
+
+#[tokio::test]
+async fn the_sale_endpoints_keep_their_role_rules() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    let operator = app.user_with_roles(&["USER", "OPERATOR"]).await;
+    let auditor = app.user_with_roles(&["USER", "AUDITOR"]).await;
+    let user = app.user_with_roles(&["USER"]).await;
+    let unknown = uuid::Uuid::now_v7();
+    let signed_in = [
+        Endpoint {
+            method: Method::GET,
+            path: "/api/v1/reservations/mine".into(),
+            body: None,
+        },
+        Endpoint {
+            method: Method::GET,
+            path: "/api/v1/orders/mine".into(),
+            body: None,
+        },
+        Endpoint {
+            method: Method::GET,
+            path: "/api/v1/tickets/mine".into(),
+            body: None,
+        },
+    ];
+    for endpoint in &signed_in {
+        for who in [&admin, &operator, &auditor, &user] {
+            assert_eq!(
+                call(&app, endpoint, Some(who)).await.status(),
+                200,
+                "{}",
+                endpoint.path
+            );
+        }
+        expect_problem(call(&app, endpoint, None).await, 401, "UNAUTHORIZED").await;
+    }
+    // Readers only: every order.
+    let orders = Endpoint {
+        method: Method::GET,
+        path: "/api/v1/orders".into(),
+        body: None,
+    };
+    for reader in [&admin, &operator, &auditor] {
+        assert_eq!(call(&app, &orders, Some(reader)).await.status(), 200);
+    }
+    expect_problem(call(&app, &orders, Some(&user)).await, 403, "FORBIDDEN").await;
+    expect_problem(call(&app, &orders, None).await, 401, "UNAUTHORIZED").await;
+    // Staff only: check-in (an unknown code is still an answer).
+    let check_in = Endpoint {
+        method: Method::POST,
+        path: "/api/v1/check-ins".into(),
+        body: Some(json!({"code": "nope", "nonce": unknown.to_string()})),
+    };
+    for staff in [&admin, &operator] {
+        assert_eq!(call(&app, &check_in, Some(staff)).await.status(), 200);
+    }
+    for refused in [&auditor, &user] {
+        expect_problem(call(&app, &check_in, Some(refused)).await, 403, "FORBIDDEN").await;
+    }
+    expect_problem(call(&app, &check_in, None).await, 401, "UNAUTHORIZED").await;
+    // Signed in: holds, orders, payments and cancels reach their lookups.
+    for (path, body) in [
+        (
+            format!("/api/v1/products/{unknown}/reservations"),
+            json!({"quantity": 1}),
+        ),
+        (
+            "/api/v1/orders".to_owned(),
+            json!({"reservation_ids": [unknown]}),
+        ),
+        (format!("/api/v1/orders/{unknown}/cancel"), json!({})),
+    ] {
+        let endpoint = Endpoint {
+            method: Method::POST,
+            path,
+            body: Some(body),
+        };
+        expect_problem(call(&app, &endpoint, Some(&user)).await, 404, "NOT_FOUND").await;
+        expect_problem(call(&app, &endpoint, None).await, 401, "UNAUTHORIZED").await;
+    }
+}

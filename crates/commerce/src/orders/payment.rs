@@ -1,0 +1,419 @@
+//! Paying an order: a saga of steps, each with its compensation.
+//!
+//! | step | done by | compensation when a later step fails |
+//! | --- | --- | --- |
+//! | 1. holds | the reservations (`ORDERED`) | stock back: order `FAILED` / `EXPIRED` |
+//! | 2. attempt | `payment_status NONE → UNKNOWN` | none: an unknown charge is settled by [`OrderService::reconcile`] |
+//! | 3. charge | the provider | declined: close the order, stock and coupon back; unknown: leave it to reconciliation |
+//! | 4. paid | `PAID`, tickets, reservations `SOLD`, coupon `USED`, one transaction | the order no longer waits (expired, failed): refund, `PAID_AFTER_EXPIRY`; a database error: the order stays `UNKNOWN` and reconciliation settles it |
+//!
+//! Nothing here keeps state in memory between steps: a process killed
+//! between the charge and the tickets leaves an order `UNKNOWN`, and the
+//! reconciliation sweep asks the provider and finishes step 4.
+
+use std::sync::Arc;
+
+use kernel::{FieldError, Money, Principal, Timestamp};
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use super::model::{Order, OrderStatus, PaymentStatus};
+use super::service::OrderService;
+use super::store::Close;
+use crate::error::CommerceError;
+use crate::model::OrderId;
+use crate::payments::{
+    Charge, ChargeOutcome, FakeOutcome, PaymentProvider, ProviderName, ProviderPaymentStatus,
+    Refund, RefundOutcome,
+};
+use crate::tickets::{Ticket, TicketCode, TicketId, TicketStatus};
+
+/// Unknown payments looked up by one round of reconciliation.
+const RECONCILE_BATCH: i64 = 100;
+
+/// The body of `POST /orders/{id}/payments`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+pub struct NewPayment {
+    /// `toss` or `fake` (the latter only with `--fake-payments`).
+    pub provider: String,
+    /// The provider's payment key (`toss`).
+    pub payment_key: Option<String>,
+    /// The amount the buyer authorised, in minor units (`toss`): must be
+    /// the order's total.
+    pub amount: Option<i64>,
+    /// `APPROVE` (default), `DECLINE` or `UNKNOWN` (`fake`).
+    pub outcome: Option<String>,
+}
+
+/// What a payment request ended in.
+#[derive(Debug)]
+pub enum Paid {
+    /// `PAID`, with its tickets.
+    Paid(Order),
+    /// The provider's answer was lost: still `PENDING_PAYMENT`, payment
+    /// `UNKNOWN`, settled later by reconciliation.
+    Pending(Order),
+}
+
+fn invalid(field: &str, message: &str) -> CommerceError {
+    CommerceError::Invalid(vec![FieldError {
+        field: field.into(),
+        message: message.into(),
+    }])
+}
+
+impl OrderService {
+    fn provider(&self, name: ProviderName) -> Option<Arc<dyn PaymentProvider>> {
+        self.providers.get(&name).cloned()
+    }
+
+    /// Pays the caller's order: see the module's saga.
+    pub async fn pay(
+        &self,
+        principal: &Principal,
+        id: OrderId,
+        request: &NewPayment,
+    ) -> Result<Paid, CommerceError> {
+        let name: ProviderName = request
+            .provider
+            .parse()
+            .map_err(|_| invalid("provider", "must be toss or fake"))?;
+        let provider = self
+            .provider(name)
+            .ok_or_else(|| invalid("provider", "is not enabled on this server"))?;
+        let order = self
+            .store
+            .order(id)
+            .await?
+            .ok_or(CommerceError::OrderNotFound)?;
+        if order.user_id != principal.user_id {
+            return Err(CommerceError::Forbidden);
+        }
+        let payment_key = match name {
+            ProviderName::Fake => {
+                let outcome: FakeOutcome = request
+                    .outcome
+                    .as_deref()
+                    .map_or(Ok(FakeOutcome::Approve), str::parse)
+                    .map_err(|_| invalid("outcome", "must be APPROVE, DECLINE or UNKNOWN"))?;
+                outcome.payment_key(&id.to_string())
+            }
+            ProviderName::Toss => {
+                let key = request
+                    .payment_key
+                    .as_deref()
+                    .filter(|k| (1..=200).contains(&k.len()) && !k.chars().any(char::is_control))
+                    .ok_or_else(|| invalid("payment_key", "must be 1 to 200 characters"))?;
+                let amount = request
+                    .amount
+                    .ok_or_else(|| invalid("amount", "is required"))?;
+                if amount != order.total {
+                    return Err(CommerceError::AmountMismatch { total: order.total });
+                }
+                key.to_owned()
+            }
+        };
+        let now = self.clock.now();
+        if order.status != OrderStatus::PendingPayment
+            || order.payment.status != PaymentStatus::None
+            || order.expires_at <= now
+        {
+            return Err(CommerceError::OrderNotPayable {
+                status: order.status.as_str(),
+            });
+        }
+        // Step 2: the attempt is durable before any money moves.
+        let attempt = self
+            .store
+            .begin_attempt(id, name.as_str(), &payment_key, now)
+            .await?
+            .ok_or(CommerceError::OrderNotPayable {
+                status: order.status.as_str(),
+            })?;
+        let currency = kernel::Currency::parse(&order.currency)
+            .map_err(|e| CommerceError::Internal(format!("stored currency: {e}")))?;
+        let charge = Charge {
+            order_ref: id.to_string(),
+            payment_key,
+            amount: Money::new(order.total, currency),
+            attempt,
+        };
+        // Step 3.
+        match provider.charge(&charge).await {
+            ChargeOutcome::Approved {
+                payment_key,
+                approved_at,
+            } => {
+                self.settle_approved(&order, provider.as_ref(), &payment_key, approved_at.into())
+                    .await?;
+                let order = self.reload(id).await?;
+                if order.status == OrderStatus::Paid {
+                    Ok(Paid::Paid(order))
+                } else {
+                    Err(CommerceError::OrderNotPayable {
+                        status: order.status.as_str(),
+                    })
+                }
+            }
+            ChargeOutcome::Declined { code, message } => {
+                self.fail_declined(id, &code).await?;
+                Err(CommerceError::PaymentDeclined { code, message })
+            }
+            ChargeOutcome::Unknown { reason } => {
+                tracing::warn!(order = %id, %reason, "a charge's answer is unknown: \
+                    reconciliation will ask the provider");
+                Ok(Paid::Pending(self.reload(id).await?))
+            }
+        }
+    }
+
+    async fn reload(&self, id: OrderId) -> Result<Order, CommerceError> {
+        self.store
+            .order(id)
+            .await?
+            .ok_or(CommerceError::OrderNotFound)
+    }
+
+    /// Compensates steps 1–2 after a decline: `FAILED`, stock and coupon back.
+    async fn fail_declined(&self, id: OrderId, code: &str) -> Result<bool, CommerceError> {
+        let now = self.clock.now();
+        let Some(returned) = self
+            .store
+            .close_unpaid(
+                id,
+                Close {
+                    payment: PaymentStatus::Unknown,
+                    to: OrderStatus::Failed,
+                    to_payment: Some((PaymentStatus::Declined, Some(code.to_owned()))),
+                    event: "FAILED",
+                    due: None,
+                },
+                now,
+            )
+            .await?
+        else {
+            return Ok(false);
+        };
+        for reservation in &returned {
+            self.reservations.return_units(reservation).await;
+        }
+        Ok(true)
+    }
+
+    /// Step 4: the money is taken. Marks the order paid with its tickets;
+    /// if it no longer waits for this charge, gives the money back and
+    /// records `PAID_AFTER_EXPIRY`.
+    pub async fn settle_approved(
+        &self,
+        order: &Order,
+        provider: &dyn PaymentProvider,
+        payment_key: &str,
+        approved_at: Timestamp,
+    ) -> Result<(), CommerceError> {
+        let mut tickets = Vec::new();
+        for item in &order.items {
+            let (product, _) = self
+                .products
+                .product(item.product_id)
+                .await?
+                .ok_or(CommerceError::ProductNotFound)?;
+            for _ in 0..item.quantity {
+                tickets.push(Ticket {
+                    id: TicketId::new(),
+                    order_id: order.id,
+                    product_id: item.product_id,
+                    user_id: order.user_id,
+                    code: TicketCode::generate(),
+                    status: TicketStatus::Valid,
+                    valid_from: product.valid_from,
+                    valid_until: product.valid_until,
+                    checked_in_at: None,
+                });
+            }
+        }
+        let now = self.clock.now();
+        if self
+            .store
+            .settle_paid(order.id, payment_key, approved_at, &tickets, now)
+            .await?
+        {
+            return Ok(());
+        }
+        // Settled already by a racing reconciliation (the same charge)?
+        if self
+            .store
+            .order(order.id)
+            .await?
+            .is_some_and(|now| now.status == OrderStatus::Paid)
+        {
+            return Ok(());
+        }
+        // The order stopped waiting (expired or failed meanwhile): its units
+        // may be someone else's by now. Give the money back.
+        let currency = kernel::Currency::parse(&order.currency)
+            .map_err(|e| CommerceError::Internal(format!("stored currency: {e}")))?;
+        let refund = Refund {
+            order_ref: order.id.to_string(),
+            payment_key: payment_key.to_owned(),
+            amount: Money::new(order.total, currency),
+            reason: "paid after the order expired".to_owned(),
+        };
+        let outcome = provider.refund(&refund).await;
+        let refunded = matches!(outcome, RefundOutcome::Refunded { .. });
+        if !refunded {
+            tracing::error!(order = %order.id, ?outcome, "a payment after expiry could not be \
+                refunded yet: its history says so for an operator");
+        }
+        let detail = format!(
+            "{payment_key}: {}",
+            if refunded {
+                "refunded"
+            } else {
+                "refund pending"
+            }
+        );
+        self.store
+            .record_late_refund(order.id, &detail, refunded, self.clock.now())
+            .await?;
+        Ok(())
+    }
+
+    /// Settles unpaid orders whose charge answer was lost, by asking their
+    /// provider: charged → paid with tickets; not charged → left to wait
+    /// inside the window (no second charge), `EXPIRED` past it. How many
+    /// were settled.
+    pub async fn reconcile(&self) -> Result<usize, CommerceError> {
+        let mut settled = 0;
+        for id in self.store.unknown_payments(RECONCILE_BATCH).await? {
+            let Some(order) = self.store.order(id).await? else {
+                continue;
+            };
+            let Some(provider) = order
+                .payment
+                .provider
+                .as_deref()
+                .and_then(|p| p.parse::<ProviderName>().ok())
+                .and_then(|p| self.provider(p))
+            else {
+                continue;
+            };
+            match provider.lookup(&id.to_string()).await {
+                Ok(Some(found)) if found.status == ProviderPaymentStatus::Done => {
+                    let approved_at = found
+                        .approved_at
+                        .map_or_else(|| self.clock.now(), Timestamp::from);
+                    self.settle_approved(
+                        &order,
+                        provider.as_ref(),
+                        &found.payment_key,
+                        approved_at,
+                    )
+                    .await?;
+                    settled += 1;
+                }
+                Ok(Some(_) | None) if order.expires_at <= self.clock.now() => {
+                    let closed = self
+                        .store
+                        .close_unpaid(
+                            id,
+                            Close {
+                                payment: PaymentStatus::Unknown,
+                                to: OrderStatus::Expired,
+                                to_payment: Some((PaymentStatus::None, None)),
+                                event: "EXPIRED",
+                                due: None,
+                            },
+                            self.clock.now(),
+                        )
+                        .await?;
+                    if let Some(returned) = closed {
+                        for reservation in &returned {
+                            self.reservations.return_units(reservation).await;
+                        }
+                        settled += 1;
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(order = %id, error = %e, "reconciliation could not ask \
+                    the provider; it tries again"),
+            }
+        }
+        Ok(settled)
+    }
+}
+
+impl OrderService {
+    /// Cancels an order (its owner or staff). Unpaid: `CANCELLED`, stock
+    /// and coupon back. Paid: its tickets voided (refused with
+    /// `TICKET_USED` after a check-in), the money refunded through its
+    /// provider, then `CANCELLED` with stock and coupon back. A refund that
+    /// fails leaves the tickets void and the order paid: cancelling again
+    /// retries it under the same idempotency key.
+    pub async fn cancel(&self, principal: &Principal, id: OrderId) -> Result<Order, CommerceError> {
+        let order = self.reload(id).await?;
+        if order.user_id != principal.user_id && !principal.roles.is_staff() {
+            return Err(CommerceError::Forbidden);
+        }
+        let not_now = || CommerceError::OrderNotCancellable {
+            status: order.status.as_str(),
+        };
+        match (order.status, order.payment.status) {
+            (OrderStatus::PendingPayment, PaymentStatus::None) => {
+                if !self
+                    .close_unpaid(
+                        id,
+                        PaymentStatus::None,
+                        OrderStatus::Cancelled,
+                        "CANCELLED",
+                        None,
+                    )
+                    .await?
+                {
+                    return Err(not_now());
+                }
+            }
+            (OrderStatus::Paid, _) => {
+                if !self.store.void_tickets(id).await? {
+                    return Err(CommerceError::TicketUsed);
+                }
+                let provider = order
+                    .payment
+                    .provider
+                    .as_deref()
+                    .and_then(|p| p.parse::<ProviderName>().ok())
+                    .and_then(|p| self.provider(p))
+                    .ok_or_else(|| {
+                        CommerceError::RefundFailed("the order's provider is not enabled".into())
+                    })?;
+                let currency = kernel::Currency::parse(&order.currency)
+                    .map_err(|e| CommerceError::Internal(format!("stored currency: {e}")))?;
+                let refund = Refund {
+                    order_ref: id.to_string(),
+                    payment_key: order.payment.payment_key.clone().unwrap_or_default(),
+                    amount: Money::new(order.total, currency),
+                    reason: "cancelled".to_owned(),
+                };
+                let refunded_at = match provider.refund(&refund).await {
+                    RefundOutcome::Refunded { refunded_at } => Timestamp::from(refunded_at),
+                    RefundOutcome::Refused { code, message } => {
+                        return Err(CommerceError::RefundFailed(format!("{code}: {message}")));
+                    }
+                    RefundOutcome::Unknown { reason } => {
+                        return Err(CommerceError::RefundFailed(reason));
+                    }
+                };
+                if let Some(returned) = self
+                    .store
+                    .cancel_paid(id, refunded_at, self.clock.now())
+                    .await?
+                {
+                    for reservation in &returned {
+                        self.reservations.return_units(reservation).await;
+                    }
+                }
+            }
+            _ => return Err(not_now()),
+        }
+        self.reload(id).await
+    }
+}
