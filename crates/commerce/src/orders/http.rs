@@ -31,6 +31,7 @@ pub fn router(service: Arc<OrderService>, idempotency: Idempotency) -> OpenApiRo
         .routes(routes!(get_order))
         .routes(routes!(pay_order))
         .routes(routes!(cancel_order))
+        .routes(routes!(toss_webhook))
         .merge(place)
         .with_state(service)
 }
@@ -179,4 +180,40 @@ async fn cancel_order(
     Path(id): Path<OrderId>,
 ) -> Result<Json<Order>, Problem> {
     Ok(Json(s.cancel(&principal, id).await?))
+}
+
+/// What the Toss webhook answers to a well-formed notice.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct NoticeReceived {
+    /// Whether the notice settled an order waiting on an unknown answer.
+    settled: bool,
+}
+
+/// Toss Payments' `PAYMENT_STATUS_CHANGED` notice. It is not trusted: the
+/// order it names is settled by asking Toss for the payment, as the
+/// reconciliation sweep does. Every well-formed body is answered 200 (Toss
+/// retries anything else), other event types included.
+#[utoipa::path(post, path = "/payments/toss/webhook", tag = "orders",
+    request_body(content = String, description = "Toss's webhook body", content_type = "application/json"),
+    responses(
+        (status = 200, description = "Received", body = NoticeReceived),
+        (status = 400, description = "`MALFORMED_WEBHOOK`: not a Toss webhook body", body = ProblemDetails, content_type = "application/problem+json"),
+    ))]
+async fn toss_webhook(
+    axum::extract::State(s): State,
+    body: axum::body::Bytes,
+) -> Result<Json<NoticeReceived>, Problem> {
+    use crate::payments::toss::webhook::{WebhookError, parse};
+    let settled = match parse(&body) {
+        Ok(notice) => s.on_payment_notice(&notice.order_id).await?,
+        Err(WebhookError::OtherEvent(_)) => false,
+        Err(e) => {
+            return Err(Problem::new(
+                axum::http::StatusCode::BAD_REQUEST,
+                e.code(),
+                e.to_string(),
+            ));
+        }
+    };
+    Ok(Json(NoticeReceived { settled }))
 }

@@ -285,60 +285,85 @@ impl OrderService {
     pub async fn reconcile(&self) -> Result<usize, CommerceError> {
         let mut settled = 0;
         for id in self.store.unknown_payments(RECONCILE_BATCH).await? {
-            let Some(order) = self.store.order(id).await? else {
-                continue;
-            };
-            let Some(provider) = order
-                .payment
-                .provider
-                .as_deref()
-                .and_then(|p| p.parse::<ProviderName>().ok())
-                .and_then(|p| self.provider(p))
-            else {
-                continue;
-            };
-            match provider.lookup(&id.to_string()).await {
-                Ok(Some(found)) if found.status == ProviderPaymentStatus::Done => {
-                    let approved_at = found
-                        .approved_at
-                        .map_or_else(|| self.clock.now(), Timestamp::from);
-                    self.settle_approved(
-                        &order,
-                        provider.as_ref(),
-                        &found.payment_key,
-                        approved_at,
-                    )
-                    .await?;
-                    settled += 1;
-                }
-                Ok(Some(_) | None) if order.expires_at <= self.clock.now() => {
-                    let closed = self
-                        .store
-                        .close_unpaid(
-                            id,
-                            Close {
-                                payment: PaymentStatus::Unknown,
-                                to: OrderStatus::Expired,
-                                to_payment: Some((PaymentStatus::None, None)),
-                                event: "EXPIRED",
-                                due: None,
-                            },
-                            self.clock.now(),
-                        )
-                        .await?;
-                    if let Some(returned) = closed {
-                        for reservation in &returned {
-                            self.reservations.return_units(reservation).await;
-                        }
-                        settled += 1;
-                    }
-                }
-                Ok(_) => {}
-                Err(e) => tracing::warn!(order = %id, error = %e, "reconciliation could not ask \
-                    the provider; it tries again"),
+            if self.settle_by_lookup(id).await? {
+                settled += 1;
             }
         }
         Ok(settled)
+    }
+
+    /// The provider says an order's payment changed (Toss's
+    /// `PAYMENT_STATUS_CHANGED`): the notice is not trusted, the order is
+    /// settled by asking the provider, as reconciliation does, at once
+    /// instead of at the next sweep. An unknown order or one not waiting on
+    /// an unknown answer is left alone.
+    pub async fn on_payment_notice(&self, order_ref: &str) -> Result<bool, CommerceError> {
+        let Ok(id) = order_ref.parse::<uuid::Uuid>().map(OrderId) else {
+            return Ok(false);
+        };
+        match self.store.order(id).await? {
+            Some(order) if order.payment.status == PaymentStatus::Unknown => {
+                self.settle_by_lookup(id).await
+            }
+            _ => Ok(false),
+        }
+    }
+
+    /// Asks the order's provider what happened to its charge and settles
+    /// it: charged → paid with tickets; not charged → left to wait inside
+    /// the window, `EXPIRED` past it. Whether it settled.
+    async fn settle_by_lookup(&self, id: OrderId) -> Result<bool, CommerceError> {
+        let Some(order) = self.store.order(id).await? else {
+            return Ok(false);
+        };
+        let Some(provider) = order
+            .payment
+            .provider
+            .as_deref()
+            .and_then(|p| p.parse::<ProviderName>().ok())
+            .and_then(|p| self.provider(p))
+        else {
+            return Ok(false);
+        };
+        match provider.lookup(&id.to_string()).await {
+            Ok(Some(found)) if found.status == ProviderPaymentStatus::Done => {
+                let approved_at = found
+                    .approved_at
+                    .map_or_else(|| self.clock.now(), Timestamp::from);
+                self.settle_approved(&order, provider.as_ref(), &found.payment_key, approved_at)
+                    .await?;
+                Ok(true)
+            }
+            Ok(Some(_) | None) if order.expires_at <= self.clock.now() => {
+                let closed = self
+                    .store
+                    .close_unpaid(
+                        id,
+                        Close {
+                            payment: PaymentStatus::Unknown,
+                            to: OrderStatus::Expired,
+                            to_payment: Some((PaymentStatus::None, None)),
+                            event: "EXPIRED",
+                            due: None,
+                        },
+                        self.clock.now(),
+                    )
+                    .await?;
+                let Some(returned) = closed else {
+                    return Ok(false);
+                };
+                for reservation in &returned {
+                    self.reservations.return_units(reservation).await;
+                }
+                Ok(true)
+            }
+            Ok(_) => Ok(false),
+            Err(e) => {
+                tracing::warn!(order = %id, error = %e, "could not ask the provider about a \
+                    payment; reconciliation tries again");
+                Ok(false)
+            }
+        }
     }
 }
 

@@ -641,3 +641,66 @@ async fn an_order_is_paid_through_toss_once_and_a_decline_keeps_its_code() {
     expect_problem(declined, 402, "PAYMENT_DECLINED").await;
     assert_eq!(remaining(&app, &gala).await, 3, "the declined unit is back");
 }
+
+#[tokio::test]
+async fn a_toss_notice_settles_a_lost_answer_by_asking_toss() {
+    use commerce::payments::toss::fake_server::{Fault, Route};
+    let (app, toss) = toss_app().await;
+    let gala = product(&app, json!(5), Value::Null).await;
+    let ann = app.new_user().await;
+    let placed = order(&app, &ann, &gala, 1, None).await;
+    let (id, total) = (
+        text(&placed["id"]),
+        placed["total"].as_i64().expect("a total"),
+    );
+    toss.inject(Route::Confirm, Fault::DropAnswer);
+    let lost = pay(
+        &app,
+        &ann,
+        &placed,
+        json!({"provider": "toss", "payment_key": "pay_lost", "amount": total}),
+    )
+    .await;
+    assert_eq!(lost.status(), 202, "the answer was lost: unknown");
+
+    let webhook = app.url("/api/v1/payments/toss/webhook");
+    assert_eq!(toss.send_webhook(&webhook, &id).await, Ok(200));
+    let settled = read_order(&app, &ann, &id).await;
+    assert_eq!(
+        settled["status"], "PAID",
+        "settled by asking Toss: {settled}"
+    );
+    assert_eq!(settled["tickets"].as_array().map(Vec::len), Some(1));
+    assert_eq!(toss.charge_count(&id), 1, "never charged twice");
+
+    let garbage = app
+        .http
+        .post(&webhook)
+        .header("content-type", "application/json")
+        .body("{\"eventType\": 42}")
+        .send()
+        .await
+        .expect("answers");
+    expect_problem(garbage, 400, "MALFORMED_WEBHOOK").await;
+    let other = app
+        .http
+        .post(&webhook)
+        .header("content-type", "application/json")
+        .body(r#"{"eventType": "DEPOSIT_CALLBACK", "createdAt": "2026-12-03T10:00:00.000000", "data": {}}"#)
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(
+        other.status(),
+        200,
+        "another event type is received, not retried"
+    );
+}
+
+async fn read_order(app: &TestApp, who: &Session, id: &str) -> Value {
+    app.get(&format!("/api/v1/orders/{id}"), Some(&who.access_token))
+        .await
+        .json()
+        .await
+        .expect("an order")
+}
