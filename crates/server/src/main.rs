@@ -149,10 +149,9 @@ async fn run(cli: Cli) -> Result<(), StartError> {
             telemetry::init(settings.log_format, &settings.log_level);
             let app = Application::build(settings).await?;
             let addr = app.local_addr().map_err(StartError::Serve)?;
+            let shutdown = shutdown_signal();
             tracing::info!(%addr, "listening");
-            app.run_until(shutdown_signal())
-                .await
-                .map_err(StartError::Serve)
+            app.run_until(shutdown).await.map_err(StartError::Serve)
         }
         Command::Migrate => {
             let modules = Modules::start(&settings).await?;
@@ -226,24 +225,37 @@ async fn reconcile(settings: &Settings, dry_run: bool) -> Result<(), StartError>
     }
 }
 
-/// SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let interrupt = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// SIGINT or SIGTERM. The handlers are installed when this is called, not
+/// when the future is first polled, so a signal that comes early is not
+/// missed (and does not kill the process with the default action).
+fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
+    let (interrupt, terminate) = {
+        use tokio::signal::unix::{SignalKind, signal};
+        (
+            signal(SignalKind::interrupt()).ok(),
+            signal(SignalKind::terminate()).ok(),
+        )
     };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = interrupt => {},
-        () = terminate => {},
+    async move {
+        #[cfg(unix)]
+        {
+            let wait = |stream: Option<tokio::signal::unix::Signal>| async move {
+                match stream {
+                    Some(mut s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                () = wait(interrupt) => {},
+                () = wait(terminate) => {},
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }

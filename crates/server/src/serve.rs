@@ -48,6 +48,18 @@ pub async fn serve(
         .keep_alive(true);
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let connections = GracefulShutdown::new();
+    // On a task of its own, as axum::serve does: polled at once and always,
+    // not only when the accept loop's select happens to reach it (a signal
+    // handler installed on first poll would otherwise miss an early signal).
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let shutdown = async move {
+        // A dropped sender (the task ended without a word) also stops.
+        let _ = stop_rx.wait_for(|stopped| *stopped).await;
+    };
     tokio::pin!(shutdown);
     loop {
         let permit = tokio::select! {
