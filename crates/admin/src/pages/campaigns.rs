@@ -110,11 +110,8 @@ async fn live_table(admin: &Admin, previous: &Previous) -> Result<Live, Problem>
                     // Rounded: a reading a few ms late must not drop a coupon.
                     u64::try_from((issued.saturating_mul(60_000) + ms / 2) / ms).unwrap_or_default()
                 });
-            let spec = serde_json::to_value(campaign.campaign.discount)
-                .ok()
-                .and_then(|v| serde_json::from_value::<DiscountSpec>(v).ok());
             Row {
-                discount: spec.as_ref().map(describe).unwrap_or_default(),
+                discount: describe(&DiscountSpec::from(campaign.campaign.discount)),
                 per_minute,
                 campaign,
             }

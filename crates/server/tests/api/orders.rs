@@ -43,7 +43,7 @@ async fn place(app: &TestApp, who: &Session, body: Value) -> reqwest::Response {
         .await
 }
 
-async fn read(app: &TestApp, who: &Session, path: &str) -> Value {
+pub(crate) async fn read(app: &TestApp, who: &Session, path: &str) -> Value {
     let response = app.get(path, Some(&who.access_token)).await;
     assert_eq!(response.status(), 200, "GET {path}");
     response.json().await.expect("a body")

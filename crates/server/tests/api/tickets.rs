@@ -665,7 +665,7 @@ async fn a_toss_notice_settles_a_lost_answer_by_asking_toss() {
 
     let webhook = app.url("/api/v1/payments/toss/webhook");
     assert_eq!(toss.send_webhook(&webhook, &id).await, Ok(200));
-    let settled = read_order(&app, &ann, &id).await;
+    let settled = crate::orders::read(&app, &ann, &format!("/api/v1/orders/{id}")).await;
     assert_eq!(
         settled["status"], "PAID",
         "settled by asking Toss: {settled}"
@@ -695,12 +695,4 @@ async fn a_toss_notice_settles_a_lost_answer_by_asking_toss() {
         200,
         "another event type is received, not retried"
     );
-}
-
-async fn read_order(app: &TestApp, who: &Session, id: &str) -> Value {
-    app.get(&format!("/api/v1/orders/{id}"), Some(&who.access_token))
-        .await
-        .json()
-        .await
-        .expect("an order")
 }
