@@ -7,6 +7,7 @@
 pub mod auth;
 pub mod batch;
 pub mod clock;
+pub mod crash;
 pub mod db;
 pub mod effect;
 pub mod error;

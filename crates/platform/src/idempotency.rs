@@ -21,6 +21,7 @@ use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
+use kernel::crash::CrashPoint;
 use kernel::db::{Db, Migrations};
 use kernel::{IdempotentEffect, Principal, Problem, SharedClock, Timestamp, UserId};
 use sha2::{Digest, Sha256};
@@ -359,9 +360,11 @@ pub async fn layer(State(idem): State<Idempotency>, request: Request, next: Next
             location: header(header::LOCATION),
             body: body.clone(),
         };
+        kernel::crash::reached(CrashPoint::AfterWrite);
         if let Err(e) = idem.complete(user, &key, claimed_at, &stored).await {
             tracing::error!(error = %e, "could not record an idempotent response");
         }
+        kernel::crash::reached(CrashPoint::AfterAnswer);
     }
     Response::from_parts(parts, Body::from(body))
 }

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use server::config::StockGateKind;
+use server::config::{ConfigError, StockGateKind};
 use server::{Application, Modules, Settings, StartError, telemetry};
 
 #[derive(Debug, Parser)]
@@ -147,6 +147,13 @@ async fn run(cli: Cli) -> Result<(), StartError> {
     match cli.command {
         Command::Serve(_) => {
             telemetry::init(settings.log_format, &settings.log_level);
+            if let Some(point) = kernel::crash::arm_from_env().map_err(ConfigError::Invalid)? {
+                tracing::warn!(
+                    point = point.as_str(),
+                    "a crash point is armed: the first request to reach it aborts the \
+                     process (fault tests only)"
+                );
+            }
             let app = Application::build(settings).await?;
             let addr = app.local_addr().map_err(StartError::Serve)?;
             let shutdown = shutdown_signal();

@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use kernel::Timestamp;
+use kernel::crash::CrashPoint;
 use kernel::testing::TestDatabase;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -191,6 +192,141 @@ impl Crash {
         assert_eq!(after.cut_off, 0, "{}", after.summary());
         after
     }
+}
+
+// ---------------------------------------------------------------------------
+// A crash at each step of a keyed claim, then the client's retry
+// ---------------------------------------------------------------------------
+
+// ADR 0019: a retry with the same `Idempotency-Key` after a crash at any
+// step ends with exactly one coupon, the first request's when it was made,
+// in a firehose (several per user) and in a drop (one per user), where the
+// retry must not be refused `LIMIT_REACHED` for the coupon it already has.
+
+/// The shortest abandon age the server accepts with [`LEASE_AGE`]: the
+/// lease age and one lease sweep (10 s).
+const ABANDON_AFTER: Duration = Duration::from_secs(LEASE_AGE.as_secs() + 10);
+/// How long a retry keeps getting 409 `REQUEST_IN_PROGRESS`, at most.
+const RETRY_WINDOW: Duration = Duration::from_secs(ABANDON_AFTER.as_secs() + 20);
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_keyed_issue_retried_after_a_crash_at_any_step_gives_one_coupon_in_a_firehose() {
+    crash_at_every_point_then_retry(3).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_keyed_issue_retried_after_a_crash_at_any_step_gives_one_coupon_in_a_drop() {
+    crash_at_every_point_then_retry(1).await;
+}
+
+async fn crash_at_every_point_then_retry(per_user: usize) {
+    let runs = CrashPoint::ALL.map(|point| async move {
+        let deployment = Deployment::from_env().await;
+        crash_then_retry(&deployment, point, per_user).await;
+    });
+    futures::future::join_all(runs).await;
+}
+
+/// One keyed issue request crashes the server at `point`; on a restarted
+/// server its retry answers 201 with the user's one coupon.
+async fn crash_then_retry(deployment: &Deployment, point: CrashPoint, per_user: usize) {
+    let armed = deployment
+        .start_with(&[("STAMPEDE_CRASH_AT", point.as_str())])
+        .await;
+    let admin = log_in_admin(&armed).await;
+    let campaign = create_campaign(&armed, &admin, 10, per_user).await;
+    let user = create_users(&armed, &admin, 1).await.remove(0);
+    let key = format!("crash-{}", point.as_str());
+
+    let lost = keyed_issue(&armed, &campaign, &user, &key).await;
+    assert!(
+        lost.is_err(),
+        "[{}, {}] the server crashed before answering, yet answered {lost:?}",
+        deployment.name(),
+        point.as_str()
+    );
+    armed.exited().await;
+
+    let server = deployment.start().await;
+    let deadline = tokio::time::Instant::now() + RETRY_WINDOW;
+    let retried = loop {
+        let answer = keyed_issue(&server, &campaign, &user, &key)
+            .await
+            .expect("the restarted server answers");
+        let status = answer.status();
+        let body: Value = answer.json().await.expect("a JSON body");
+        let in_progress = status == StatusCode::CONFLICT && body["code"] == "REQUEST_IN_PROGRESS";
+        if !in_progress || tokio::time::Instant::now() > deadline {
+            assert_eq!(
+                status,
+                StatusCode::CREATED,
+                "[{}, {}] the retry is the first request's answer: {body}",
+                deployment.name(),
+                point.as_str()
+            );
+            break body;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let held = mine(&server, &user).await;
+    assert_eq!(
+        held.len(),
+        1,
+        "[{}, {}] the user holds exactly one coupon after the retry: {held:?}",
+        deployment.name(),
+        point.as_str()
+    );
+    assert_eq!(
+        held[0]["id"],
+        retried["id"],
+        "[{}, {}] the retry answered with the coupon the user holds",
+        deployment.name(),
+        point.as_str()
+    );
+    let again = keyed_issue(&server, &campaign, &user, &key)
+        .await
+        .expect("the server answers");
+    assert_eq!(
+        again.status(),
+        StatusCode::CREATED,
+        "a replay is the same 201"
+    );
+    let replayed: Value = again.json().await.expect("a JSON body");
+    assert_eq!(
+        replayed["id"], retried["id"],
+        "a replay names the same coupon"
+    );
+}
+
+async fn keyed_issue(
+    server: &Server,
+    campaign: &str,
+    user: &TestUser,
+    key: &str,
+) -> reqwest::Result<reqwest::Response> {
+    http_client()
+        .post(server.issue_url(campaign))
+        .bearer_auth(&user.access_token)
+        .header("Idempotency-Key", key)
+        .send()
+        .await
+}
+
+/// The user's coupons, as `GET /coupons/mine` lists them.
+async fn mine(server: &Server, user: &TestUser) -> Vec<Value> {
+    let listed = expect_json(
+        http_client()
+            .get(server.url("/api/v1/coupons/mine"))
+            .bearer_auth(&user.access_token)
+            .send()
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    listed["items"]
+        .as_array()
+        .cloned()
+        .unwrap_or_else(|| panic!("a page of coupons: {listed}"))
 }
 
 // ---------------------------------------------------------------------------
@@ -704,6 +840,11 @@ impl Deployment {
 
     /// Starts `stampede serve` on a free port and waits until it is ready.
     async fn start(&self) -> Server {
+        self.start_with(&[]).await
+    }
+
+    /// [`start`](Self::start), with more environment for this one server.
+    async fn start_with(&self, env: &[(&str, &str)]) -> Server {
         for _ in 0..START_ATTEMPTS {
             let n = self.started.fetch_add(1, Ordering::Relaxed);
             let log = self.logs.path().join(format!("server-{n}.log"));
@@ -711,6 +852,7 @@ impl Deployment {
             let mut server = Server {
                 child: self
                     .command(addr, &log)
+                    .envs(env.iter().copied())
                     .spawn()
                     .expect("spawn stampede serve"),
                 addr,
@@ -745,6 +887,10 @@ impl Deployment {
             .env(
                 "STAMPEDE_STOCK_LEASE_SECONDS",
                 LEASE_AGE.as_secs().to_string(),
+            )
+            .env(
+                "STAMPEDE_IDEMPOTENCY_ABANDON_SECONDS",
+                ABANDON_AFTER.as_secs().to_string(),
             )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -828,6 +974,18 @@ impl Server {
             self.addr
         );
         ready.is_ok_and(|ready| ready)
+    }
+
+    /// Waits until the process ended by itself, by a signal (a crash).
+    async fn exited(mut self) {
+        let status = tokio::time::timeout(KILL_TIMEOUT, self.child.wait())
+            .await
+            .expect("the crashed server exits in time")
+            .expect("reap the server");
+        assert!(
+            !status.success() && status.code().is_none(),
+            "the server ended by a signal, not with {status}"
+        );
     }
 
     /// `kill -9`, and waits until the process is gone.

@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kernel::UserId;
+use kernel::crash::CrashPoint;
 
 use super::{CLAIM_WRITE_TIMEOUT, PoolId, Refusal, StockGate, Taken};
 
@@ -134,10 +135,12 @@ impl StockClaim {
             lease,
             quantity,
         } = self;
+        kernel::crash::reached(CrashPoint::BeforeTake);
         let taken = gate
             .take_claim(&pool, holder.as_str(), quantity, &lease)
             .await
             .map_err(ClaimError::Refused)?;
+        kernel::crash::reached(CrashPoint::AfterTake);
         let Ok(written) = tokio::time::timeout(CLAIM_WRITE_TIMEOUT, write(taken)).await else {
             tracing::warn!(%pool, %lease, "a claim's write did not answer in time: its units \
                 stay taken until the lease sweep asks the database");
