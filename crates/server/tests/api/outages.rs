@@ -3,6 +3,8 @@
 //! `/readyz` names what is down, and the server recovers by itself once the
 //! service is back. PostgreSQL and Redis only: an embedded SQLite file
 //! cannot go away, so on the default run these print that they skipped.
+//! Two of them do it in the middle of a rush: Redis restarted empty, and
+//! PostgreSQL connections terminated.
 
 use std::time::Duration;
 
@@ -165,6 +167,285 @@ async fn a_redis_outage_answers_503_to_claims_and_the_server_recovers() {
         remaining["remaining"].as_u64(),
         Some(100 - held as u64),
         "the outage lost or doubled no unit: {remaining}"
+    );
+    app.stop().await;
+}
+
+// ---------------------------------------------------------------------------
+// Redis restarted empty in the middle of a rush
+// ---------------------------------------------------------------------------
+
+const RUSH_STOCK: u64 = 60;
+const RUSH_PER_USER: u64 = 5;
+const RUSH_USERS: usize = 16;
+/// Coupons issued before Redis goes away.
+const ISSUED_BEFORE_OUTAGE: u64 = 15;
+
+/// What one rushing user saw: coupons acknowledged, and whether the rush
+/// ended for them with a refusal (sold out or their limit).
+struct Rushed {
+    acknowledged: u64,
+    refused: bool,
+}
+
+/// Each user issues until refused, retrying every 503, for at most a
+/// minute; `issued` counts the 201s of all of them.
+fn rush(
+    app: &TestApp,
+    issue: &str,
+    users: &[crate::helpers::Session],
+    issued: &std::sync::Arc<std::sync::atomic::AtomicU64>,
+) -> Vec<tokio::task::JoinHandle<Rushed>> {
+    users
+        .iter()
+        .map(|user| {
+            let http = app.http.clone();
+            let url = app.url(issue);
+            let token = user.access_token.clone();
+            let issued = std::sync::Arc::clone(issued);
+            tokio::spawn(async move {
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+                let mut seen = Rushed {
+                    acknowledged: 0,
+                    refused: false,
+                };
+                while tokio::time::Instant::now() < deadline {
+                    let Ok(answer) = http
+                        .post(&url)
+                        .bearer_auth(&token)
+                        .json(&json!({}))
+                        .send()
+                        .await
+                    else {
+                        continue;
+                    };
+                    match answer.status().as_u16() {
+                        201 => {
+                            seen.acknowledged += 1;
+                            issued.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
+                        409 => {
+                            seen.refused = true;
+                            return seen;
+                        }
+                        503 => tokio::time::sleep(Duration::from_millis(50)).await,
+                        other => panic!("a rushing issue got {other}: {:?}", answer.text().await),
+                    }
+                }
+                seen
+            })
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn redis_restarted_empty_mid_rush_loses_and_doubles_nothing_and_reconciles() {
+    let Ok(redis_url) = std::env::var("STAMPEDE_TEST_REDIS_URL") else {
+        eprintln!("skipped: a Redis restart needs Redis (STAMPEDE_TEST_REDIS_URL)");
+        return;
+    };
+    let proxy = OutageProxy::start(&OutageProxy::upstream_of(&redis_url)).await;
+    let prefix = format!("outage-{}", uuid::Uuid::new_v4().simple());
+    let app = TestApp::spawn_with(|s| {
+        s.stock_gate = StockGateKind::Redis;
+        s.rate_limiter = RateLimiterKind::Memory;
+        s.redis_url = Some(proxy.route(&redis_url));
+        s.redis_prefix.clone_from(&prefix);
+    })
+    .await;
+    let admin = app.admin().await;
+    let campaign: Value = app
+        .created(
+            "/api/v1/coupon-campaigns",
+            &admin,
+            json!({
+                "name": "restart drop",
+                "discount": {"kind": "PERCENT", "value": 10},
+                "total_quantity": RUSH_STOCK,
+                "per_user_limit": RUSH_PER_USER,
+                "issue_starts_at": from_now(time::Duration::hours(-1)),
+                "issue_ends_at": from_now(time::Duration::hours(1)),
+                "valid_until": from_now(time::Duration::days(7)),
+            }),
+        )
+        .await;
+    let campaign = campaign["id"].as_str().expect("an id").to_owned();
+    let mut users = Vec::with_capacity(RUSH_USERS);
+    for _ in 0..RUSH_USERS {
+        users.push(app.new_user().await);
+    }
+    let issued = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let rushing = rush(
+        &app,
+        &format!("/api/v1/coupon-campaigns/{campaign}/issue"),
+        &users,
+        &issued,
+    );
+    while issued.load(std::sync::atomic::Ordering::Relaxed) < ISSUED_BEFORE_OUTAGE {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+
+    // The restart: unreachable for a while, then back with nothing in it.
+    proxy.cut();
+    let ready = app.get("/readyz", None).await;
+    let problem = expect_problem(ready, 503, "UNAVAILABLE").await;
+    assert_eq!(problem["checks"]["redis"], "down", "{problem}");
+    let mut redis = redis::Client::open(redis_url.as_str())
+        .expect("a Redis URL")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("Redis itself is up");
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}:*"))
+        .query_async(&mut redis)
+        .await
+        .expect("list the deployment's keys");
+    assert!(!keys.is_empty(), "the gate had counters in Redis");
+    let _: () = redis::cmd("DEL")
+        .arg(&keys)
+        .query_async(&mut redis)
+        .await
+        .expect("empty the deployment's keys");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    proxy.restore();
+
+    let mut acknowledged = 0;
+    for (user, task) in users.iter().zip(rushing) {
+        let seen = task.await.expect("a rushing user");
+        assert!(seen.refused, "every user's rush ended with a refusal");
+        let mine: Value = app
+            .get("/api/v1/coupons/mine", Some(&user.access_token))
+            .await
+            .json()
+            .await
+            .expect("json");
+        let held = mine["items"].as_array().expect("items").len() as u64;
+        assert!(
+            held >= seen.acknowledged && held <= RUSH_PER_USER,
+            "a user acknowledged {} coupons and holds {held} (limit {RUSH_PER_USER})",
+            seen.acknowledged
+        );
+        acknowledged += held;
+    }
+    assert_eq!(
+        acknowledged, RUSH_STOCK,
+        "the rush sold the whole stock, once: no unit lost or doubled by the restart"
+    );
+    let shown: Value = app
+        .get(&format!("/api/v1/coupon-campaigns/{campaign}"), None)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(shown["remaining"], 0, "{shown}");
+    let report: Value = app
+        .post(
+            "/admin-api/stock/reconcile?dry_run=true",
+            Some(&admin.access_token),
+            json!({}),
+        )
+        .await
+        .json()
+        .await
+        .expect("a report");
+    assert_eq!(
+        report["differing"], 0,
+        "the gate agrees with the database: {report}"
+    );
+    assert_eq!(report["errors"], json!([]), "{report}");
+    app.stop().await;
+}
+
+// ---------------------------------------------------------------------------
+// PostgreSQL connections terminated in the middle of a rush
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn database_connections_terminated_mid_rush_lose_no_acknowledged_coupon() {
+    let Ok(pg_url) = std::env::var(DATABASE_URL_VAR) else {
+        eprintln!("skipped: terminating connections needs PostgreSQL ({DATABASE_URL_VAR})");
+        return;
+    };
+    if !pg_url.starts_with("postgres") {
+        eprintln!("skipped: terminating connections needs PostgreSQL ({DATABASE_URL_VAR})");
+        return;
+    }
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    let campaign = open_campaign(&app, &admin).await;
+    let mut users = Vec::with_capacity(RUSH_USERS);
+    for _ in 0..RUSH_USERS {
+        users.push(app.new_user().await);
+    }
+    let issued = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let rushing = rush(
+        &app,
+        &format!("/api/v1/coupon-campaigns/{campaign}/issue"),
+        &users,
+        &issued,
+    );
+    while issued.load(std::sync::atomic::Ordering::Relaxed) < ISSUED_BEFORE_OUTAGE {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let killer = sqlx::PgPool::connect(app.database_url())
+        .await
+        .expect("connect to the test database");
+    let mut terminated = 0;
+    for _ in 0..3 {
+        let ended: Vec<bool> = sqlx::query_scalar(
+            "select pg_terminate_backend(pid) from pg_stat_activity \
+             where datname = current_database() and pid <> pg_backend_pid()",
+        )
+        .fetch_all(&killer)
+        .await
+        .expect("terminate the server's connections");
+        terminated += ended.into_iter().filter(|ended| *ended).count();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(terminated > 0, "the server's connections were terminated");
+
+    let mut held_in_all = 0;
+    for (user, task) in users.iter().zip(rushing) {
+        let seen = task.await.expect("a rushing user");
+        assert!(seen.refused, "every user's rush ended with a refusal");
+        let mine: Value = app
+            .get("/api/v1/coupons/mine", Some(&user.access_token))
+            .await
+            .json()
+            .await
+            .expect("json");
+        let held = mine["items"].as_array().expect("items").len() as u64;
+        assert!(
+            held >= seen.acknowledged,
+            "a user acknowledged {} coupons and holds {held}",
+            seen.acknowledged
+        );
+        held_in_all += held;
+    }
+    assert!(
+        held_in_all <= 100,
+        "{held_in_all} coupons of a stock of 100"
+    );
+    // A write cut with its connection may have committed: its unit stays
+    // taken until the lease sweep or a reconcile asks the database.
+    let repaired = app
+        .post(
+            "/admin-api/stock/reconcile",
+            Some(&admin.access_token),
+            json!({}),
+        )
+        .await;
+    assert_eq!(repaired.status(), 200);
+    let shown: Value = app
+        .get(&format!("/api/v1/coupon-campaigns/{campaign}"), None)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        shown["remaining"].as_u64(),
+        Some(100 - held_in_all),
+        "after reconciling, remaining is the stock less the coupons held: {shown}"
     );
     app.stop().await;
 }
