@@ -132,10 +132,10 @@ impl WaitingListEntry {
 /// units (`None`: unlimited); entries asking for more are passed over, not
 /// skipped for good.
 #[must_use]
-pub fn first_fitting<'a>(
-    waiting: &'a [(WaitingListEntryId, UserId, u32)],
+pub fn first_fitting(
+    waiting: &[(WaitingListEntryId, UserId, u32)],
     remaining: Option<u64>,
-) -> Option<&'a (WaitingListEntryId, UserId, u32)> {
+) -> Option<&(WaitingListEntryId, UserId, u32)> {
     waiting
         .iter()
         .find(|(_, _, quantity)| remaining.is_none_or(|left| u64::from(*quantity) <= left))
