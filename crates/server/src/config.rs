@@ -834,8 +834,11 @@ mod tests {
     fn the_waiting_list_offer_lasts_900_seconds_unless_set_and_never_zero() {
         let defaults = Settings::load(None, &[]).expect("defaults");
         assert_eq!(defaults.waiting_list_offer_seconds, 900);
-        let set =
-            Settings::load(None, &[("waiting_list_offer_seconds", "5".into())]).expect("valid");
+        let dir = tempfile_dir();
+        let path = dir.join("stampede.toml");
+        std::fs::write(&path, "waiting_list_offer_seconds = 5\n").expect("write");
+        let set = Settings::load(Some(&path), &[]).expect("valid");
+        let _ = std::fs::remove_dir_all(dir);
         assert_eq!(set.waiting_list_offer_seconds, 5);
         let zero = Settings {
             waiting_list_offer_seconds: 0,
