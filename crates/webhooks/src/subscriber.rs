@@ -65,3 +65,27 @@ impl Handler for WebhookEvents {
             .map_err(|e| HandlerError(e.to_string()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_subscribed_topic_has_its_event_type_and_others_none() {
+        assert_eq!(
+            event_type(RewardGranted::TOPIC),
+            Some("reward_request.approved")
+        );
+        assert_eq!(
+            event_type(WaitingListOffered::TOPIC),
+            Some("waiting_list.offered")
+        );
+        assert_eq!(event_type("identity.user_logged_in"), None);
+        for event in [
+            event_type(RewardGranted::TOPIC),
+            event_type(WaitingListOffered::TOPIC),
+        ] {
+            assert!(crate::model::EVENT_TYPES.contains(&event.expect("mapped")));
+        }
+    }
+}

@@ -371,6 +371,17 @@ impl WaitlistStore for SqlWaitlistStore {
     }
 
     async fn settle_offers(&self, now: Timestamp) -> Result<u64, sqlx::Error> {
+        // Most rounds find no offer open: a read spares them a commit.
+        let open: Option<i32> = kernel::read!(&self.db, |pool| {
+            sqlx::query_scalar(
+                "select 1 from waiting_list_entries where status = 'OFFERED' limit 1",
+            )
+            .fetch_optional(pool)
+            .await
+        })?;
+        if open.is_none() {
+            return Ok(0);
+        }
         kernel::write_tx!(&self.db, |conn| {
             let accepted = sqlx::query(
                 "update waiting_list_entries set status = 'ACCEPTED', updated_at = $1 \
