@@ -74,7 +74,8 @@ impl ReservationService {
     }
 
     /// Holds `quantity` units of the product for `user`, all or none:
-    /// refused outside the sale window, when fewer are left, or when the
+    /// refused outside the sale window, when fewer are left (units that
+    /// came back while someone waits are the waiting list's), or when the
     /// user would then hold, order or own more than the per-user limit. A
     /// keyed request's reservation takes the key's effect id; a retry of one
     /// that may have held answers with that reservation.
