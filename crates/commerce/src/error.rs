@@ -52,6 +52,12 @@ pub enum CommerceError {
     OrderNotCancellable { status: &'static str },
     #[error("the refund did not go through: {0}; try again")]
     RefundFailed(String),
+    #[error("units of this product are on sale: hold them instead of waiting")]
+    NotSoldOut,
+    #[error("you are already on this product's waiting list")]
+    AlreadyWaiting,
+    #[error("you are not on this product's waiting list")]
+    NotWaiting,
     #[error("this belongs to another user")]
     Forbidden,
     #[error("the stock gate cannot answer: {0}")]
@@ -135,6 +141,9 @@ impl From<CommerceError> for Problem {
                 Self::conflict("ORDER_NOT_CANCELLABLE", e.to_string()).with("order_status", status)
             }
             E::RefundFailed(ref cause) => Self::unavailable(cause),
+            E::NotSoldOut => Self::conflict("NOT_SOLD_OUT", e.to_string()),
+            E::AlreadyWaiting => Self::conflict("ALREADY_WAITING", e.to_string()),
+            E::NotWaiting => Self::not_found("waiting-list entry"),
             E::Forbidden => Self::forbidden(),
             E::SoldOut => Self::conflict("SOLD_OUT", e.to_string()),
             E::LimitReached => Self::conflict("LIMIT_REACHED", e.to_string()),

@@ -1,5 +1,6 @@
-//! Commerce: coupon campaigns and first-come coupon issuance (products,
-//! reservations and orders next).
+//! Commerce: coupon campaigns and first-come coupon issuance; products,
+//! reservations, orders, payments, tickets and the waiting lists of
+//! sold-out products, each a submodule of the same shape.
 //!
 //! `model` holds the types and rules, with no I/O; `store` the tables
 //! (SQLite and PostgreSQL), `stock` the campaigns' pools in the stock gate,
@@ -19,6 +20,7 @@ pub mod service;
 pub mod stock;
 pub mod store;
 pub mod tickets;
+pub mod waitlist;
 
 pub use error::CommerceError;
 pub use grants::CouponGrantHandler;

@@ -1,5 +1,5 @@
-//! What commerce receives, what it answers other modules directly, and the
-//! commerce ids they name.
+//! What commerce receives, what it announces, what it answers other modules
+//! directly, and the commerce ids they name.
 
 use async_trait::async_trait;
 use bus::Message;
@@ -9,6 +9,21 @@ use serde::{Deserialize, Serialize};
 kernel::id_type!(
     /// A coupon campaign: a discount, a stock, a per-user limit and an issue window.
     CouponCampaignId
+);
+
+kernel::id_type!(
+    /// One product on sale.
+    ProductId
+);
+
+kernel::id_type!(
+    /// One hold of a product's units for one user.
+    ReservationId
+);
+
+kernel::id_type!(
+    /// One user's place on a sold-out product's waiting list.
+    WaitingListEntryId
 );
 
 kernel::id_type!(
@@ -42,5 +57,27 @@ pub struct IssueCouponGrant {
 
 impl Message for IssueCouponGrant {
     const TOPIC: &'static str = "commerce.issue_coupon_grant";
+    const VERSION: i32 = 1;
+}
+
+/// Units came back to a sold-out product and went to the first waiting
+/// entry they fit: a `HELD` reservation of its own until
+/// `offer_expires_at`. Enqueued in the offer's transaction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WaitingListOffered {
+    pub entry_id: WaitingListEntryId,
+    pub product_id: ProductId,
+    pub product_name: String,
+    pub user_id: UserId,
+    pub quantity: u32,
+    /// The hold made for the entry; ordering it accepts the offer.
+    pub reservation_id: ReservationId,
+    pub offered_at: Timestamp,
+    /// The hold ends then, and its units go to the next entry.
+    pub offer_expires_at: Timestamp,
+}
+
+impl Message for WaitingListOffered {
+    const TOPIC: &'static str = "commerce.waiting_list_offered";
     const VERSION: i32 = 1;
 }

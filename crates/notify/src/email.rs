@@ -10,12 +10,13 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use bus::{Envelope, Handler, HandlerError, Message};
+use contracts::commerce::WaitingListOffered;
 use contracts::identity::UserDirectory;
 use contracts::rewards::RewardGranted;
 use kernel::UserId;
 
 use crate::mail::{Mailer, Outgoing};
-use crate::templates::{Email, RewardGrantedMail};
+use crate::templates::{Email, RewardGrantedMail, WaitingListOfferedMail};
 
 /// "You were granted a reward", on `rewards.reward_granted`.
 pub struct RewardGrantedEmail {
@@ -56,6 +57,53 @@ impl Handler for RewardGrantedEmail {
             self.directory.as_ref(),
             &self.mailer,
             granted.user_id,
+            &mail,
+            message,
+        )
+        .await
+    }
+}
+
+/// "Units came back for you", on `commerce.waiting_list_offered`.
+pub struct WaitingListOfferedEmail {
+    directory: Arc<dyn UserDirectory>,
+    mailer: Arc<Mailer>,
+}
+
+impl WaitingListOfferedEmail {
+    /// The subscriber's name: part of the inbox key, never rename it.
+    pub const NAME: &'static str = "notify.waiting_list_offered_email";
+
+    #[must_use]
+    pub fn new(directory: Arc<dyn UserDirectory>, mailer: Arc<Mailer>) -> Self {
+        Self { directory, mailer }
+    }
+}
+
+#[async_trait]
+impl Handler for WaitingListOfferedEmail {
+    fn name(&self) -> &'static str {
+        Self::NAME
+    }
+
+    fn topics(&self) -> &'static [&'static str] {
+        &[WaitingListOffered::TOPIC]
+    }
+
+    async fn handle(&self, message: &Envelope) -> Result<(), HandlerError> {
+        let offered: WaitingListOffered = message
+            .decode()
+            .map_err(|e| HandlerError(format!("not a waiting-list offer: {e}")))?;
+        let mail = WaitingListOfferedMail {
+            product: offered.product_name,
+            quantity: offered.quantity,
+            reservation_id: offered.reservation_id.to_string(),
+            offer_expires_at: offered.offer_expires_at.to_string(),
+        };
+        send_to(
+            self.directory.as_ref(),
+            &self.mailer,
+            offered.user_id,
             &mail,
             message,
         )

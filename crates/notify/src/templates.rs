@@ -76,6 +76,47 @@ impl Email for RewardGrantedMail {
     }
 }
 
+/// "Tickets came back for you": a waiting-list offer.
+#[derive(Debug, Clone)]
+pub struct WaitingListOfferedMail {
+    pub product: String,
+    pub quantity: u32,
+    /// The reservation held for the user: ordering it accepts the offer.
+    pub reservation_id: String,
+    /// Until when it is held.
+    pub offer_expires_at: String,
+}
+
+#[derive(Template)]
+#[template(path = "waiting_list_offered.txt")]
+struct WaitingListOfferedText<'a> {
+    mail: &'a WaitingListOfferedMail,
+}
+
+#[derive(Template)]
+#[template(path = "waiting_list_offered.html")]
+struct WaitingListOfferedHtml<'a> {
+    mail: &'a WaitingListOfferedMail,
+}
+
+impl Email for WaitingListOfferedMail {
+    fn name(&self) -> &'static str {
+        "waiting_list_offered"
+    }
+    fn subject(&self) -> String {
+        format!(
+            "Your turn: {} x {} held for you",
+            self.quantity, self.product
+        )
+    }
+    fn text(&self) -> Result<String, askama::Error> {
+        WaitingListOfferedText { mail: self }.render()
+    }
+    fn html(&self) -> Result<String, askama::Error> {
+        WaitingListOfferedHtml { mail: self }.render()
+    }
+}
+
 /// A reward in words, and where it shows.
 fn describe(reward: &Value) -> (String, &'static str) {
     let text = |key: &str| reward.get(key).and_then(Value::as_str).map(str::to_owned);
@@ -135,6 +176,24 @@ mod tests {
         );
         assert_eq!(d(json!({"type": "TRIP"})), "a reward (TRIP)");
         assert_eq!(d(json!(null)), "a reward");
+    }
+
+    #[test]
+    fn an_offer_says_what_is_held_and_until_when_escaped_in_html() {
+        let mail = WaitingListOfferedMail {
+            product: "Gala <night>".into(),
+            quantity: 2,
+            reservation_id: "r1".into(),
+            offer_expires_at: "2026-12-01T00:15:00Z".into(),
+        };
+        assert_eq!(mail.subject(), "Your turn: 2 x Gala <night> held for you");
+        let text = mail.text().expect("renders");
+        assert!(text.contains("2 x Gala <night>"), "{text}");
+        assert!(text.contains("until 2026-12-01T00:15:00Z"), "{text}");
+        assert!(text.contains("reservation r1"), "{text}");
+        let html = mail.html().expect("renders");
+        assert!(html.contains("Gala &#60;night&#62;"), "{html}");
+        assert!(!html.contains("<night>"), "{html}");
     }
 
     #[test]

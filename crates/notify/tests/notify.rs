@@ -15,11 +15,15 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bus::{Envelope, Handler};
+use contracts::commerce::{ProductId, ReservationId, WaitingListEntryId, WaitingListOffered};
 use contracts::identity::UserDirectory;
 use contracts::rewards::{EventId, EventRewardId, RewardGranted, RewardId, RewardRequestId};
 use kernel::testing::SmtpSink;
 use kernel::{Secret, Timestamp, UserId};
-use notify::{DeadLetterAlarm, Mailer, RewardGrantedEmail, SlackSubscriber, SlackWebhook};
+use notify::{
+    DeadLetterAlarm, Mailer, RewardGrantedEmail, SlackSubscriber, SlackWebhook,
+    WaitingListOfferedEmail,
+};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -120,6 +124,62 @@ async fn a_granted_reward_is_mailed_as_text_and_html_through_a_real_smtp_server(
     let err = handler.handle(&again).await.expect_err("no server");
     assert!(err.0.contains("SMTP"), "{err}");
     assert!(counter(r#"notify_emails_total{outcome="failed"}"#) >= failed_before + 1.0);
+}
+
+#[tokio::test]
+async fn a_waiting_list_offer_is_mailed_with_what_is_held_and_until_when() {
+    let Some(mut sink) = SmtpSink::start().await else {
+        return;
+    };
+    let user = UserId(Uuid::now_v7());
+    let directory = Arc::new(Directory {
+        user,
+        email: "next-in-line@example.com".into(),
+    });
+    let url = Secret::new(format!("smtp://127.0.0.1:{}", sink.port()));
+    let mailer =
+        Arc::new(Mailer::new(Some(&url), "Stampede <no-reply@stampede.test>").expect("mailer"));
+    let handler = WaitingListOfferedEmail::new(directory, mailer);
+    let now = Timestamp::from(time::OffsetDateTime::now_utc());
+    let reservation = ReservationId(Uuid::now_v7());
+    let offered = WaitingListOffered {
+        entry_id: WaitingListEntryId(Uuid::now_v7()),
+        product_id: ProductId(Uuid::now_v7()),
+        product_name: "Winter <gala>".into(),
+        user_id: user,
+        quantity: 2,
+        reservation_id: reservation,
+        offered_at: now,
+        offer_expires_at: now + Duration::from_secs(900),
+    };
+    let message = Envelope::new(&offered, now).expect("encodes");
+
+    handler.handle(&message).await.expect("sent");
+
+    let mail = sink.next_message().await;
+    let body = mail.join("\n");
+    assert!(body.contains("To: next-in-line@example.com"), "{body}");
+    assert!(
+        body.contains("Subject: Your turn: 2 x Winter <gala> held for you"),
+        "{body}"
+    );
+    assert!(
+        body.contains(&format!("<{}@stampede.notify>", message.id)),
+        "{body}"
+    );
+    assert!(body.contains("We hold 2 x Winter <gala> for you"), "{body}");
+    assert!(
+        body.contains(&format!("until {}", offered.offer_expires_at)),
+        "{body}"
+    );
+    assert!(body.contains(&reservation.to_string()), "{body}");
+    assert!(
+        body.contains("<strong>2 x Winter &#60;gala&#62;</strong>"),
+        "escaped html part: {body}"
+    );
+    // Another topic is not an offer: refused, so the bus keeps it.
+    let wrong = grant(user, json!({"type": "POINT", "points": 1}));
+    assert!(handler.handle(&wrong).await.is_err());
 }
 
 /// Collects what a `tracing` subscriber writes.

@@ -84,6 +84,9 @@ pub struct Settings {
     /// holds to this, never further (default 2400: the provider allows 30
     /// minutes to authenticate and 10 to confirm).
     pub payment_window_seconds: u64,
+    /// How long a waiting-list offer's hold lasts before its units go to
+    /// the next entry (default 900).
+    pub waiting_list_offer_seconds: u64,
     /// Wires the `fake` payment provider (demos, outside test suites); off,
     /// a `fake` payment is a 422.
     pub fake_payments: Switch,
@@ -181,6 +184,7 @@ impl Default for Settings {
             stock_lease_seconds: 30,
             idempotency_abandon_seconds: 120,
             payment_window_seconds: 2400,
+            waiting_list_offer_seconds: 900,
             fake_payments: Switch::Off,
             rate_limiter: RateLimiterKind::Memory,
             redis_url: None,
@@ -241,6 +245,7 @@ const KEYS: &[&str] = &[
     "stock_lease_seconds",
     "idempotency_abandon_seconds",
     "payment_window_seconds",
+    "waiting_list_offer_seconds",
     "fake_payments",
     "rate_limiter",
     "redis_url",
@@ -444,6 +449,11 @@ impl Settings {
         if !(1..=86_400).contains(&self.payment_window_seconds) {
             return Err(ConfigError::Invalid(
                 "payment_window_seconds must be between 1 and 86400".into(),
+            ));
+        }
+        if !(1..=86_400).contains(&self.waiting_list_offer_seconds) {
+            return Err(ConfigError::Invalid(
+                "waiting_list_offer_seconds must be between 1 and 86400".into(),
             ));
         }
         if self.idempotency_abandon_seconds < settled_by {
@@ -818,6 +828,27 @@ mod tests {
         };
         let err = zero.validate().expect_err("a zero window");
         assert!(err.to_string().contains("payment_window_seconds"), "{err}");
+    }
+
+    #[test]
+    fn the_waiting_list_offer_lasts_900_seconds_unless_set_and_never_zero() {
+        let defaults = Settings::load(None, &[]).expect("defaults");
+        assert_eq!(defaults.waiting_list_offer_seconds, 900);
+        let dir = tempfile_dir();
+        let path = dir.join("stampede.toml");
+        std::fs::write(&path, "waiting_list_offer_seconds = 5\n").expect("write");
+        let set = Settings::load(Some(&path), &[]).expect("valid");
+        let _ = std::fs::remove_dir_all(dir);
+        assert_eq!(set.waiting_list_offer_seconds, 5);
+        let zero = Settings {
+            waiting_list_offer_seconds: 0,
+            ..defaults
+        };
+        let err = zero.validate().expect_err("a zero offer");
+        assert!(
+            err.to_string().contains("waiting_list_offer_seconds"),
+            "{err}"
+        );
     }
 
     fn tempfile_dir() -> PathBuf {

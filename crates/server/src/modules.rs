@@ -14,6 +14,7 @@ use commerce::payments::{PaymentProvider, TossProvider};
 use commerce::products::{ProductService, SqlProductStore};
 use commerce::reservations::{ProductStockLoader, ReservationService, SqlReservationStore};
 use commerce::store::{CouponStore, SqlCouponStore};
+use commerce::waitlist::{SqlWaitlistStore, WaitlistService};
 use commerce::{CampaignStockLoader, CouponGrantHandler, CouponService};
 use gate::{
     MemoryRateLimiter, ModuleStock, PoolSet, RateLimiter, RedisConnection, RedisRateLimiter,
@@ -23,7 +24,7 @@ use identity::store::SqlIdentityStore;
 use identity::{IdentityService, IdentitySettings};
 use kernel::db::{Db, DbOptions};
 use kernel::{SharedClock, SystemClock};
-use notify::{Mailer, RewardGrantedEmail, SlackWebhook};
+use notify::{Mailer, RewardGrantedEmail, SlackWebhook, WaitingListOfferedEmail};
 use park::line::{LineStore, MemoryLines, RedisLines};
 use park::store::SqlParkStore;
 use park::{ParkService, ParkSettings};
@@ -57,6 +58,8 @@ pub struct Modules {
     pub orders: Arc<OrderService>,
     /// Tickets of paid orders (commerce).
     pub tickets: Arc<commerce::tickets::TicketService>,
+    /// Waiting lists of sold-out products and their offer worker (commerce).
+    pub waitlist: Arc<WaitlistService>,
     /// Outbound webhooks: endpoints and their queue.
     pub webhooks: Arc<WebhookService>,
     /// Works the webhook queue (a background task).
@@ -172,6 +175,13 @@ impl Modules {
             product_store.clone(),
             clock.clone(),
             product_gate.clone(),
+        ));
+        let waitlist = Arc::new(WaitlistService::new(
+            Arc::new(SqlWaitlistStore::new(db.clone())),
+            product_store.clone(),
+            reservations.clone(),
+            clock.clone(),
+            Duration::from_secs(settings.waiting_list_offer_seconds),
         ));
         let mut orders = OrderService::new(
             Arc::new(SqlOrderStore::new(db.clone())),
@@ -289,7 +299,8 @@ impl Modules {
             Arc::new(IdentityFacts::new(rewards.clone())),
             Arc::new(CouponGrantHandler::new(commerce.clone())),
             Arc::new(WebhookEvents::new(webhooks.clone())),
-            Arc::new(RewardGrantedEmail::new(identity.clone(), mailer)),
+            Arc::new(RewardGrantedEmail::new(identity.clone(), mailer.clone())),
+            Arc::new(WaitingListOfferedEmail::new(identity.clone(), mailer)),
         ];
         let dispatcher = Arc::new(Dispatcher::new(
             db.clone(),
@@ -351,6 +362,7 @@ impl Modules {
             reservations,
             orders,
             tickets,
+            waitlist,
             webhooks,
             deliverer,
             idempotency,

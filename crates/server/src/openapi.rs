@@ -24,6 +24,7 @@ use utoipa::{Modify, OpenApi};
         (name = "reservations", description = "Holds of products' units, all or none, that expire by themselves"),
         (name = "orders", description = "Orders placed from holds, with coupons, on their way to payment"),
         (name = "tickets", description = "Tickets of paid orders and check-in"),
+        (name = "waiting-lists", description = "Waiting lists of sold-out products: live rank, offers when units come back"),
         (name = "operations", description = "Health and readiness"),
         (name = "webhooks", description = "Outbound webhooks for integrators: endpoints, delivery log, replay"),
         (name = "bus", description = "Dead letters: deliveries that exhausted their retries"),

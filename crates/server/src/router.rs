@@ -72,6 +72,7 @@ pub fn router(settings: &Settings, modules: &Modules) -> Router {
                     modules.idempotency.clone(),
                 ))
                 .merge(commerce::tickets::http::router(modules.tickets.clone()))
+                .merge(commerce::waitlist::http::router(modules.waitlist.clone()))
                 .merge(webhooks::http::router(modules.webhooks.clone())),
         )
         .merge(identity::http::test_users_router(

@@ -1,7 +1,8 @@
 //! Background work beside the server: the bus relay and dispatcher (and
 //! the broker's consumer when the bus runs over RabbitMQ), the webhook
-//! deliverer, the stock-lease sweeper, metrics upkeep, the idempotency purge
-//! and the dead-letter alert. Each task ends when the stop flag turns true.
+//! deliverer, the waiting lists' offer worker, the stock-lease sweeper,
+//! metrics upkeep, the idempotency purge and the dead-letter alert. Each
+//! task ends when the stop flag turns true.
 
 use std::time::Duration;
 
@@ -24,6 +25,9 @@ const HOLD_SWEEP_PERIOD: Duration = Duration::from_secs(1);
 /// How often recorded latencies are folded into their histograms, as the
 /// exporter's own upkeep task would (`platform::metrics::run_upkeep`).
 const METRICS_UPKEEP_PERIOD: Duration = Duration::from_secs(5);
+/// How often the waiting lists are looked at without being woken by a
+/// give-back (one on another instance, a lease the sweep gave back).
+const WAITLIST_PERIOD: Duration = Duration::from_secs(1);
 /// How often called line entries past `return_by` are expired.
 const LINE_EXPIRY_PERIOD: Duration = Duration::from_secs(1);
 /// How often the dead letters are counted for the operator alert.
@@ -55,6 +59,7 @@ pub fn spawn_background(
         })
     });
     let (deliverer, mut deliver_stop) = (modules.deliverer.clone(), stop.clone());
+    let (waitlist, mut waitlist_stop) = (modules.waitlist.clone(), stop.clone());
     let mut tasks = vec![
         // Outbound webhooks: due messages are looked for every second, and
         // at once when one is queued.
@@ -69,6 +74,16 @@ pub fn spawn_background(
         tokio::spawn(async move {
             relay
                 .run(BUS_POLL, async move { stopped(&mut relay_stop).await })
+                .await;
+        }),
+        // Units that came back go to the waiting lists: at once when this
+        // instance gave them back, within a second otherwise.
+        tokio::spawn(async move {
+            waitlist
+                .run(
+                    WAITLIST_PERIOD,
+                    async move { stopped(&mut waitlist_stop).await },
+                )
                 .await;
         }),
         tokio::spawn(async move {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use bus::{Envelope, Handler, HandlerError, Message};
+use contracts::commerce::WaitingListOffered;
 use contracts::rewards::RewardGranted;
 
 use crate::service::WebhookService;
@@ -15,6 +16,7 @@ use crate::service::WebhookService;
 pub fn event_type(topic: &str) -> Option<&'static str> {
     match topic {
         t if t == RewardGranted::TOPIC => Some("reward_request.approved"),
+        t if t == WaitingListOffered::TOPIC => Some("waiting_list.offered"),
         _ => None,
     }
 }
@@ -38,7 +40,7 @@ impl Handler for WebhookEvents {
     }
 
     fn topics(&self) -> &'static [&'static str] {
-        &[RewardGranted::TOPIC]
+        &[RewardGranted::TOPIC, WaitingListOffered::TOPIC]
     }
 
     async fn handle(&self, message: &Envelope) -> Result<(), HandlerError> {
@@ -46,7 +48,11 @@ impl Handler for WebhookEvents {
             return Ok(());
         };
         // Decoding checks the version and shape; the payload goes out as is.
-        let _: RewardGranted = message.decode().map_err(|e| HandlerError(e.to_string()))?;
+        let checked = match event_type {
+            "waiting_list.offered" => message.decode::<WaitingListOffered>().map(drop),
+            _ => message.decode::<RewardGranted>().map(drop),
+        };
+        checked.map_err(|e| HandlerError(e.to_string()))?;
         self.service
             .publish(
                 message.id,
@@ -57,5 +63,29 @@ impl Handler for WebhookEvents {
             .await
             .map(drop)
             .map_err(|e| HandlerError(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_subscribed_topic_has_its_event_type_and_others_none() {
+        assert_eq!(
+            event_type(RewardGranted::TOPIC),
+            Some("reward_request.approved")
+        );
+        assert_eq!(
+            event_type(WaitingListOffered::TOPIC),
+            Some("waiting_list.offered")
+        );
+        assert_eq!(event_type("identity.user_logged_in"), None);
+        for event in [
+            event_type(RewardGranted::TOPIC),
+            event_type(WaitingListOffered::TOPIC),
+        ] {
+            assert!(crate::model::EVENT_TYPES.contains(&event.expect("mapped")));
+        }
     }
 }

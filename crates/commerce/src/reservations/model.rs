@@ -9,10 +9,7 @@ use crate::model::OrderId;
 use crate::products::model::MAX_STOCK;
 use crate::products::{Product, ProductId};
 
-kernel::id_type!(
-    /// One hold of a product's units for one user.
-    ReservationId
-);
+pub use contracts::commerce::ReservationId;
 
 /// Where a reservation is. `HELD` and `ORDERED` hold units; `SOLD` keeps
 /// them for good; `RELEASED` and `EXPIRED` gave them back.
@@ -123,13 +120,28 @@ impl Reservation {
         quantity: u32,
         now: Timestamp,
     ) -> Self {
+        let lasts = std::time::Duration::from_secs(product.hold_seconds.into());
+        Self::held_for(id, product.id, user, quantity, now, lasts)
+    }
+
+    /// A new `HELD` reservation that lasts `lasts` from `now` (a public
+    /// hold, or a waiting-list offer).
+    #[must_use]
+    pub fn held_for(
+        id: ReservationId,
+        product: ProductId,
+        user: UserId,
+        quantity: u32,
+        now: Timestamp,
+        lasts: std::time::Duration,
+    ) -> Self {
         Self {
             id,
-            product_id: product.id,
+            product_id: product,
             user_id: user,
             quantity,
             status: ReservationStatus::Held,
-            expires_at: now + std::time::Duration::from_secs(product.hold_seconds.into()),
+            expires_at: now + lasts,
             order_id: None,
             created_at: now,
             updated_at: now,

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use gate::{Holder, PoolId, StockClaim, StockGate, Written};
 use kernel::{IdempotentEffect, Page, PageRequest, Principal, SharedClock, Timestamp, UserId};
+use tokio::sync::Notify;
 
 use super::model::{NewReservation, Reservation, ReservationId, ReservationStatus};
 use super::stock::product_pool;
@@ -23,6 +24,10 @@ pub struct ReservationService {
     products: Arc<dyn ProductStore>,
     clock: SharedClock,
     gate: Arc<dyn StockGate>,
+    /// Woken whenever units come back to a product's pool (and when a hold
+    /// is refused for the waiting list's sake), so the waiting list's
+    /// worker offers them at once instead of at its next round.
+    returned: Arc<Notify>,
 }
 
 impl std::fmt::Debug for ReservationService {
@@ -46,7 +51,20 @@ impl ReservationService {
             products,
             clock,
             gate,
+            returned: Arc::new(Notify::new()),
         }
+    }
+
+    /// The products' gate, for the waiting list's offers.
+    #[must_use]
+    pub fn gate(&self) -> &Arc<dyn StockGate> {
+        &self.gate
+    }
+
+    /// Notified each time units come back to a product's pool.
+    #[must_use]
+    pub fn returned(&self) -> &Arc<Notify> {
+        &self.returned
     }
 
     /// The store, for the modules that move reservations with orders.
@@ -56,7 +74,8 @@ impl ReservationService {
     }
 
     /// Holds `quantity` units of the product for `user`, all or none:
-    /// refused outside the sale window, when fewer are left, or when the
+    /// refused outside the sale window, when fewer are left (units that
+    /// came back while someone waits are the waiting list's), or when the
     /// user would then hold, order or own more than the per-user limit. A
     /// keyed request's reservation takes the key's effect id; a retry of one
     /// that may have held answers with that reservation.
@@ -98,11 +117,16 @@ impl ReservationService {
             lease: id.to_string(),
             quantity,
         };
-        let store = Arc::clone(&self.store);
+        let (store, returned) = (Arc::clone(&self.store), Arc::clone(&self.returned));
         claim
             .run(Arc::clone(&self.gate), move |_| async move {
                 match store.insert(&reservation).await {
-                    Ok(()) => Written::Durable(Ok(reservation)),
+                    Ok(true) => Written::Durable(Ok(reservation)),
+                    Ok(false) => {
+                        // Free units, but someone waits for them: theirs.
+                        returned.notify_one();
+                        Written::NotWritten(Err(CommerceError::ProductSoldOut))
+                    }
                     Err(e) if kernel::db::may_have_committed(&e) => {
                         Written::Unknown(Err(CommerceError::Database(e)))
                     }
@@ -173,9 +197,10 @@ impl ReservationService {
         Ok(Some(moved))
     }
 
-    /// Gives a reservation's units back to its pool. The database already
-    /// says they are back; a gate that cannot hear it now is repaired by
-    /// reconciliation (and the in-memory gate by a restart).
+    /// Gives a reservation's units back to its pool and wakes the waiting
+    /// list's worker. The database already says they are back; a gate that
+    /// cannot hear it now is repaired by reconciliation (and the in-memory
+    /// gate by a restart).
     pub async fn return_units(&self, reservation: &Reservation) {
         let pool: PoolId = product_pool(reservation.product_id);
         let holder = Holder::from(reservation.user_id);
@@ -187,6 +212,7 @@ impl ReservationService {
             tracing::error!(%pool, reservation = %reservation.id, %error,
                 "could not give back the units of a reservation; reconcile the stock gate");
         }
+        self.returned.notify_one();
     }
 
     /// One reservation: its owner's, or anyone's for readers.

@@ -22,8 +22,10 @@ pub struct ProductStock {
 
 #[async_trait]
 pub trait ReservationStore: Send + Sync {
-    /// Writes a new reservation: the durable half of a hold's claim.
-    async fn insert(&self, reservation: &Reservation) -> Result<(), sqlx::Error>;
+    /// Writes a new public hold: the durable half of its claim. `false`
+    /// (nothing written) while the product's waiting list has someone
+    /// `WAITING`: units that come back are theirs first (ADR 0024).
+    async fn insert(&self, reservation: &Reservation) -> Result<bool, sqlx::Error>;
     async fn reservation(&self, id: ReservationId) -> Result<Option<Reservation>, sqlx::Error>;
     /// The user's reservations in id order.
     async fn of_user(
@@ -61,6 +63,39 @@ impl SqlReservationStore {
         Self { db }
     }
 }
+
+/// A public hold's insert: nothing while someone waits for the product.
+const INSERT_UNLESS_WAITING: &str = "insert into reservations (id, product_id, user_id, \
+    quantity, status, expires_at, order_id, created_at, updated_at) \
+    select $1, $2, $3, $4, $5, $6, $7, $8, $9 where not exists (select 1 \
+    from waiting_list_entries where product_id = $2 and status = 'WAITING')";
+
+/// The insert of a reservation made for a waiting-list offer.
+pub(crate) const INSERT_OFFERED: &str = "insert into reservations (id, product_id, user_id, \
+    quantity, status, expires_at, order_id, created_at, updated_at) \
+    values ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+
+/// Runs one of the inserts above for `$reservation` on `$conn` (inside a
+/// store's transaction, on either backend); the rows it wrote.
+macro_rules! insert_reservation {
+    ($conn:expr, $sql:expr, $reservation:expr) => {{
+        let r: &$crate::reservations::Reservation = $reservation;
+        ::sqlx::query($sql)
+            .bind(r.id)
+            .bind(r.product_id)
+            .bind(r.user_id)
+            .bind(i64::from(r.quantity))
+            .bind(r.status.as_str())
+            .bind(r.expires_at)
+            .bind(r.order_id)
+            .bind(r.created_at)
+            .bind(r.updated_at)
+            .execute(&mut *$conn)
+            .await
+            .map(|done| done.rows_affected())
+    }};
+}
+pub(crate) use insert_reservation;
 
 macro_rules! columns {
     () => {
@@ -103,27 +138,12 @@ impl TryFrom<Row> for Reservation {
 
 #[async_trait]
 impl ReservationStore for SqlReservationStore {
-    async fn insert(&self, reservation: &Reservation) -> Result<(), sqlx::Error> {
+    async fn insert(&self, reservation: &Reservation) -> Result<bool, sqlx::Error> {
         let r = reservation.clone();
-        kernel::write_tx!(&self.db, |conn| {
-            sqlx::query(
-                "insert into reservations (id, product_id, user_id, quantity, status, \
-                 expires_at, order_id, created_at, updated_at) \
-                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            )
-            .bind(r.id)
-            .bind(r.product_id)
-            .bind(r.user_id)
-            .bind(i64::from(r.quantity))
-            .bind(r.status.as_str())
-            .bind(r.expires_at)
-            .bind(r.order_id)
-            .bind(r.created_at)
-            .bind(r.updated_at)
-            .execute(&mut *conn)
-            .await
-            .map(drop)
-        })
+        let inserted = kernel::write_tx!(&self.db, |conn| {
+            insert_reservation!(conn, INSERT_UNLESS_WAITING, &r)
+        })?;
+        Ok(inserted == 1)
     }
 
     async fn reservation(&self, id: ReservationId) -> Result<Option<Reservation>, sqlx::Error> {

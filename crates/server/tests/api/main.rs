@@ -23,4 +23,5 @@ mod stock;
 mod test_users;
 mod tickets;
 mod tokens;
+mod waiting_list;
 mod webhooks;
