@@ -249,7 +249,7 @@ async fn the_list_filters_by_status_and_name_and_pages_through() {
         .find(|s| s.contains("id=\"next-page\""))
         .and_then(|s| s.split('"').next())
         .expect("a next page link")
-        .replace("&amp;", "&");
+        .replace("&#38;", "&");
     let (status, second) = html_of(&app, &client, &next).await;
     assert_eq!(status, 200);
     assert_eq!(second.matches("<tr class=\"event\"").count(), 2, "{second}");
@@ -543,7 +543,7 @@ async fn the_condition_preview_shows_the_tree_or_the_error_and_the_sample_explai
     .await;
     assert_eq!(status, 200);
     assert!(
-        met.contains("the condition is met") && met.contains("✔ spend: needs >= 50, has 70"),
+        met.contains("the condition is met") && met.contains("✔ spend: needs &#62;= 50, has 70"),
         "{met}"
     );
     let stranger = app.new_user().await;
@@ -556,7 +556,8 @@ async fn the_condition_preview_shows_the_tree_or_the_error_and_the_sample_explai
     )
     .await;
     assert!(
-        unmet.contains("the condition is not met") && unmet.contains("✘ spend: needs >= 50, has 0"),
+        unmet.contains("the condition is not met")
+            && unmet.contains("✘ spend: needs &#62;= 50, has 0"),
         "{unmet}"
     );
     let (status, _, unknown) = post(
