@@ -29,10 +29,15 @@ const REWARDS_SHOWN: u32 = 100;
 const CATALOGUE_SHOWN: usize = 500;
 const CAMPAIGNS_SHOWN: u32 = 100;
 
-/// Each reward type's members beside `name` and `type`, as the new-reward
-/// form asks for them: `(member, label, a count)`. Rewards' model checks
-/// them; a count is sent as a JSON number when it reads as one.
-const REWARD_TYPES: [(&str, &[(&str, &str, bool)]); 4] = [
+/// A reward type's member in the new-reward form: `(member, label, a
+/// count)`; a count is sent as a JSON number when it reads as one.
+type Member = (&'static str, &'static str, bool);
+/// A reward type and its members beside `name` and `type`.
+type RewardType = (&'static str, &'static [Member]);
+
+/// Each reward type as the new-reward form asks for it; rewards' model
+/// checks what is sent.
+const REWARD_TYPES: [RewardType; 4] = [
     ("POINT", &[("points", "Points", true)]),
     (
         "ITEM",
@@ -376,7 +381,7 @@ struct EventPage {
     /// `(id, label)`, newest first.
     catalogue: Vec<(String, String)>,
     campaigns: Vec<(String, String)>,
-    reward_types: [(&'static str, &'static [(&'static str, &'static str, bool)]); 4],
+    reward_types: [RewardType; 4],
     edit: Fields,
     attach: Fields,
     new_reward: Fields,
@@ -531,8 +536,10 @@ async fn show(
     let Some(id) = event_id(&id) else {
         return page::not_found();
     };
-    let mut forms = Forms::default();
-    forms.attach = Fields(vec![("per_user_limit".to_owned(), "1".to_owned())]);
+    let mut forms = Forms {
+        attach: Fields(vec![("per_user_limit".to_owned(), "1".to_owned())]),
+        ..Forms::default()
+    };
     if let Some(reward) = chosen.reward {
         forms.attach.0.push(("reward_id".to_owned(), reward));
     }
@@ -550,15 +557,15 @@ fn event_patch(fields: &Fields) -> Result<EventPatch, Problem> {
 }
 
 /// The staff proof and the event of a change, or the page refusing it.
-fn changing(signed: &Signed, raw_id: &str) -> Result<(Staff, EventId), Response> {
+fn changing(signed: &Signed, raw_id: &str) -> Result<(Staff, EventId), Box<Response>> {
     let Some(staff) = signed.staff else {
-        return Err(page::refused(
+        return Err(Box::new(page::refused(
             "Auditors read the events; only staff change them.",
-        ));
+        )));
     };
     event_id(raw_id)
         .map(|id| (staff, id))
-        .ok_or_else(page::not_found)
+        .ok_or_else(|| Box::new(page::not_found()))
 }
 
 /// After a change: on to `to`, or the event's page again with the refusal
@@ -594,7 +601,7 @@ async fn edit(
 ) -> Response {
     let (staff, id) = match changing(&signed, &id) {
         Ok(found) => found,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let result = async {
         let patch = event_patch(&fields)?;
@@ -617,7 +624,7 @@ async fn move_status(
 ) -> Response {
     let (staff, id) = match changing(&signed, &id) {
         Ok(found) => found,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let patch = EventPatch {
         status: Some(fields.value("status").to_owned()),
@@ -657,7 +664,7 @@ async fn attach(
 ) -> Response {
     let (staff, id) = match changing(&signed, &id) {
         Ok(found) => found,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let result = async {
         let request = attach_request(&fields)?;
@@ -702,7 +709,7 @@ async fn create_reward(
 ) -> Response {
     let (staff, id) = match changing(&signed, &id) {
         Ok(found) => found,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let result = match admin
         .rewards
