@@ -189,6 +189,82 @@ await check("logout ends the session", async () => {
   await context.close();
 });
 
+// A datetime-local value (UTC, to the minute) `offset` ms from now.
+const local = (offset) => iso(offset).slice(0, 16);
+let browserEventId;
+
+await check("staff create an event, attach a reward with a condition, see the parsed tree, move its status", async () => {
+  const { page, context } = await signedIn(adminEmail, adminPassword);
+  await page.goto(base + "/admin/events");
+  await page.click("details.create summary");
+  await page.fill("#create-event-form input[name=name]", "Browser launch");
+  await page.fill("#create-event-form input[name=starts_at]", local(-3600 * 1000));
+  await page.fill("#create-event-form input[name=ends_at]", local(day));
+  await page.fill("#create-event-form textarea[name=description]", "Made in a real browser");
+  await Promise.all([page.waitForSelector("#event-status"), page.click("#create-event")]);
+  browserEventId = (await page.textContent("#event-id")).trim();
+  assert.equal((await page.textContent("#event-status")).trim(), "DRAFT");
+  assert.deepEqual(await page.locator("button.move").evaluateAll((bs) => bs.map((b) => b.dataset.to)), ["ACTIVE"]);
+
+  // A catalogue reward of a type with its own fields: only that type's inputs show.
+  await page.click("#new-reward summary");
+  await page.fill("#new-reward-form input[name=name]", "Browser badge");
+  await page.selectOption("#reward-type", "BADGE");
+  assert.equal(await page.isVisible("#new-reward-form fieldset[data-kind=POINT]"), false);
+  await page.fill("#new-reward-form input[name=badge_id]", "browser-badge");
+  await page.click("#create-reward");
+  await page.waitForFunction(() => document.querySelector("#attach-form select[name=reward_id]")?.value !== "");
+
+  // The condition editor answers as the operator types.
+  await page.fill("#condition", '{"type": "ALL", "of": [');
+  await page.waitForSelector("#condition-preview .preview-error");
+  assert.match(await page.textContent("#condition-preview"), /Not JSON at line 1, column/);
+  await page.fill("#condition", JSON.stringify({ type: "ALL", of: [
+    { type: "CONTINUOUS_LOGIN", days: 1 },
+    { type: "ANY", of: [{ type: "FRIEND_INVITE", count: 1 }, { type: "CUSTOM", metric: "quests", op: ">=", value: 1 }] },
+  ] }, null, 2));
+  await page.waitForFunction(() => document.querySelectorAll("#condition-preview ul.tree li").length === 5);
+  assert.match(await page.textContent("#condition-preview"), /3 clause\(s\), depth 3/);
+  await page.fill("input[name=sample_email]", "guest@browser.test");
+  await page.click("#sample-check");
+  await page.waitForSelector("#sample-result .sample-result");
+  assert.equal(await page.locator("#sample-result .clauses li").count(), 3, "clause by clause");
+  await shot(page, "event-editor");
+
+  await page.click("#attach-reward");
+  await page.waitForSelector("tr.event-reward");
+  assert.match(await page.textContent("tr.event-reward"), /CONTINUOUS_LOGIN/);
+  assert.equal(await page.locator("tr.event-reward ul.tree li").count(), 5);
+
+  await page.click("button.move[data-to=ACTIVE]");
+  await page.waitForFunction(() => document.querySelector("#event-status")?.textContent.trim() === "ACTIVE");
+  assert.deepEqual(await page.locator("button.move").evaluateAll((bs) => bs.map((b) => b.dataset.to)),
+    ["INACTIVE", "COMPLETED"]);
+  // ACTIVE events are public (the admin's tokens ended with the logout check).
+  const seen = await api("GET", `/api/v1/events/${browserEventId}`);
+  assert.equal(seen.status, "ACTIVE", "the API agrees");
+  const offers = await api("GET", `/api/v1/events/${browserEventId}/rewards`);
+  assert.equal(offers.items[0].reward.type, "BADGE");
+  assert.equal(offers.items[0].condition.of[1].type, "ANY");
+  await shot(page, "event");
+  await page.goto(base + "/admin/events?name=browser");
+  assert.equal(await page.locator("tr.event").count(), 2, "Browser week and Browser launch");
+  await shot(page, "events");
+  await context.close();
+});
+
+await check("an AUDITOR reads the events without a button", async () => {
+  const { page, context } = await signedIn("auditor@browser.test", password);
+  await page.goto(base + "/admin/events");
+  assert.equal(await page.locator("#create-event").count(), 0);
+  await page.goto(base + `/admin/events/${browserEventId}`);
+  assert.match(await page.textContent("tr.event-reward"), /CONTINUOUS_LOGIN/);
+  assert.equal(await page.locator("main button").count(), 0);
+  assert.equal(await page.locator("main form").count(), 0);
+  await shot(page, "event-auditor");
+  await context.close();
+});
+
 await check("no page reached another host", async () => {
   assert.deepEqual(otherHosts, []);
 });

@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 mod assets;
+mod form;
 mod page;
 mod pages;
 mod session;

@@ -127,3 +127,32 @@ pub fn see_other(to: &str) -> Response {
 pub fn is_htmx(headers: &HeaderMap) -> bool {
     headers.contains_key("hx-request")
 }
+
+/// A refusal shown on the form that caused it (the page is drawn again
+/// with what was typed), with the API's status, wording and field errors.
+pub struct FormError {
+    /// Which form on the page it belongs to.
+    pub form: &'static str,
+    pub status: StatusCode,
+    pub title: String,
+    pub detail: String,
+    /// `(field, message)`, as the API's `errors` name them.
+    pub fields: Vec<(String, String)>,
+}
+
+impl FormError {
+    pub fn new(form: &'static str, problem: Problem) -> Self {
+        let details = problem.into_details();
+        Self {
+            form,
+            status: StatusCode::from_u16(details.status).unwrap_or(StatusCode::BAD_REQUEST),
+            title: details.title,
+            detail: details.detail,
+            fields: details
+                .errors
+                .into_iter()
+                .map(|e| (e.field, e.message))
+                .collect(),
+        }
+    }
+}

@@ -58,6 +58,11 @@ impl Fields {
             .map(|(_, v)| v.as_str())
     }
 
+    /// The field's value, empty when it was not sent (what a form shows).
+    pub fn value(&self, name: &str) -> &str {
+        self.get(name).unwrap_or_default()
+    }
+
     pub fn all(&self, name: &str) -> impl Iterator<Item = &str> {
         self.0
             .iter()

@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use gate::{Quota, RateLimiter};
-use kernel::auth::{Admin, AuthError, TokenVerifier};
+use kernel::auth::{Admin, AuthError, Reader, TokenVerifier};
 use kernel::{Page, PageRequest, Principal, Role, Roles, SharedClock, UserId, Violations};
 use time::Duration;
 use tokio::sync::Semaphore;
@@ -372,6 +372,19 @@ impl IdentityService {
     #[tracing::instrument(name = "identity.user", skip_all)]
     pub async fn user(&self, _: &Admin, id: UserId) -> Result<User, IdentityError> {
         self.find(id).await
+    }
+
+    /// The user with exactly this email (readers): whom the dashboard's
+    /// sample checks are about.
+    #[tracing::instrument(name = "identity.user_by_email", skip_all)]
+    pub async fn user_by_email(&self, _: &Reader, email: &str) -> Result<User, IdentityError> {
+        let email =
+            Email::parse(email).map_err(|e| IdentityError::invalid("email", e.to_string()))?;
+        self.store
+            .credentials(&email)
+            .await?
+            .map(|c| c.user)
+            .ok_or(IdentityError::UserNotFound)
     }
 
     /// How many users hold ADMIN (the last one cannot lose the role).

@@ -218,20 +218,6 @@ fn into_user(row: UserRow) -> Result<User, sqlx::Error> {
     Credentials::try_from(row).map(|c| c.user)
 }
 
-/// Escapes `%`, `_` and `\` for a `like … escape '\'` pattern.
-fn like_fragment(fragment: &str) -> String {
-    let mut out = String::with_capacity(fragment.len() + 2);
-    out.push('%');
-    for c in fragment.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out.push('%');
-    out
-}
-
 /// Users holding ADMIN (roles are stored as names joined by commas).
 const COUNT_ADMINS: &str = "select count(*) from users where roles like '%ADMIN%'";
 
@@ -309,7 +295,8 @@ impl IdentityStore for SqlIdentityStore {
         email_contains: Option<String>,
         page: PageRequest,
     ) -> Result<Vec<User>, sqlx::Error> {
-        let pattern = email_contains.map(|f| like_fragment(&f.trim().to_lowercase()));
+        let pattern =
+            email_contains.map(|f| kernel::db::contains_pattern(&f.trim().to_lowercase()));
         let sql = concat!(
             "select ",
             user_columns!(),

@@ -342,6 +342,22 @@ pub fn bad_row(what: &'static str, reason: impl ToString) -> sqlx::Error {
     }))
 }
 
+/// A `like … escape '\'` pattern matching text that contains `fragment`:
+/// `%`, `_` and `\` in it match only themselves.
+#[must_use]
+pub fn contains_pattern(fragment: &str) -> String {
+    let mut out = String::with_capacity(fragment.len() + 2);
+    out.push('%');
+    for c in fragment.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
+}
+
 /// A stored count as a `u32`, or the decode error naming it.
 pub fn stored_count(what: &'static str, n: i64) -> Result<u32, sqlx::Error> {
     u32::try_from(n).map_err(|e| bad_row(what, e))
@@ -456,6 +472,12 @@ pub fn may_have_committed(e: &sqlx::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_contains_pattern_escapes_the_like_wildcards() {
+        assert_eq!(contains_pattern("week"), "%week%");
+        assert_eq!(contains_pattern("50%_off\\"), "%50\\%\\_off\\\\%");
+    }
 
     #[test]
     fn only_a_broken_connection_leaves_a_write_possibly_committed() {

@@ -105,17 +105,17 @@ async fn listing_events_filters_by_status_hides_drafts_and_pages_by_id() {
         store.create_event(e.clone()).await.expect("create");
     }
     let ids = |events: Vec<Event>| events.into_iter().map(|e| e.id).collect::<Vec<_>>();
-    let everyone = EventFilter {
-        status: None,
-        include_drafts: false,
-    };
+    let everyone = EventFilter::default();
     let readers = EventFilter {
-        status: None,
         include_drafts: true,
+        ..EventFilter::default()
     };
 
     assert_eq!(
-        ids(store.list_events(readers, page(10)).await.expect("list")),
+        ids(store
+            .list_events(readers.clone(), page(10))
+            .await
+            .expect("list")),
         [draft.id, active.id, inactive.id]
     );
     assert_eq!(
@@ -124,7 +124,7 @@ async fn listing_events_filters_by_status_hides_drafts_and_pages_by_id() {
     );
     let drafts_for_everyone = EventFilter {
         status: Some(EventStatus::Draft),
-        include_drafts: false,
+        ..EventFilter::default()
     };
     assert!(
         store
@@ -136,6 +136,7 @@ async fn listing_events_filters_by_status_hides_drafts_and_pages_by_id() {
     let inactive_only = EventFilter {
         status: Some(EventStatus::Inactive),
         include_drafts: true,
+        ..EventFilter::default()
     };
     assert_eq!(
         ids(store
@@ -152,6 +153,53 @@ async fn listing_events_filters_by_status_hides_drafts_and_pages_by_id() {
         ids(store.list_events(readers, after_draft).await.expect("list")),
         [active.id, inactive.id],
         "fetches one more than the page to tell whether another follows"
+    );
+}
+
+#[tokio::test]
+async fn listing_events_by_name_ignores_case_and_takes_wildcards_literally() {
+    let (_test, _db, store) = open().await;
+    let winter = event("Winter Festival", EventStatus::Active);
+    let sale = event("50% off_week", EventStatus::Active);
+    let summer = event("Summer fair", EventStatus::Draft);
+    for e in [&winter, &sale, &summer] {
+        store.create_event(e.clone()).await.expect("create");
+    }
+    let named = |fragment: &str| EventFilter {
+        include_drafts: true,
+        name_contains: Some(fragment.to_owned()),
+        ..EventFilter::default()
+    };
+    let ids = |events: Vec<Event>| events.into_iter().map(|e| e.id).collect::<Vec<_>>();
+
+    assert_eq!(
+        ids(store
+            .list_events(named("FESTIVAL"), page(10))
+            .await
+            .expect("list")),
+        [winter.id]
+    );
+    assert_eq!(
+        ids(store
+            .list_events(named(" fair "), page(10))
+            .await
+            .expect("list")),
+        [summer.id]
+    );
+    assert_eq!(
+        ids(store
+            .list_events(named("0%"), page(10))
+            .await
+            .expect("list")),
+        [sale.id]
+    );
+    assert!(
+        store
+            .list_events(named("r_f"), page(10))
+            .await
+            .expect("list")
+            .is_empty(),
+        "_ matches only itself, not the space of \"winter festival\""
     );
 }
 

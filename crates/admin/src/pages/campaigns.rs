@@ -12,9 +12,10 @@ use axum::response::Response;
 use axum::routing::get;
 use commerce::model::{CouponCampaign, DiscountSpec, NewCampaign};
 use http::StatusCode;
-use kernel::{PageRequest, Problem, Timestamp};
+use kernel::{PageRequest, Problem};
 
 use crate::Admin;
+use crate::form::{moment, whole};
 use crate::page::{self, Chrome};
 use crate::session::{Fields, Signed};
 
@@ -143,27 +144,6 @@ async fn live(State(admin): State<Admin>, Query(previous): Query<Previous>) -> R
         Ok(live) => page::render(StatusCode::OK, &live),
         Err(problem) => page::problem(problem),
     }
-}
-
-/// A `datetime-local` value (no zone) read as UTC, or an RFC 3339 one.
-fn moment(fields: &Fields, name: &str) -> Result<Timestamp, Problem> {
-    let raw = fields.get(name).unwrap_or_default().trim();
-    let full = match raw.len() {
-        16 => format!("{raw}:00Z"),
-        19 => format!("{raw}Z"),
-        _ => raw.to_owned(),
-    };
-    Timestamp::parse(&full)
-        .map_err(|_| Problem::invalid_field(name, "is not a date and time (UTC)"))
-}
-
-fn whole(fields: &Fields, name: &str) -> Result<i64, Problem> {
-    fields
-        .get(name)
-        .unwrap_or_default()
-        .trim()
-        .parse()
-        .map_err(|_| Problem::invalid_field(name, "is not a whole number"))
 }
 
 fn new_campaign(fields: &Fields) -> Result<NewCampaign, Problem> {

@@ -2,6 +2,7 @@
 
 mod campaigns;
 mod dead_letters;
+mod events;
 mod overview;
 mod requests;
 mod users;
@@ -13,6 +14,7 @@ use crate::Admin;
 /// `(path, label, ADMIN only)`, in menu order.
 pub const NAV: &[(&str, &str, bool)] = &[
     ("/admin", "Overview", false),
+    ("/admin/events", "Events", false),
     ("/admin/requests", "Reward requests", false),
     ("/admin/campaigns", "Coupon campaigns", false),
     ("/admin/dead-letters", "Dead letters", false),
@@ -21,6 +23,7 @@ pub const NAV: &[(&str, &str, bool)] = &[
 
 pub fn routes() -> Router<Admin> {
     overview::routes()
+        .merge(events::routes())
         .merge(requests::routes())
         .merge(campaigns::routes())
         .merge(dead_letters::routes())

@@ -40,7 +40,8 @@ struct Filter {
     event_id: Option<String>,
 }
 
-fn describe(clause: &rewards::model::Clause) -> String {
+/// One clause of an explanation as a line: met or not, needed and had.
+pub(super) fn describe_clause(clause: &rewards::model::Clause) -> String {
     let required = match &clause.required {
         Value::Object(o) => format!(
             "{} {}",
@@ -106,7 +107,7 @@ async fn queue(
             .await
         {
             Ok(c) if c.is_empty() => vec!["no condition".to_owned()],
-            Ok(c) => c.iter().map(describe).collect(),
+            Ok(c) => c.iter().map(describe_clause).collect(),
             Err(e) => vec![format!(
                 "cannot explain: {}",
                 Problem::from(e).into_details().detail

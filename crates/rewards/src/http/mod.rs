@@ -106,7 +106,7 @@ async fn list_events(
     let page = page(q.limit, q.cursor, "events")?;
     let reader = reader(principal);
     Ok(Json(
-        s.list_events(reader.as_ref(), q.status.as_deref(), page)
+        s.list_events(reader.as_ref(), q.status.as_deref(), None, page)
             .await?,
     ))
 }

@@ -199,17 +199,28 @@ impl RewardsService {
         Ok(event)
     }
 
-    /// Events in id order; drafts only for readers.
+    /// Events in id order; drafts only for readers. `name_contains` keeps
+    /// those whose name holds it, ignoring ASCII case.
     #[tracing::instrument(name = "rewards.list_events", skip_all)]
     pub async fn list_events(
         &self,
         reader: Option<&Reader>,
         status_filter: Option<&str>,
+        name_contains: Option<&str>,
         page: PageRequest,
     ) -> Result<Page<Event>, RewardsError> {
+        let name_contains = match name_contains.map(str::trim) {
+            Some(fragment) if !fragment.is_empty() => {
+                kernel::text::single_line(fragment)
+                    .map_err(|e| RewardsError::invalid("name", e.to_string()))?;
+                Some(fragment.to_owned())
+            }
+            _ => None,
+        };
         let filter = EventFilter {
             status: status_filter.map(status).transpose()?,
             include_drafts: reader.is_some(),
+            name_contains,
         };
         let rows = self.store.list_events(filter, page).await?;
         Ok(Page::from_rows(rows, page, "events", |e| e.id.0))

@@ -169,7 +169,9 @@ impl RewardsService {
             return Err(RewardsError::AlreadyRequested(Some(held)));
         }
         let now = self.clock.now();
-        let evaluation = self.evaluate(user, &event, &reward, now).await?;
+        let evaluation = self
+            .evaluate(user, &event, reward.condition.as_ref(), now)
+            .await?;
         let request = RewardRequest {
             id,
             user_id: user,
@@ -248,7 +250,9 @@ impl RewardsService {
             .visible_reward(caller, event_id, event_reward_id)
             .await?;
         let now = self.clock.now();
-        let evaluation = self.evaluate(caller.user_id, &event, &reward, now).await?;
+        let evaluation = self
+            .evaluate(caller.user_id, &event, reward.condition.as_ref(), now)
+            .await?;
         let already_requested = self.at_limit(&reward, caller.user_id).await?.is_some();
         let event_live = event.is_live(now);
         let verdict = match Verdict::of(event_live, &evaluation, reward.auto_resolve) {
@@ -425,9 +429,30 @@ impl RewardsService {
             .await?
             .ok_or(RewardsError::EventRewardNotFound)?;
         let evaluation = self
-            .evaluate(request.user_id, &event, &reward, self.clock.now())
+            .evaluate(
+                request.user_id,
+                &event,
+                reward.condition.as_ref(),
+                self.clock.now(),
+            )
             .await?;
         Ok(evaluation.into_clauses())
+    }
+
+    /// What `condition`, saved or not, says of `user` for this event now,
+    /// clause by clause (readers): the condition editor's sample check,
+    /// through the same evaluator as a request. Records nothing.
+    #[tracing::instrument(name = "rewards.sample_condition", skip_all)]
+    pub async fn sample_condition(
+        &self,
+        reader: &Reader,
+        event_id: EventId,
+        condition: Option<&Condition>,
+        user: UserId,
+    ) -> Result<Evaluation, RewardsError> {
+        let event = self.event(Some(reader), event_id).await?;
+        self.evaluate(user, &event, condition, self.clock.now())
+            .await
     }
 
     /// The caller's wallet, summed from the ledger.
@@ -494,17 +519,17 @@ impl RewardsService {
         &self,
         user: UserId,
         event: &Event,
-        reward: &EventReward,
+        condition: Option<&Condition>,
         now: Timestamp,
     ) -> Result<Evaluation, RewardsError> {
         let ctx = EvalContext {
             now,
             event_starts_at: event.period.starts_at(),
         };
-        let needs = Condition::needs_optional(reward.condition.as_ref());
+        let needs = Condition::needs_optional(condition);
         if needs.is_empty() {
             return Ok(Condition::evaluate_optional(
-                reward.condition.as_ref(),
+                condition,
                 &Default::default(),
                 &ctx,
             ));
@@ -517,11 +542,7 @@ impl RewardsService {
             metric_period: (event.period.starts_at(), event.period.ends_at()),
         };
         let facts = self.store.facts(&query).await?;
-        Ok(Condition::evaluate_optional(
-            reward.condition.as_ref(),
-            &facts,
-            &ctx,
-        ))
+        Ok(Condition::evaluate_optional(condition, &facts, &ctx))
     }
 
     async fn reject(

@@ -12,11 +12,13 @@ use crate::model::{
 };
 
 /// Which events a list shows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EventFilter {
     pub status: Option<EventStatus>,
     /// Readers see drafts; everyone else does not.
     pub include_drafts: bool,
+    /// Only events whose name contains this, ignoring ASCII case.
+    pub name_contains: Option<String>,
 }
 
 /// The outcome of deleting an event.
@@ -290,13 +292,18 @@ impl CatalogueStore for SqlRewardsStore {
             "select ",
             event_columns!(),
             " from events where ($1 is null or status = $1) and ($2 or status <> 'DRAFT') \
-             and ($3 is null or id > $3) order by id limit $4"
+             and ($3 is null or lower(name) like $3 escape '\\') \
+             and ($4 is null or id > $4) order by id limit $5"
         );
         let status = filter.status.map(EventStatus::as_str);
+        let name = filter
+            .name_contains
+            .map(|f| kernel::db::contains_pattern(&f.trim().to_lowercase()));
         let rows: Vec<EventRow> = kernel::read!(&self.db, |pool| {
             sqlx::query_as(sql)
                 .bind(status)
                 .bind(filter.include_drafts)
+                .bind(&name)
                 .bind(page.after.map(EventId))
                 .bind(page.fetch_limit())
                 .fetch_all(pool)

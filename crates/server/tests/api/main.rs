@@ -3,6 +3,7 @@
 
 mod access;
 mod admin;
+mod admin_events;
 mod broker;
 mod control_characters;
 mod coupons;
