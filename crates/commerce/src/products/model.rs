@@ -7,10 +7,7 @@ use kernel::{Currency, FieldError, Money, Timestamp, Violations, text_form};
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
 
-kernel::id_type!(
-    /// One product on sale.
-    ProductId
-);
+pub use contracts::commerce::ProductId;
 
 /// A hold lasts this long unless the product says otherwise.
 pub const DEFAULT_HOLD_SECONDS: u32 = 600;
