@@ -3,7 +3,8 @@
 //! - [`email`]: templated plain-text + HTML email over SMTP ([`Mailer`]);
 //!   without `smtp_url` a mail is logged (recipient's domain only) and
 //!   counted, not sent. One subscriber per email, so each has its own
-//!   retries and dead letters; today [`RewardGrantedEmail`].
+//!   retries and dead letters: [`RewardGrantedEmail`], [`OrderPaidEmail`]
+//!   (with the ticket codes), [`OrderRefundedEmail`].
 //! - [`slack`]: Slack-compatible incoming webhooks ([`SlackWebhook`]),
 //!   `{"text": ...}` POSTs honouring `429 Retry-After`, and
 //!   [`SlackSubscriber`] for a topic that should become a Slack message.
@@ -21,7 +22,9 @@ pub mod slack;
 pub mod templates;
 
 pub use alerts::DeadLetterAlarm;
-pub use email::RewardGrantedEmail;
+pub use email::{
+    EmailSubscriber, Mailable, OrderPaidEmail, OrderRefundedEmail, RewardGrantedEmail,
+};
 pub use mail::{Delivered, MailError, Mailer, Outgoing};
 pub use slack::{SlackError, SlackSubscriber, SlackWebhook};
 
