@@ -6,16 +6,44 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use bus::{Envelope, Handler, HandlerError, Message};
-use contracts::rewards::RewardGranted;
+use contracts::commerce::{OrderCancelled, OrderPaid};
+use contracts::park::LineEntryCalled;
+use contracts::rewards::{RewardGranted, RewardRejected};
 
 use crate::service::WebhookService;
+
+/// The bus topics that become webhook events.
+const TOPICS: &[&str] = &[
+    RewardGranted::TOPIC,
+    RewardRejected::TOPIC,
+    OrderPaid::TOPIC,
+    OrderCancelled::TOPIC,
+    LineEntryCalled::TOPIC,
+];
 
 /// The webhook event type of a bus topic.
 #[must_use]
 pub fn event_type(topic: &str) -> Option<&'static str> {
     match topic {
         t if t == RewardGranted::TOPIC => Some("reward_request.approved"),
+        t if t == RewardRejected::TOPIC => Some("reward_request.rejected"),
+        t if t == OrderPaid::TOPIC => Some("order.paid"),
+        t if t == OrderCancelled::TOPIC => Some("order.cancelled"),
+        t if t == LineEntryCalled::TOPIC => Some("line_entry.called"),
         _ => None,
+    }
+}
+
+/// Checks that the message is the version and shape its topic promises;
+/// the payload then goes out as it is.
+fn check(message: &Envelope) -> Result<(), bus::message::DecodeError> {
+    match message.topic.as_str() {
+        t if t == RewardGranted::TOPIC => message.decode::<RewardGranted>().map(drop),
+        t if t == RewardRejected::TOPIC => message.decode::<RewardRejected>().map(drop),
+        t if t == OrderPaid::TOPIC => message.decode::<OrderPaid>().map(drop),
+        t if t == OrderCancelled::TOPIC => message.decode::<OrderCancelled>().map(drop),
+        t if t == LineEntryCalled::TOPIC => message.decode::<LineEntryCalled>().map(drop),
+        _ => Ok(()),
     }
 }
 
@@ -38,15 +66,14 @@ impl Handler for WebhookEvents {
     }
 
     fn topics(&self) -> &'static [&'static str] {
-        &[RewardGranted::TOPIC]
+        TOPICS
     }
 
     async fn handle(&self, message: &Envelope) -> Result<(), HandlerError> {
         let Some(event_type) = event_type(&message.topic) else {
             return Ok(());
         };
-        // Decoding checks the version and shape; the payload goes out as is.
-        let _: RewardGranted = message.decode().map_err(|e| HandlerError(e.to_string()))?;
+        check(message).map_err(|e| HandlerError(e.to_string()))?;
         self.service
             .publish(
                 message.id,
@@ -57,5 +84,19 @@ impl Handler for WebhookEvents {
             .await
             .map(drop)
             .map_err(|e| HandlerError(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_subscribed_topic_names_a_known_event_type() {
+        for topic in TOPICS {
+            let event = event_type(topic).expect("an event type");
+            assert!(crate::model::EVENT_TYPES.contains(&event), "{event}");
+        }
+        assert_eq!(event_type("identity.user_logged_in"), None);
     }
 }
