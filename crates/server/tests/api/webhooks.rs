@@ -19,11 +19,11 @@ use crate::helpers::{Session, TestApp, expect_problem, text};
 
 /// One request the receiver got.
 #[derive(Debug, Clone)]
-struct Received {
+pub(crate) struct Received {
     id: String,
     timestamp: String,
     signature: String,
-    body: String,
+    pub(crate) body: String,
 }
 
 #[derive(Clone, Default)]
@@ -33,13 +33,13 @@ struct Script {
     answers: Arc<Mutex<VecDeque<u16>>>,
 }
 
-struct Receiver {
-    url: String,
+pub(crate) struct Receiver {
+    pub(crate) url: String,
     script: Script,
 }
 
 impl Receiver {
-    async fn start(answers: &[u16]) -> Self {
+    pub(crate) async fn start(answers: &[u16]) -> Self {
         let script = Script::default();
         script
             .answers
@@ -62,12 +62,12 @@ impl Receiver {
         }
     }
 
-    fn received(&self) -> Vec<Received> {
+    pub(crate) fn received(&self) -> Vec<Received> {
         self.script.received.lock().expect("lock").clone()
     }
 
     /// Waits until `n` requests have arrived (at most 15 s).
-    async fn wait_for(&self, n: usize) -> Vec<Received> {
+    pub(crate) async fn wait_for(&self, n: usize) -> Vec<Received> {
         for _ in 0..150 {
             let got = self.received();
             if got.len() >= n {
@@ -120,7 +120,7 @@ fn expected_signature(secret: &str, r: &Received) -> String {
     format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()))
 }
 
-fn assert_signed_by(secret: &str, r: &Received) {
+pub(crate) fn assert_signed_by(secret: &str, r: &Received) {
     let expected = expected_signature(secret, r);
     assert!(
         r.signature.split(' ').any(|s| s == expected),
