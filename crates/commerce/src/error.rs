@@ -50,7 +50,7 @@ pub enum CommerceError {
     TicketUsed,
     #[error("the order is {status}: it cannot be cancelled now")]
     OrderNotCancellable { status: &'static str },
-    #[error("the refund did not go through: {0}; try again")]
+    #[error("the refund cannot be made now: {0}")]
     RefundFailed(String),
     #[error("units of this product are on sale: hold them instead of waiting")]
     NotSoldOut,

@@ -4,7 +4,10 @@
 //! provider 5xx or a process killed between the charge and the tickets —
 //! settled `PAID` by reconciliation, and an approval that arrives after the
 //! order expired, refunded and recorded as `PAID_AFTER_EXPIRY`. Each ends
-//! either paid with tickets or failed with stock and money back.
+//! either paid with tickets or failed with stock and money back. A paid
+//! order's cancel commits its refund as pending with a command on the
+//! outbox; the command refunds it once however often it is retried, and
+//! ends as a dead letter when the provider keeps failing.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -12,7 +15,11 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use commerce::CommerceError;
 use commerce::orders::payment::{NewPayment, Paid};
-use commerce::orders::{NewOrder, Order, OrderService, OrderStatus, PaymentStatus, SqlOrderStore};
+use commerce::orders::refunds::RefundProgress;
+use commerce::orders::{
+    NewOrder, Order, OrderService, OrderStatus, PaymentStatus, RefundOrders, RefundStatus,
+    SqlOrderStore,
+};
 use commerce::payments::{
     Charge, ChargeOutcome, LookupFailed, PaymentProvider, ProviderName, ProviderPayment,
     ProviderPaymentStatus, Refund, RefundOutcome,
@@ -54,6 +61,8 @@ struct Scripted {
     script: Script,
     charges: AtomicU32,
     refunds: AtomicU32,
+    /// Refunds still to answer "unknown" before one goes through.
+    refund_failures: AtomicU32,
     charged: Mutex<Option<ProviderPayment>>,
     started: Notify,
     release: Notify,
@@ -65,6 +74,7 @@ impl Scripted {
             script,
             charges: AtomicU32::new(0),
             refunds: AtomicU32::new(0),
+            refund_failures: AtomicU32::new(0),
             charged: Mutex::new(None),
             started: Notify::new(),
             release: Notify::new(),
@@ -122,6 +132,15 @@ impl PaymentProvider for Scripted {
 
     async fn refund(&self, _: &Refund) -> RefundOutcome {
         self.refunds.fetch_add(1, Ordering::SeqCst);
+        let failing = self
+            .refund_failures
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if failing {
+            return RefundOutcome::Unknown {
+                reason: "503 from the provider".into(),
+            };
+        }
         if let Some(p) = self.charged.lock().expect("lock").as_mut() {
             p.status = ProviderPaymentStatus::Cancelled;
         }
@@ -137,6 +156,7 @@ impl PaymentProvider for Scripted {
 
 struct Harness {
     _test: TestDatabase,
+    db: Db,
     clock: Arc<ManualClock>,
     gate: Arc<dyn StockGate>,
     products: ProductService,
@@ -152,6 +172,9 @@ impl Harness {
         let db = Db::connect(test.url(), &DbOptions::default())
             .await
             .expect("connect");
+        db.migrate(bus::migrations())
+            .await
+            .expect("migrate the bus");
         db.migrate(commerce::migrations()).await.expect("migrate");
         let store: Arc<dyn ReservationStore> = Arc::new(SqlReservationStore::new(db.clone()));
         let product_store = Arc::new(SqlProductStore::new(db.clone()));
@@ -180,6 +203,7 @@ impl Harness {
         );
         Self {
             _test: test,
+            db,
             clock,
             gate,
             products,
@@ -269,6 +293,28 @@ impl Harness {
             .remaining(&product_pool(product))
             .await
             .expect("the gate")
+    }
+
+    /// The topics on the outbox, oldest first.
+    async fn outbox(&self) -> Vec<String> {
+        kernel::read!(&self.db, |pool| {
+            sqlx::query_scalar("select topic from outbox_messages order by id")
+                .fetch_all(pool)
+                .await
+        })
+        .expect("the outbox")
+    }
+
+    /// A paid order, cancelled by its owner: refund pending.
+    async fn cancelled(&self) -> (ProductId, Order) {
+        let (product, order) = self.order().await;
+        assert!(matches!(self.pay(&order).await, Ok(Paid::Paid(_))));
+        let cancelled = self
+            .orders
+            .cancel(&self.owner(), order.id)
+            .await
+            .expect("cancelled");
+        (product, cancelled)
     }
 
     async fn events(&self, order: &Order) -> Vec<String> {
@@ -418,4 +464,181 @@ async fn an_approval_after_the_order_expired_is_refunded_and_recorded() {
         h.events(&order).await
     );
     assert_eq!(h.remaining(product).await, Some(5), "stock not taken twice");
+}
+
+#[tokio::test]
+async fn a_paid_order_is_cancelled_at_once_with_its_refund_pending_on_the_outbox() {
+    let h = Harness::start(Script::Approve).await;
+    let (product, cancelled) = h.cancelled().await;
+
+    assert_eq!(cancelled.status, OrderStatus::Cancelled);
+    let refund = cancelled.refund.clone().expect("a refund");
+    assert_eq!(refund.status, RefundStatus::Pending);
+    assert_eq!(refund.amount, cancelled.total);
+    assert!(refund.refunded_at.is_none());
+    assert_eq!(
+        cancelled.payment.status,
+        PaymentStatus::Done,
+        "the money is not back yet"
+    );
+    assert!(
+        cancelled
+            .tickets
+            .iter()
+            .all(|t| t.status == commerce::tickets::TicketStatus::Void)
+    );
+    assert_eq!(h.remaining(product).await, Some(5), "stock back at once");
+    assert_eq!(
+        h.provider.refunds.load(Ordering::SeqCst),
+        0,
+        "not asked yet"
+    );
+    assert_eq!(
+        h.outbox().await,
+        [
+            "commerce.order_paid",
+            "commerce.order_cancelled",
+            "commerce.refund_order"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn the_refund_command_retries_until_refunded_and_refunds_once() {
+    let h = Harness::start(Script::Approve).await;
+    let (_, cancelled) = h.cancelled().await;
+    h.provider.refund_failures.store(2, Ordering::SeqCst);
+
+    for _ in 0..2 {
+        let failed = h.orders.refund(cancelled.id).await;
+        assert!(
+            matches!(failed, Err(CommerceError::RefundFailed(_))),
+            "{failed:?}"
+        );
+        let now = h.now(&cancelled).await;
+        assert_eq!(
+            now.refund.map(|r| r.status),
+            Some(RefundStatus::Pending),
+            "still pending after a failure"
+        );
+    }
+    assert_eq!(
+        h.orders.refund(cancelled.id).await.expect("refunded"),
+        RefundProgress::Refunded
+    );
+    assert_eq!(
+        h.orders.refund(cancelled.id).await.expect("nothing to do"),
+        RefundProgress::NothingPending,
+        "a redelivered command refunds nothing more"
+    );
+
+    assert_eq!(h.provider.refunds.load(Ordering::SeqCst), 3);
+    let now = h.now(&cancelled).await;
+    assert_eq!(now.payment.status, PaymentStatus::Refunded);
+    let refund = now.refund.expect("a refund");
+    assert_eq!(refund.status, RefundStatus::Refunded);
+    assert!(refund.refunded_at.is_some());
+    assert!(
+        h.events(&cancelled)
+            .await
+            .ends_with(&["CANCELLED".to_owned(), "REFUNDED".to_owned()])
+    );
+    let refunded = h
+        .outbox()
+        .await
+        .into_iter()
+        .filter(|t| t == "commerce.order_refunded")
+        .count();
+    assert_eq!(refunded, 1, "one refund announced");
+}
+
+#[tokio::test]
+async fn a_refund_the_provider_keeps_failing_becomes_a_dead_letter_and_a_replay_finishes_it() {
+    let h = Harness::start(Script::Approve).await;
+    h.provider.refund_failures.store(u32::MAX, Ordering::SeqCst);
+    let (_, cancelled) = h.cancelled().await;
+    // The bus as the server runs it, with a short retry policy.
+    let clock: SharedClock = Arc::new(kernel::SystemClock);
+    let handlers: Vec<Arc<dyn bus::Handler>> =
+        vec![Arc::new(RefundOrders::new(Arc::clone(&h.orders)))];
+    let dispatcher = bus::Dispatcher::new(
+        h.db.clone(),
+        clock.clone(),
+        handlers,
+        bus::RetryPolicy {
+            max_attempts: 3,
+            base: std::time::Duration::from_millis(10),
+            cap: std::time::Duration::from_millis(10),
+            lease: std::time::Duration::from_secs(10),
+        },
+    );
+    let transport = Arc::new(bus::InProcessTransport::new(
+        h.db.clone(),
+        clock.clone(),
+        &dispatcher.subscriptions(),
+        dispatcher.wake.clone(),
+    ));
+    let relay = bus::Relay::new(h.db.clone(), transport, clock);
+    relay.run_once().await.expect("relayed");
+    let page = kernel::PageRequest {
+        limit: 10,
+        after: None,
+    };
+    let mut dead = Vec::new();
+    for _ in 0..100 {
+        dispatcher.run_once().await.expect("dispatched");
+        dead = dispatcher.dead_letters(page).await.expect("dead letters");
+        if !dead.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(dead.len(), 1, "given up after its attempts");
+    assert_eq!(dead[0].subscriber, "commerce.refunds");
+    assert_eq!(dead[0].attempts, 3);
+    let error = dead[0].last_error.clone().unwrap_or_default();
+    assert!(error.contains("503 from the provider"), "{error}");
+    assert_eq!(
+        h.now(&cancelled).await.refund.map(|r| r.status),
+        Some(RefundStatus::Pending),
+        "the order still says the refund is pending"
+    );
+
+    // The provider is back; an operator replays the dead letter.
+    h.provider.refund_failures.store(0, Ordering::SeqCst);
+    assert!(dispatcher.replay(dead[0].id).await.expect("replayed"));
+    dispatcher.run_once().await.expect("dispatched");
+    let now = h.now(&cancelled).await;
+    assert_eq!(now.refund.map(|r| r.status), Some(RefundStatus::Refunded));
+    assert_eq!(now.payment.status, PaymentStatus::Refunded);
+}
+
+#[tokio::test]
+async fn a_paid_order_announces_its_tickets_in_the_transaction_that_pays_it() {
+    let h = Harness::start(Script::Approve).await;
+    let (_, order) = h.order().await;
+    let Ok(Paid::Paid(paid)) = h.pay(&order).await else {
+        panic!("paid");
+    };
+    let payload: String = kernel::read!(&h.db, |pool| {
+        sqlx::query_scalar(
+            "select payload from outbox_messages where topic = 'commerce.order_paid'",
+        )
+        .fetch_one(pool)
+        .await
+    })
+    .expect("one message");
+    let message: contracts::commerce::OrderPaid =
+        serde_json::from_str(&payload).expect("an order_paid payload");
+    assert_eq!(message.order_id, paid.id);
+    assert_eq!(message.user_id, h.user);
+    assert_eq!(message.total, paid.total);
+    assert_eq!(message.items.len(), 1);
+    assert_eq!(message.items[0].product_name, "Winter gala");
+    assert_eq!(message.items[0].quantity, 2);
+    let mut announced: Vec<&str> = message.tickets.iter().map(|t| t.code.as_str()).collect();
+    let mut issued: Vec<&str> = paid.tickets.iter().map(|t| t.code.as_str()).collect();
+    announced.sort_unstable();
+    issued.sort_unstable();
+    assert_eq!(announced, issued);
 }

@@ -66,6 +66,9 @@ impl Harness {
         let db = Db::connect(test.url(), &DbOptions::default())
             .await
             .expect("connect");
+        db.migrate(bus::migrations())
+            .await
+            .expect("migrate the bus");
         db.migrate(commerce::migrations()).await.expect("migrate");
         let store: Arc<dyn ReservationStore> = Arc::new(SqlReservationStore::new(db.clone()));
         let product_store = Arc::new(SqlProductStore::new(db.clone()));

@@ -12,6 +12,11 @@ kernel::id_type!(
 );
 
 kernel::id_type!(
+    /// One order: a user's reservations on their way to being paid.
+    OrderId
+);
+
+kernel::id_type!(
     /// One product on sale.
     ProductId
 );
@@ -79,5 +84,105 @@ pub struct WaitingListOffered {
 
 impl Message for WaitingListOffered {
     const TOPIC: &'static str = "commerce.waiting_list_offered";
+    const VERSION: i32 = 1;
+}
+
+/// One line of an order, priced when it was placed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderLine {
+    pub product_id: ProductId,
+    /// The product's name when the message was written.
+    pub product_name: String,
+    pub quantity: u32,
+    /// Minor units.
+    pub unit_price: i64,
+    /// `unit_price × quantity`.
+    pub amount: i64,
+}
+
+/// A ticket of a paid order, as its holder shows it at the door.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssuedTicket {
+    pub product_id: ProductId,
+    pub code: String,
+}
+
+/// An order was paid: enqueued in the transaction that marks it `PAID` and
+/// issues its tickets (the order confirmation email, `order.paid` webhooks).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderPaid {
+    pub order_id: OrderId,
+    pub user_id: UserId,
+    pub items: Vec<OrderLine>,
+    /// Minor units, after the discount.
+    pub total: i64,
+    pub currency: String,
+    pub tickets: Vec<IssuedTicket>,
+    pub paid_at: Timestamp,
+}
+
+impl Message for OrderPaid {
+    const TOPIC: &'static str = "commerce.order_paid";
+    const VERSION: i32 = 1;
+}
+
+/// The money of a cancelled order on its way back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefundState {
+    /// Minor units.
+    pub amount: i64,
+    /// `PENDING` when announced: the provider is asked after the commit.
+    pub status: String,
+}
+
+/// An order was cancelled: enqueued in the cancel's transaction. A paid
+/// order's `refund` is `PENDING` then; [`OrderRefunded`] follows once the
+/// provider gave the money back. An unpaid order has no `refund`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderCancelled {
+    pub order_id: OrderId,
+    pub user_id: UserId,
+    pub items: Vec<OrderLine>,
+    pub total: i64,
+    pub currency: String,
+    pub refund: Option<RefundState>,
+    pub cancelled_at: Timestamp,
+}
+
+impl Message for OrderCancelled {
+    const TOPIC: &'static str = "commerce.order_cancelled";
+    const VERSION: i32 = 1;
+}
+
+/// A command commerce sends itself: give a cancelled order's money back
+/// through its provider. Enqueued in the cancel's transaction, so the
+/// cancel and its refund commit together; the bus retries it with backoff
+/// until the provider says refunded (the provider's idempotency key names
+/// the order, so a retry never refunds twice).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefundOrder {
+    pub order_id: OrderId,
+    pub requested_at: Timestamp,
+}
+
+impl Message for RefundOrder {
+    const TOPIC: &'static str = "commerce.refund_order";
+    const VERSION: i32 = 1;
+}
+
+/// A cancelled order's money is back with the buyer: enqueued in the
+/// transaction that marks its refund `REFUNDED` (the refund email).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderRefunded {
+    pub order_id: OrderId,
+    pub user_id: UserId,
+    /// Minor units.
+    pub amount: i64,
+    pub currency: String,
+    pub refunded_at: Timestamp,
+}
+
+impl Message for OrderRefunded {
+    const TOPIC: &'static str = "commerce.order_refunded";
     const VERSION: i32 = 1;
 }

@@ -45,3 +45,25 @@ impl Message for RewardGranted {
     const TOPIC: &'static str = "rewards.reward_granted";
     const VERSION: i32 = 1;
 }
+
+/// Staff rejected a `PENDING` reward request; enqueued in the decision's
+/// transaction (its held unit, if any, is back in the same one).
+/// Requests rejected when made (`EVENT_NOT_ACTIVE`, `CONDITION_NOT_MET`,
+/// `OUT_OF_STOCK`) are answered to the user at once and not announced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RewardRejected {
+    pub request_id: RewardRequestId,
+    pub user_id: UserId,
+    pub event_id: EventId,
+    pub event_reward_id: EventRewardId,
+    pub reward_id: RewardId,
+    /// The staff member's reason, if given.
+    pub reason: Option<String>,
+    pub rejected_by: UserId,
+    pub rejected_at: Timestamp,
+}
+
+impl Message for RewardRejected {
+    const TOPIC: &'static str = "rewards.reward_rejected";
+    const VERSION: i32 = 1;
+}

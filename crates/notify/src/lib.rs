@@ -3,7 +3,8 @@
 //! - [`email`]: templated plain-text + HTML email over SMTP ([`Mailer`]);
 //!   without `smtp_url` a mail is logged (recipient's domain only) and
 //!   counted, not sent. One subscriber per email, so each has its own
-//!   retries and dead letters: [`RewardGrantedEmail`],
+//!   retries and dead letters: [`RewardGrantedEmail`], [`OrderPaidEmail`]
+//!   (with the ticket codes), [`OrderRefundedEmail`],
 //!   [`WaitingListOfferedEmail`].
 //! - [`slack`]: Slack-compatible incoming webhooks ([`SlackWebhook`]),
 //!   `{"text": ...}` POSTs honouring `429 Retry-After`, and
@@ -22,7 +23,10 @@ pub mod slack;
 pub mod templates;
 
 pub use alerts::DeadLetterAlarm;
-pub use email::{RewardGrantedEmail, WaitingListOfferedEmail};
+pub use email::{
+    EmailSubscriber, Mailable, OrderPaidEmail, OrderRefundedEmail, RewardGrantedEmail,
+    WaitingListOfferedEmail,
+};
 pub use mail::{Delivered, MailError, Mailer, Outgoing};
 pub use slack::{SlackError, SlackSubscriber, SlackWebhook};
 

@@ -21,8 +21,8 @@ use contracts::rewards::{EventId, EventRewardId, RewardGranted, RewardId, Reward
 use kernel::testing::SmtpSink;
 use kernel::{Secret, Timestamp, UserId};
 use notify::{
-    DeadLetterAlarm, Mailer, RewardGrantedEmail, SlackSubscriber, SlackWebhook,
-    WaitingListOfferedEmail,
+    DeadLetterAlarm, Mailer, OrderPaidEmail, OrderRefundedEmail, RewardGrantedEmail,
+    SlackSubscriber, SlackWebhook, WaitingListOfferedEmail,
 };
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -124,6 +124,93 @@ async fn a_granted_reward_is_mailed_as_text_and_html_through_a_real_smtp_server(
     let err = handler.handle(&again).await.expect_err("no server");
     assert!(err.0.contains("SMTP"), "{err}");
     assert!(counter(r#"notify_emails_total{outcome="failed"}"#) >= failed_before + 1.0);
+}
+
+#[tokio::test]
+async fn a_paid_order_and_its_refund_are_mailed_through_a_real_smtp_server() {
+    use contracts::commerce::{
+        IssuedTicket, OrderId, OrderLine, OrderPaid, OrderRefunded, ProductId,
+    };
+    let Some(mut sink) = SmtpSink::start().await else {
+        return;
+    };
+    let user = UserId(Uuid::now_v7());
+    let directory = Arc::new(Directory {
+        user,
+        email: "buyer@example.com".into(),
+    });
+    let url = Secret::new(format!("smtp://127.0.0.1:{}", sink.port()));
+    let mailer =
+        Arc::new(Mailer::new(Some(&url), "Stampede <no-reply@stampede.test>").expect("mailer"));
+    let (order_id, gala) = (OrderId::new(), ProductId::new());
+    let now = Timestamp::from(time::OffsetDateTime::now_utc());
+    let paid = OrderPaid {
+        order_id,
+        user_id: user,
+        items: vec![OrderLine {
+            product_id: gala,
+            product_name: "Gala & <friends>".into(),
+            quantity: 2,
+            unit_price: 15_000,
+            amount: 30_000,
+        }],
+        total: 29_000,
+        currency: "KRW".into(),
+        tickets: ["0f3a9c", "7d21be"]
+            .map(|code| IssuedTicket {
+                product_id: gala,
+                code: code.into(),
+            })
+            .to_vec(),
+        paid_at: now,
+    };
+    let message = Envelope::new(&paid, now).expect("encodes");
+
+    OrderPaidEmail::new(directory.clone(), mailer.clone())
+        .handle(&message)
+        .await
+        .expect("sent");
+
+    let mail = sink.next_message().await.join("\n");
+    assert!(mail.contains("To: buyer@example.com"), "{mail}");
+    assert!(
+        mail.contains("Subject: Your order is paid: 2 tickets for 29,000 KRW"),
+        "{mail}"
+    );
+    assert!(
+        mail.contains(&format!("Message-ID: <{}@stampede.notify>", message.id)),
+        "{mail}"
+    );
+    assert!(mail.contains("2 x Gala & <friends>: 30,000 KRW"), "{mail}");
+    assert!(mail.contains("Total: 29,000 KRW"), "{mail}");
+    assert!(mail.contains("Gala & <friends>: 0f3a9c"), "{mail}");
+    assert!(mail.contains("Gala & <friends>: 7d21be"), "{mail}");
+    assert!(
+        mail.contains("Gala &#38; &#60;friends&#62;: <code>7d21be</code>"),
+        "escaped html part: {mail}"
+    );
+
+    let refunded = OrderRefunded {
+        order_id,
+        user_id: user,
+        amount: 29_000,
+        currency: "KRW".into(),
+        refunded_at: now,
+    };
+    OrderRefundedEmail::new(directory, mailer)
+        .handle(&Envelope::new(&refunded, now).expect("encodes"))
+        .await
+        .expect("sent");
+    let mail = sink.next_message().await.join("\n");
+    assert!(
+        mail.contains("Subject: Your refund of 29,000 KRW"),
+        "{mail}"
+    );
+    assert!(
+        mail.contains("Your order was cancelled and 29,000 KRW refunded."),
+        "{mail}"
+    );
+    assert!(mail.contains(&order_id.to_string()), "{mail}");
 }
 
 #[tokio::test]

@@ -9,7 +9,7 @@ use bus::{
     Dispatcher, Handler, InProcessTransport, RabbitMqConsumer, RabbitMqOptions, RabbitMqTransport,
     Relay, RetryPolicy, Transport,
 };
-use commerce::orders::{OrderService, SqlOrderStore};
+use commerce::orders::{OrderService, RefundOrders, SqlOrderStore};
 use commerce::payments::{PaymentProvider, TossProvider};
 use commerce::products::{ProductService, SqlProductStore};
 use commerce::reservations::{ProductStockLoader, ReservationService, SqlReservationStore};
@@ -24,7 +24,10 @@ use identity::store::SqlIdentityStore;
 use identity::{IdentityService, IdentitySettings};
 use kernel::db::{Db, DbOptions};
 use kernel::{SharedClock, SystemClock};
-use notify::{Mailer, RewardGrantedEmail, SlackWebhook, WaitingListOfferedEmail};
+use notify::{
+    Mailer, OrderPaidEmail, OrderRefundedEmail, RewardGrantedEmail, SlackWebhook,
+    WaitingListOfferedEmail,
+};
 use park::line::{LineStore, MemoryLines, RedisLines};
 use park::store::SqlParkStore;
 use park::{ParkService, ParkSettings};
@@ -300,7 +303,11 @@ impl Modules {
             Arc::new(CouponGrantHandler::new(commerce.clone())),
             Arc::new(WebhookEvents::new(webhooks.clone())),
             Arc::new(RewardGrantedEmail::new(identity.clone(), mailer.clone())),
+            Arc::new(OrderPaidEmail::new(identity.clone(), mailer.clone())),
+            Arc::new(OrderRefundedEmail::new(identity.clone(), mailer.clone())),
             Arc::new(WaitingListOfferedEmail::new(identity.clone(), mailer)),
+            // Refunds of cancelled orders, retried until the provider says so.
+            Arc::new(RefundOrders::new(orders.clone())),
         ];
         let dispatcher = Arc::new(Dispatcher::new(
             db.clone(),

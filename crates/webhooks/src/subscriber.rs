@@ -6,18 +6,47 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use bus::{Envelope, Handler, HandlerError, Message};
-use contracts::commerce::WaitingListOffered;
-use contracts::rewards::RewardGranted;
+use contracts::commerce::{OrderCancelled, OrderPaid, WaitingListOffered};
+use contracts::park::LineEntryCalled;
+use contracts::rewards::{RewardGranted, RewardRejected};
 
 use crate::service::WebhookService;
+
+/// The bus topics that become webhook events.
+const TOPICS: &[&str] = &[
+    RewardGranted::TOPIC,
+    RewardRejected::TOPIC,
+    OrderPaid::TOPIC,
+    OrderCancelled::TOPIC,
+    LineEntryCalled::TOPIC,
+    WaitingListOffered::TOPIC,
+];
 
 /// The webhook event type of a bus topic.
 #[must_use]
 pub fn event_type(topic: &str) -> Option<&'static str> {
     match topic {
         t if t == RewardGranted::TOPIC => Some("reward_request.approved"),
+        t if t == RewardRejected::TOPIC => Some("reward_request.rejected"),
+        t if t == OrderPaid::TOPIC => Some("order.paid"),
+        t if t == OrderCancelled::TOPIC => Some("order.cancelled"),
+        t if t == LineEntryCalled::TOPIC => Some("line_entry.called"),
         t if t == WaitingListOffered::TOPIC => Some("waiting_list.offered"),
         _ => None,
+    }
+}
+
+/// Checks that the message is the version and shape its topic promises;
+/// the payload then goes out as it is.
+fn check(message: &Envelope) -> Result<(), bus::message::DecodeError> {
+    match message.topic.as_str() {
+        t if t == RewardGranted::TOPIC => message.decode::<RewardGranted>().map(drop),
+        t if t == RewardRejected::TOPIC => message.decode::<RewardRejected>().map(drop),
+        t if t == OrderPaid::TOPIC => message.decode::<OrderPaid>().map(drop),
+        t if t == OrderCancelled::TOPIC => message.decode::<OrderCancelled>().map(drop),
+        t if t == LineEntryCalled::TOPIC => message.decode::<LineEntryCalled>().map(drop),
+        t if t == WaitingListOffered::TOPIC => message.decode::<WaitingListOffered>().map(drop),
+        _ => Ok(()),
     }
 }
 
@@ -40,19 +69,14 @@ impl Handler for WebhookEvents {
     }
 
     fn topics(&self) -> &'static [&'static str] {
-        &[RewardGranted::TOPIC, WaitingListOffered::TOPIC]
+        TOPICS
     }
 
     async fn handle(&self, message: &Envelope) -> Result<(), HandlerError> {
         let Some(event_type) = event_type(&message.topic) else {
             return Ok(());
         };
-        // Decoding checks the version and shape; the payload goes out as is.
-        let checked = match event_type {
-            "waiting_list.offered" => message.decode::<WaitingListOffered>().map(drop),
-            _ => message.decode::<RewardGranted>().map(drop),
-        };
-        checked.map_err(|e| HandlerError(e.to_string()))?;
+        check(message).map_err(|e| HandlerError(e.to_string()))?;
         self.service
             .publish(
                 message.id,
@@ -71,21 +95,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn each_subscribed_topic_has_its_event_type_and_others_none() {
-        assert_eq!(
-            event_type(RewardGranted::TOPIC),
-            Some("reward_request.approved")
-        );
-        assert_eq!(
-            event_type(WaitingListOffered::TOPIC),
-            Some("waiting_list.offered")
-        );
-        assert_eq!(event_type("identity.user_logged_in"), None);
-        for event in [
-            event_type(RewardGranted::TOPIC),
-            event_type(WaitingListOffered::TOPIC),
-        ] {
-            assert!(crate::model::EVENT_TYPES.contains(&event.expect("mapped")));
+    fn every_subscribed_topic_names_a_known_event_type() {
+        for topic in TOPICS {
+            let event = event_type(topic).expect("an event type");
+            assert!(crate::model::EVENT_TYPES.contains(&event), "{event}");
         }
+        assert_eq!(event_type("identity.user_logged_in"), None);
     }
 }

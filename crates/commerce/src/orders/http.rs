@@ -12,7 +12,7 @@ use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::model::{NewOrder, Order, OrderStatus};
+use super::model::{NewOrder, Order, OrderHistory, OrderStatus};
 use super::payment::{NewPayment, Paid};
 use super::service::OrderService;
 use crate::model::OrderId;
@@ -29,6 +29,7 @@ pub fn router(service: Arc<OrderService>, idempotency: Idempotency) -> OpenApiRo
         .routes(routes!(list_orders))
         .routes(routes!(my_orders))
         .routes(routes!(get_order))
+        .routes(routes!(order_history))
         .routes(routes!(pay_order))
         .routes(routes!(cancel_order))
         .routes(routes!(toss_webhook))
@@ -130,6 +131,27 @@ async fn get_order(
     Ok(Json(s.order(&principal, id).await?))
 }
 
+/// What happened to one order, oldest first: placed, each charge started,
+/// paid, failed, expired, cancelled, refunded, and a payment that arrived
+/// after the order expired (`PAID_AFTER_EXPIRY`, refunded automatically).
+/// The owner's, or any for readers.
+#[utoipa::path(get, path = "/orders/{id}/history", tag = "orders", security(("bearer" = [])),
+    params(("id" = String, Path, format = Uuid)),
+    responses(
+        (status = 200, description = "The order's history", body = OrderHistory),
+        (status = 403, description = "Another user's order", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 404, description = "No such order", body = ProblemDetails, content_type = "application/problem+json"),
+        kernel::openapi::SignedIn,
+        kernel::openapi::ById,
+    ))]
+async fn order_history(
+    axum::extract::State(s): State,
+    principal: Principal,
+    Path(id): Path<OrderId>,
+) -> Result<Json<OrderHistory>, Problem> {
+    Ok(Json(s.history_for(&principal, id).await?))
+}
+
 /// Pay your order. `200` `PAID` with its tickets; `202` when the
 /// provider's answer was lost (`payment.status` `UNKNOWN`): the order keeps
 /// its holds and is settled by reconciliation, never charged twice.
@@ -161,8 +183,10 @@ async fn pay_order(
 }
 
 /// Cancel an order (owner or staff): unpaid, its stock and coupon come
-/// back; paid, it is refunded through its provider (`refund` in the body)
-/// and its tickets voided.
+/// back; paid, its tickets are voided, its stock and coupon come back and
+/// its refund is `PENDING` (`refund` in the body) until the provider has
+/// given the money back, which happens in the background and is retried
+/// until it does.
 #[utoipa::path(post, path = "/orders/{id}/cancel", tag = "orders", security(("bearer" = [])),
     params(("id" = String, Path, format = Uuid)),
     responses(
@@ -170,7 +194,7 @@ async fn pay_order(
         (status = 403, description = "Another user's order, for a caller who is not staff", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 404, description = "No such order", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 409, description = "`TICKET_USED`, `ORDER_NOT_CANCELLABLE`", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 503, description = "The refund did not go through; cancel again", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 503, description = "The order's payment provider is not enabled on this server: nothing changed", body = ProblemDetails, content_type = "application/problem+json"),
         kernel::openapi::SignedIn,
         kernel::openapi::ById,
     ))]

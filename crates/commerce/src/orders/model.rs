@@ -138,14 +138,57 @@ pub struct Payment {
     pub code: Option<String>,
 }
 
+/// Where a paid order's refund is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum RefundStatus {
+    /// Committed with the cancel; the provider is asked through the outbox
+    /// and asked again (with backoff) until it says refunded.
+    Pending,
+    /// The provider gave the money back.
+    Refunded,
+}
+
+impl RefundStatus {
+    pub const ALL: [Self; 2] = [Self::Pending, Self::Refunded];
+
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "PENDING",
+            Self::Refunded => "REFUNDED",
+        }
+    }
+}
+
+text_form!(RefundStatus, "PENDING, REFUNDED");
+
 /// A paid order's money given back.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct OrderRefund {
     /// Minor units.
     pub amount: i64,
-    /// `REFUNDED`.
-    pub status: String,
+    pub status: RefundStatus,
+    /// Once `REFUNDED`.
     pub refunded_at: Option<Timestamp>,
+}
+
+/// One line of an order's history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct HistoryEntry {
+    /// `PLACED`, `CHARGE_STARTED`, `PAID`, `FAILED`, `EXPIRED`,
+    /// `CANCELLED`, `REFUNDED`, `PAID_AFTER_EXPIRY`.
+    pub event: String,
+    /// The provider, payment key or decline code, as the event has it.
+    pub detail: Option<String>,
+    pub at: Timestamp,
+}
+
+/// `GET /orders/{id}/history`: what happened to an order, oldest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct OrderHistory {
+    pub order_id: OrderId,
+    pub entries: Vec<HistoryEntry>,
 }
 
 /// An order, as stored and as the API shows it.
@@ -161,7 +204,8 @@ pub struct Order {
     pub currency: String,
     pub coupon_code: Option<String>,
     pub payment: Payment,
-    /// Present once a paid order was refunded.
+    /// Present once a paid order was cancelled (or paid after it
+    /// expired): `PENDING` until the provider gave the money back.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refund: Option<OrderRefund>,
     /// One per unit, once paid.

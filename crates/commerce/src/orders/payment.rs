@@ -17,9 +17,10 @@ use kernel::{FieldError, Money, Principal, Timestamp};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
+use super::messages::{self, ProductNames};
 use super::model::{Order, OrderStatus, PaymentStatus};
 use super::service::OrderService;
-use super::store::Close;
+use super::store::{CancelPaid, Close};
 use crate::error::CommerceError;
 use crate::model::OrderId;
 use crate::payments::{
@@ -187,6 +188,7 @@ impl OrderService {
                     to_payment: Some((PaymentStatus::Declined, Some(code.to_owned()))),
                     event: "FAILED",
                     due: None,
+                    announce: Vec::new(),
                 },
                 now,
             )
@@ -211,12 +213,14 @@ impl OrderService {
         approved_at: Timestamp,
     ) -> Result<(), CommerceError> {
         let mut tickets = Vec::new();
+        let mut names = ProductNames::new();
         for item in &order.items {
             let (product, _) = self
                 .products
                 .product(item.product_id)
                 .await?
                 .ok_or(CommerceError::ProductNotFound)?;
+            names.insert(product.id, product.name.as_str().to_owned());
             for _ in 0..item.quantity {
                 tickets.push(Ticket {
                     id: TicketId::new(),
@@ -232,9 +236,10 @@ impl OrderService {
             }
         }
         let now = self.clock.now();
+        let announce = [messages::paid(order, &names, &tickets, now)?];
         if self
             .store
-            .settle_paid(order.id, payment_key, approved_at, &tickets, now)
+            .settle_paid(order.id, payment_key, approved_at, &tickets, &announce, now)
             .await?
         {
             return Ok(());
@@ -260,10 +265,15 @@ impl OrderService {
         };
         let outcome = provider.refund(&refund).await;
         let refunded = matches!(outcome, RefundOutcome::Refunded { .. });
-        if !refunded {
-            tracing::error!(order = %order.id, ?outcome, "a payment after expiry could not be \
-                refunded yet: its history says so for an operator");
-        }
+        let now = self.clock.now();
+        // Not refunded now: the refund command retries it through the bus.
+        let announce = if refunded {
+            Vec::new()
+        } else {
+            tracing::warn!(order = %order.id, ?outcome, "a payment after expiry could not be \
+                refunded yet: the refund is retried through the outbox");
+            vec![messages::refund_command(order, now)?]
+        };
         let detail = format!(
             "{payment_key}: {}",
             if refunded {
@@ -273,7 +283,7 @@ impl OrderService {
             }
         );
         self.store
-            .record_late_refund(order.id, &detail, refunded, self.clock.now())
+            .record_late_refund(order.id, payment_key, &detail, refunded, &announce, now)
             .await?;
         Ok(())
     }
@@ -316,13 +326,7 @@ impl OrderService {
         let Some(order) = self.store.order(id).await? else {
             return Ok(false);
         };
-        let Some(provider) = order
-            .payment
-            .provider
-            .as_deref()
-            .and_then(|p| p.parse::<ProviderName>().ok())
-            .and_then(|p| self.provider(p))
-        else {
+        let Some(provider) = self.order_provider(&order) else {
             return Ok(false);
         };
         match provider.lookup(&id.to_string()).await {
@@ -345,6 +349,7 @@ impl OrderService {
                             to_payment: Some((PaymentStatus::None, None)),
                             event: "EXPIRED",
                             due: None,
+                            announce: Vec::new(),
                         },
                         self.clock.now(),
                     )
@@ -369,11 +374,10 @@ impl OrderService {
 
 impl OrderService {
     /// Cancels an order (its owner or staff). Unpaid: `CANCELLED`, stock
-    /// and coupon back. Paid: its tickets voided (refused with
-    /// `TICKET_USED` after a check-in), the money refunded through its
-    /// provider, then `CANCELLED` with stock and coupon back. A refund that
-    /// fails leaves the tickets void and the order paid: cancelling again
-    /// retries it under the same idempotency key.
+    /// and coupon back. Paid: in one transaction `CANCELLED` with its
+    /// tickets voided (refused with `TICKET_USED` after a check-in), stock
+    /// and coupon back, the refund `PENDING` and a refund command on the
+    /// outbox, which [`OrderService::refund`] carries out (ADR 0025).
     pub async fn cancel(&self, principal: &Principal, id: OrderId) -> Result<Order, CommerceError> {
         let order = self.reload(id).await?;
         if order.user_id != principal.user_id && !principal.roles.is_staff() {
@@ -382,63 +386,71 @@ impl OrderService {
         let not_now = || CommerceError::OrderNotCancellable {
             status: order.status.as_str(),
         };
+        let now = self.clock.now();
         match (order.status, order.payment.status) {
             (OrderStatus::PendingPayment, PaymentStatus::None) => {
-                if !self
-                    .close_unpaid(
-                        id,
-                        PaymentStatus::None,
-                        OrderStatus::Cancelled,
-                        "CANCELLED",
-                        None,
-                    )
-                    .await?
-                {
+                let names = self.product_names(&order).await?;
+                let close = Close {
+                    payment: PaymentStatus::None,
+                    to: OrderStatus::Cancelled,
+                    to_payment: None,
+                    event: "CANCELLED",
+                    due: None,
+                    announce: vec![messages::cancelled(&order, &names, false, now)?],
+                };
+                let Some(returned) = self.store.close_unpaid(id, close, now).await? else {
                     return Err(not_now());
+                };
+                for reservation in &returned {
+                    self.reservations.return_units(reservation).await;
                 }
             }
             (OrderStatus::Paid, _) => {
-                if !self.store.void_tickets(id).await? {
-                    return Err(CommerceError::TicketUsed);
+                // A refund no provider here can make would only dead-letter:
+                // refuse before anything changes.
+                if self.order_provider(&order).is_none() {
+                    return Err(CommerceError::RefundFailed(
+                        "the order's payment provider is not enabled".into(),
+                    ));
                 }
-                let provider = order
-                    .payment
-                    .provider
-                    .as_deref()
-                    .and_then(|p| p.parse::<ProviderName>().ok())
-                    .and_then(|p| self.provider(p))
-                    .ok_or_else(|| {
-                        CommerceError::RefundFailed("the order's provider is not enabled".into())
-                    })?;
-                let currency = kernel::Currency::parse(&order.currency)
-                    .map_err(|e| CommerceError::Internal(format!("stored currency: {e}")))?;
-                let refund = Refund {
-                    order_ref: id.to_string(),
-                    payment_key: order.payment.payment_key.clone().unwrap_or_default(),
-                    amount: Money::new(order.total, currency),
-                    reason: "cancelled".to_owned(),
-                };
-                let refunded_at = match provider.refund(&refund).await {
-                    RefundOutcome::Refunded { refunded_at } => Timestamp::from(refunded_at),
-                    RefundOutcome::Refused { code, message } => {
-                        return Err(CommerceError::RefundFailed(format!("{code}: {message}")));
+                let names = self.product_names(&order).await?;
+                let announce = [
+                    messages::cancelled(&order, &names, true, now)?,
+                    messages::refund_command(&order, now)?,
+                ];
+                match self.store.cancel_paid(id, &announce, now).await? {
+                    CancelPaid::Cancelled(returned) => {
+                        for reservation in &returned {
+                            self.reservations.return_units(reservation).await;
+                        }
                     }
-                    RefundOutcome::Unknown { reason } => {
-                        return Err(CommerceError::RefundFailed(reason));
-                    }
-                };
-                if let Some(returned) = self
-                    .store
-                    .cancel_paid(id, refunded_at, self.clock.now())
-                    .await?
-                {
-                    for reservation in &returned {
-                        self.reservations.return_units(reservation).await;
-                    }
+                    CancelPaid::TicketUsed => return Err(CommerceError::TicketUsed),
+                    CancelPaid::NotPaid => return Err(not_now()),
                 }
             }
             _ => return Err(not_now()),
         }
         self.reload(id).await
+    }
+
+    /// The provider an order was paid through, if it is enabled here.
+    pub(super) fn order_provider(&self, order: &Order) -> Option<Arc<dyn PaymentProvider>> {
+        order
+            .payment
+            .provider
+            .as_deref()
+            .and_then(|p| p.parse::<ProviderName>().ok())
+            .and_then(|p| self.provider(p))
+    }
+
+    /// The names of the order's products (a product gone is nameless).
+    async fn product_names(&self, order: &Order) -> Result<ProductNames, CommerceError> {
+        let mut names = ProductNames::new();
+        for item in &order.items {
+            if let Some((product, _)) = self.products.product(item.product_id).await? {
+                names.insert(product.id, product.name.as_str().to_owned());
+            }
+        }
+        Ok(names)
     }
 }

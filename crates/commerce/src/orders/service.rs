@@ -10,7 +10,10 @@ use kernel::{
     FieldError, IdempotentEffect, Page, PageRequest, Principal, SharedClock, Timestamp, UserId,
 };
 
-use super::model::{self, NewOrder, Order, OrderStatus, Payment, PaymentStatus, PricingError};
+use super::model::{
+    self, HistoryEntry, NewOrder, Order, OrderHistory, OrderStatus, Payment, PaymentStatus,
+    PricingError,
+};
 use super::store::{Close, OrderStore, PlaceError};
 use crate::error::CommerceError;
 use crate::model::{CouponCode, OrderId};
@@ -252,6 +255,26 @@ impl OrderService {
         Ok(Page::from_rows(rows, page, "orders", |o| o.id.0))
     }
 
+    /// The order's history as the API shows it: its owner's, or anyone's
+    /// for readers.
+    pub async fn history_for(
+        &self,
+        principal: &Principal,
+        id: OrderId,
+    ) -> Result<OrderHistory, CommerceError> {
+        let order = self.order(principal, id).await?;
+        let entries = self
+            .history(order.id)
+            .await?
+            .into_iter()
+            .map(|(event, detail, at)| HistoryEntry { event, detail, at })
+            .collect();
+        Ok(OrderHistory {
+            order_id: order.id,
+            entries,
+        })
+    }
+
     /// The order's history, `(event, detail, at)` in order.
     pub async fn history(
         &self,
@@ -281,6 +304,7 @@ impl OrderService {
                     to_payment: None,
                     event,
                     due,
+                    announce: Vec::new(),
                 },
                 now,
             )

@@ -4,6 +4,7 @@
 //! units this caller alone gives back.
 
 use async_trait::async_trait;
+use bus::Envelope;
 use kernel::db::{Db, bad_row, stored_count};
 use kernel::{Currency, Money, PageRequest, Timestamp, UserId};
 
@@ -35,7 +36,7 @@ pub enum PlaceError {
 }
 
 /// How [`OrderStore::close_unpaid`] closes an unpaid order.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Close {
     /// The payment status the order must be in.
     pub payment: PaymentStatus,
@@ -46,6 +47,32 @@ pub struct Close {
     pub event: &'static str,
     /// Only if its window ended by then.
     pub due: Option<Timestamp>,
+    /// Messages committed with the close (a cancel announces itself).
+    pub announce: Vec<Envelope>,
+}
+
+/// What [`OrderStore::cancel_paid`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CancelPaid {
+    /// `CANCELLED` with its refund pending; the units it released.
+    Cancelled(Returned),
+    /// The order was not `PAID` (cancelled meanwhile, or never paid).
+    NotPaid,
+    /// A ticket was checked in: nothing changed.
+    TicketUsed,
+}
+
+/// Why [`OrderStore::cancel_paid`] rolled back.
+enum CancelAbort {
+    NotPaid,
+    TicketUsed,
+    Database(sqlx::Error),
+}
+
+impl From<sqlx::Error> for CancelAbort {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Database(e)
+    }
 }
 
 /// Units a closed order gave up: one entry per reservation it moved.
@@ -86,36 +113,51 @@ pub trait OrderStore: Send + Sync {
         now: Timestamp,
     ) -> Result<Option<u32>, sqlx::Error>;
     /// The charge was approved: `PAID` with `tickets`, reservations `SOLD`,
-    /// coupon `USED`, all at once; `false` when the order no longer waits
-    /// for this charge (it expired, failed or was cancelled meanwhile).
+    /// coupon `USED` and `announce` on the outbox, all at once; `false`
+    /// when the order no longer waits for this charge (it expired, failed
+    /// or was cancelled meanwhile), and then nothing is announced.
     async fn settle_paid(
         &self,
         id: OrderId,
         payment_key: &str,
         approved_at: Timestamp,
         tickets: &[Ticket],
+        announce: &[Envelope],
         now: Timestamp,
     ) -> Result<bool, sqlx::Error>;
-    /// Records on a closed order that its late payment was refunded.
+    /// Records on a closed order that it was paid late, with the refund of
+    /// that payment (under `payment_key`): done already (`refunded`), or
+    /// pending with `announce` (the refund command) on the outbox.
     async fn record_late_refund(
         &self,
         id: OrderId,
+        payment_key: &str,
         detail: &str,
         refunded: bool,
+        announce: &[Envelope],
         now: Timestamp,
     ) -> Result<(), sqlx::Error>;
-    /// First step of cancelling a paid order: voids its `VALID` tickets,
-    /// unless one was checked in (then nothing changes: `false`).
-    async fn void_tickets(&self, id: OrderId) -> Result<bool, sqlx::Error>;
-    /// Last step of cancelling a paid order, once refunded: `CANCELLED`,
-    /// payment `REFUNDED`, reservations `SOLD → RELEASED`, coupon back.
-    /// The reservations this call released, or `None` if it was not paid.
+    /// Cancels a paid order in one transaction: `CANCELLED` with its refund
+    /// `PENDING` (the whole total), its tickets `VOID`, reservations
+    /// `SOLD → RELEASED`, its coupon `ISSUED` again, and `announce` (the
+    /// cancellation and the refund command) on the outbox. A checked-in
+    /// ticket changes nothing.
     async fn cancel_paid(
         &self,
         id: OrderId,
-        refunded_at: Timestamp,
+        announce: &[Envelope],
         now: Timestamp,
-    ) -> Result<Option<Returned>, sqlx::Error>;
+    ) -> Result<CancelPaid, sqlx::Error>;
+    /// The provider gave the money back: refund `PENDING → REFUNDED`,
+    /// payment `REFUNDED`, `announce` on the outbox; `false` when the refund
+    /// was not pending (done by an earlier delivery).
+    async fn complete_refund(
+        &self,
+        id: OrderId,
+        refunded_at: Timestamp,
+        announce: &[Envelope],
+        now: Timestamp,
+    ) -> Result<bool, sqlx::Error>;
     /// Unpaid orders with a charge whose answer is not known.
     async fn unknown_payments(&self, limit: i64) -> Result<Vec<OrderId>, sqlx::Error>;
     /// Unpaid orders without a charge in flight, past their window.
@@ -221,11 +263,21 @@ fn order_of(
             approved_at: row.approved_at,
             code: row.payment_code,
         },
-        refund: row.refund_amount.map(|amount| super::model::OrderRefund {
-            amount,
-            status: row.refund_status.unwrap_or_else(|| "REFUNDED".into()),
-            refunded_at: row.refunded_at,
-        }),
+        refund: row
+            .refund_amount
+            .map(|amount| {
+                Ok::<_, sqlx::Error>(super::model::OrderRefund {
+                    amount,
+                    status: row
+                        .refund_status
+                        .as_deref()
+                        .unwrap_or("REFUNDED")
+                        .parse()
+                        .map_err(|e| bad_row("refund status", e))?,
+                    refunded_at: row.refunded_at,
+                })
+            })
+            .transpose()?,
         expires_at: row.expires_at,
         created_at: row.created_at,
         updated_at: row.updated_at,
@@ -490,6 +542,7 @@ impl OrderStore for SqlOrderStore {
             to_payment,
             event,
             due,
+            announce,
         } = close;
         let (new_payment, code) = to_payment.map_or((payment, None), |(p, c)| (p, c));
         let detail = code.clone();
@@ -541,6 +594,9 @@ impl OrderStore for SqlOrderStore {
             .execute(&mut *conn)
             .await?;
             append_history!(conn, id, &event, detail, now)?;
+            for message in &announce {
+                bus::enqueue!(conn, message)?;
+            }
             returned
                 .into_iter()
                 .map(TryInto::try_into)
@@ -584,9 +640,11 @@ impl OrderStore for SqlOrderStore {
         payment_key: &str,
         approved_at: Timestamp,
         tickets: &[Ticket],
+        announce: &[Envelope],
         now: Timestamp,
     ) -> Result<bool, sqlx::Error> {
         let (payment_key, tickets) = (payment_key.to_owned(), tickets.to_vec());
+        let announce = announce.to_vec();
         kernel::write_tx!(&self.db, |conn| {
             let paid = sqlx::query(
                 "update orders set status = 'PAID', payment_status = 'DONE', payment_key = $2, \
@@ -638,6 +696,9 @@ impl OrderStore for SqlOrderStore {
                 .await?;
             }
             append_history!(conn, id, "PAID", Some(payment_key.clone()), now)?;
+            for message in &announce {
+                bus::enqueue!(conn, message)?;
+            }
             Ok::<_, sqlx::Error>(true)
         })
     }
@@ -645,28 +706,63 @@ impl OrderStore for SqlOrderStore {
     async fn record_late_refund(
         &self,
         id: OrderId,
+        payment_key: &str,
         detail: &str,
         refunded: bool,
+        announce: &[Envelope],
         now: Timestamp,
     ) -> Result<(), sqlx::Error> {
-        let detail = detail.to_owned();
+        let (payment_key, detail) = (payment_key.to_owned(), detail.to_owned());
+        let announce = announce.to_vec();
         kernel::write_tx!(&self.db, |conn| {
-            if refunded {
-                sqlx::query(
-                    "update orders set payment_status = 'REFUNDED', updated_at = $2 where id = $1",
-                )
-                .bind(id)
-                .bind(now)
-                .execute(&mut *conn)
-                .await?;
-            }
+            let (payment, refund, refunded_at) = if refunded {
+                ("REFUNDED", "REFUNDED", Some(now))
+            } else {
+                ("DONE", "PENDING", None)
+            };
+            sqlx::query(
+                "update orders set payment_status = $2, payment_key = $3, \
+                 refund_amount = total, refund_status = $4, refunded_at = $5, updated_at = $6 \
+                 where id = $1",
+            )
+            .bind(id)
+            .bind(payment)
+            .bind(&payment_key)
+            .bind(refund)
+            .bind(refunded_at)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
             append_history!(conn, id, "PAID_AFTER_EXPIRY", Some(detail.clone()), now)?;
+            for message in &announce {
+                bus::enqueue!(conn, message)?;
+            }
             Ok::<_, sqlx::Error>(())
         })
     }
 
-    async fn void_tickets(&self, id: OrderId) -> Result<bool, sqlx::Error> {
-        kernel::write_tx!(&self.db, |conn| {
+    async fn cancel_paid(
+        &self,
+        id: OrderId,
+        announce: &[Envelope],
+        now: Timestamp,
+    ) -> Result<CancelPaid, sqlx::Error> {
+        let announce = announce.to_vec();
+        let cancelled = kernel::write_tx!(&self.db, |conn| {
+            // First, so that concurrent cancels queue on the order's row.
+            let cancelled = sqlx::query(
+                "update orders set status = 'CANCELLED', refund_amount = total, \
+                 refund_status = 'PENDING', refunded_at = null, updated_at = $2 \
+                 where id = $1 and status = 'PAID'",
+            )
+            .bind(id)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+            if cancelled != 1 {
+                return Err(CancelAbort::NotPaid);
+            }
             let (all, valid): (i64, i64) = sqlx::query_as(
                 "select cast(count(*) as bigint), \
                  cast(coalesce(sum(case when status = 'VALID' then 1 else 0 end), 0) as bigint) \
@@ -676,7 +772,7 @@ impl OrderStore for SqlOrderStore {
             .fetch_one(&mut *conn)
             .await?;
             if valid != all {
-                return Ok(false);
+                return Err(CancelAbort::TicketUsed);
             }
             let voided = sqlx::query(
                 "update tickets set status = 'VOID' where order_id = $1 and status = 'VALID'",
@@ -686,39 +782,8 @@ impl OrderStore for SqlOrderStore {
             .await?
             .rows_affected();
             if i64::try_from(voided).unwrap_or(i64::MAX) != valid {
-                // A check-in won the race: undo, nothing changed.
-                return Err(sqlx::Error::Protocol(
-                    "a ticket was checked in meanwhile".into(),
-                ));
-            }
-            Ok(true)
-        })
-        .or_else(|e| match e {
-            sqlx::Error::Protocol(_) => Ok(false),
-            other => Err(other),
-        })
-    }
-
-    async fn cancel_paid(
-        &self,
-        id: OrderId,
-        refunded_at: Timestamp,
-        now: Timestamp,
-    ) -> Result<Option<Returned>, sqlx::Error> {
-        kernel::write_tx!(&self.db, |conn| {
-            let cancelled = sqlx::query(
-                "update orders set status = 'CANCELLED', payment_status = 'REFUNDED', \
-                 refund_amount = total, refund_status = 'REFUNDED', refunded_at = $2, \
-                 updated_at = $3 where id = $1 and status = 'PAID'",
-            )
-            .bind(id)
-            .bind(refunded_at)
-            .bind(now)
-            .execute(&mut *conn)
-            .await?
-            .rows_affected();
-            if cancelled != 1 {
-                return Ok(None);
+                // A check-in won the race between the count and the update.
+                return Err(CancelAbort::TicketUsed);
             }
             let returned: Vec<ReturnedRow> = sqlx::query_as(
                 "update reservations set status = 'RELEASED', updated_at = $2 \
@@ -738,12 +803,57 @@ impl OrderStore for SqlOrderStore {
             .bind(now)
             .execute(&mut *conn)
             .await?;
-            append_history!(conn, id, "CANCELLED", Some("refunded".to_owned()), now)?;
+            append_history!(
+                conn,
+                id,
+                "CANCELLED",
+                Some("refund pending".to_owned()),
+                now
+            )?;
+            for message in &announce {
+                bus::enqueue!(conn, message)?;
+            }
             returned
                 .into_iter()
                 .map(TryInto::try_into)
                 .collect::<Result<Vec<Reservation>, _>>()
-                .map(Some)
+                .map_err(CancelAbort::Database)
+        });
+        match cancelled {
+            Ok(returned) => Ok(CancelPaid::Cancelled(returned)),
+            Err(CancelAbort::NotPaid) => Ok(CancelPaid::NotPaid),
+            Err(CancelAbort::TicketUsed) => Ok(CancelPaid::TicketUsed),
+            Err(CancelAbort::Database(e)) => Err(e),
+        }
+    }
+
+    async fn complete_refund(
+        &self,
+        id: OrderId,
+        refunded_at: Timestamp,
+        announce: &[Envelope],
+        now: Timestamp,
+    ) -> Result<bool, sqlx::Error> {
+        let announce = announce.to_vec();
+        kernel::write_tx!(&self.db, |conn| {
+            let done = sqlx::query(
+                "update orders set payment_status = 'REFUNDED', refund_status = 'REFUNDED', \
+                 refunded_at = $2, updated_at = $3 where id = $1 and refund_status = 'PENDING'",
+            )
+            .bind(id)
+            .bind(refunded_at)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+            if done != 1 {
+                return Ok(false);
+            }
+            append_history!(conn, id, "REFUNDED", None::<String>, now)?;
+            for message in &announce {
+                bus::enqueue!(conn, message)?;
+            }
+            Ok::<_, sqlx::Error>(true)
         })
     }
 

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use bus::Envelope;
 use contracts::commerce::{GrantId, IssueCouponGrant};
-use contracts::rewards::RewardGranted;
+use contracts::rewards::{RewardGranted, RewardRejected};
 use gate::{
     ClaimError, GiveBackError, Holder, Limits, PoolId, Refusal, Snapshot, StockClaim, StockLoader,
     Written,
@@ -333,7 +333,20 @@ impl RewardsService {
                 .ok_or(RewardsError::RewardNotFound)?;
             granting(&current, &reward.kind, now)?
         } else {
-            (None, Vec::new())
+            let rejected = RewardRejected {
+                request_id: current.id,
+                user_id: current.user_id,
+                event_id: current.event_id,
+                event_reward_id: current.event_reward_id,
+                reward_id: current.reward_id,
+                reason: reason.clone(),
+                rejected_by: staff.principal().user_id,
+                rejected_at: now,
+            };
+            (
+                None,
+                vec![Envelope::new(&rejected, now).map_err(RewardsError::encode)?],
+            )
         };
         let decided = self
             .store

@@ -96,7 +96,8 @@ pub trait RequestStore: Send + Sync {
         filter: RequestFilter,
         page: PageRequest,
     ) -> Result<Vec<RewardRequest>, sqlx::Error>;
-    /// Moves a PENDING request; a rejection gives its held unit back to `remaining`.
+    /// Moves a PENDING request, committing its messages with it; a
+    /// rejection gives its held unit back to `remaining`.
     async fn decide(&self, decision: Decision) -> Result<Decide, sqlx::Error>;
     /// `None` when there is no such event reward.
     async fn pool_snapshot(
@@ -393,14 +394,19 @@ impl RequestStore for SqlRewardsStore {
                     to: decision.to.as_str(),
                 }));
             }
-            if request.status == RequestStatus::Rejected && holds_unit {
-                sqlx::query(
-                    "update event_rewards set remaining = remaining + 1 \
-                     where id = $1 and remaining is not null and remaining < quantity",
-                )
-                .bind(request.event_reward_id)
-                .execute(&mut *conn)
-                .await?;
+            if request.status == RequestStatus::Rejected {
+                if holds_unit {
+                    sqlx::query(
+                        "update event_rewards set remaining = remaining + 1 \
+                         where id = $1 and remaining is not null and remaining < quantity",
+                    )
+                    .bind(request.event_reward_id)
+                    .execute(&mut *conn)
+                    .await?;
+                }
+                for message in &decision.messages {
+                    bus::enqueue!(conn, message)?;
+                }
             }
             if request.status == RequestStatus::Approved {
                 write_grant!(

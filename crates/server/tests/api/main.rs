@@ -10,6 +10,7 @@ mod coupons;
 mod helpers;
 mod identity;
 mod notify;
+mod order_events;
 mod orders;
 mod outages;
 mod park;
