@@ -89,6 +89,7 @@ pub fn router(settings: &Settings, modules: &Modules) -> Router {
         .split_for_parts();
     // After the routes are in: it documents what the middleware answers on each.
     crate::openapi::MiddlewareAnswers.modify(&mut openapi);
+    crate::openapi::IntegerRanges.modify(&mut openapi);
 
     // Install the recorder before the first request so nothing is missed.
     let _ = platform::metrics::handle();

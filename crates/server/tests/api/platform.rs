@@ -382,6 +382,69 @@ async fn every_route_documents_the_answers_of_the_middleware() {
     assert!(seen_body, "some route takes a body");
 }
 
+/// An unsigned count is declared as one (`uint32`, 0 to 4,294,967,295), not
+/// as an `int32` whose range stops at 2^31 − 1 while the server accepts more.
+#[tokio::test]
+async fn unsigned_counts_are_declared_with_their_range() {
+    fn formats(value: &Value, path: &str, found: &mut Vec<(String, String)>) {
+        match value {
+            Value::Object(map) => {
+                if let Some(format) = map.get("format").and_then(Value::as_str) {
+                    found.push((path.to_owned(), format.to_owned()));
+                }
+                for (key, inner) in map {
+                    formats(inner, &format!("{path}/{key}"), found);
+                }
+            }
+            Value::Array(items) => {
+                for (i, inner) in items.iter().enumerate() {
+                    formats(inner, &format!("{path}/{i}"), found);
+                }
+            }
+            _ => {}
+        }
+    }
+    let app = TestApp::spawn().await;
+    let doc = app.openapi().await;
+    let mut found = Vec::new();
+    formats(&doc, "", &mut found);
+    let format_of = |suffix: &str| {
+        found
+            .iter()
+            .find(|(path, _)| path.ends_with(suffix))
+            .map(|(_, format)| format.as_str())
+    };
+    assert_eq!(
+        format_of("/schemas/Reservation/properties/quantity"),
+        Some("uint32")
+    );
+    assert_eq!(
+        format_of("/schemas/RewardKind/oneOf/0/properties/points"),
+        Some("uint32")
+    );
+    let quantity = doc
+        .pointer("/components/schemas/Reservation/properties/quantity")
+        .expect("a quantity");
+    assert_eq!(quantity["maximum"], u32::MAX, "{quantity}");
+    let points = doc
+        .pointer("/components/schemas/RewardKind/oneOf/0/properties/points")
+        .expect("points");
+    assert_eq!(points["minimum"], 1, "a field's own bound stays: {points}");
+    let unknown: Vec<&(String, String)> = found
+        .iter()
+        .filter(|(_, format)| {
+            format.starts_with("u-")
+                || format.contains("int") && {
+                    ![
+                        "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+                    ]
+                    .contains(&format.as_str())
+                }
+        })
+        .collect();
+    assert!(unknown.is_empty(), "formats no tool knows: {unknown:?}");
+}
+
 #[tokio::test]
 async fn the_api_page_works_without_the_internet() {
     let app = TestApp::spawn().await;
