@@ -9,6 +9,7 @@ use bus::{
     Dispatcher, Handler, InProcessTransport, RabbitMqConsumer, RabbitMqOptions, RabbitMqTransport,
     Relay, RetryPolicy, Transport,
 };
+use commerce::analytics::{CommerceAnalyticsService, SqlAnalyticsStore};
 use commerce::orders::{OrderService, SqlOrderStore};
 use commerce::payments::{PaymentProvider, TossProvider};
 use commerce::products::{ProductService, SqlProductStore};
@@ -57,6 +58,8 @@ pub struct Modules {
     pub orders: Arc<OrderService>,
     /// Tickets of paid orders (commerce).
     pub tickets: Arc<commerce::tickets::TicketService>,
+    /// Commerce's figures for readers and the orders needing an operator.
+    pub commerce_analytics: Arc<CommerceAnalyticsService>,
     /// Outbound webhooks: endpoints and their queue.
     pub webhooks: Arc<WebhookService>,
     /// Works the webhook queue (a background task).
@@ -194,6 +197,11 @@ impl Modules {
             orders = orders.with_provider(Arc::new(commerce::payments::FakeProvider::new()));
         }
         let orders = Arc::new(orders);
+        let commerce_analytics = Arc::new(CommerceAnalyticsService::new(
+            commerce.clone(),
+            Arc::new(SqlAnalyticsStore::new(db.clone())),
+            clock.clone(),
+        ));
         let tickets = Arc::new(commerce::tickets::TicketService::new(
             Arc::new(commerce::tickets::SqlTicketStore::new(db.clone())),
             clock.clone(),
@@ -351,6 +359,7 @@ impl Modules {
             reservations,
             orders,
             tickets,
+            commerce_analytics,
             webhooks,
             deliverer,
             idempotency,
