@@ -231,10 +231,12 @@ fn per_day(days: &[String], points: impl IntoIterator<Item = (String, i64)>) -> 
 /// `from` up to `to`.
 fn buckets_of(period: Period, bucket: Bucket) -> Vec<String> {
     let step = Duration::minutes(i64::from(bucket.minutes()));
-    let from = period.from.as_datetime();
-    let seconds = step.whole_seconds();
-    let first = from - Duration::seconds(from.unix_timestamp().rem_euclid(seconds));
-    let mut at = first;
+    let from = period.from.unix_timestamp();
+    let Ok(mut at) =
+        OffsetDateTime::from_unix_timestamp(from - from.rem_euclid(step.whole_seconds()))
+    else {
+        return Vec::new();
+    };
     let mut starts = Vec::new();
     while at < period.to.as_datetime() {
         starts.push(Timestamp::from(at).to_string());
@@ -547,7 +549,7 @@ mod tests {
     fn buckets_and_days_fill_the_whole_period() {
         let at = |s| Timestamp::parse(s).expect("a time");
         let period = Period {
-            from: at("2025-12-03T17:58:30Z"),
+            from: at("2025-12-03T17:58:30.25Z"),
             to: at("2025-12-03T18:01:00Z"),
             chosen: true,
         };

@@ -4,7 +4,7 @@ use reqwest::redirect::Policy;
 
 use crate::helpers::{ADMIN_EMAIL, ADMIN_PASSWORD, PASSWORD, TestApp};
 
-fn browser() -> reqwest::Client {
+pub(crate) fn browser() -> reqwest::Client {
     reqwest::Client::builder()
         .cookie_store(true)
         .redirect(Policy::limited(5))
@@ -18,7 +18,7 @@ fn csrf_of(html: &str) -> String {
     html[start..].split('"').next().expect("a value").to_owned()
 }
 
-async fn sign_in(
+pub(crate) async fn sign_in(
     app: &TestApp,
     client: &reqwest::Client,
     email: &str,
@@ -178,7 +178,7 @@ async fn an_auditor_reads_the_queue_without_decision_buttons() {
 }
 
 /// A page's HTML, signed in through `client`.
-async fn html_of(app: &TestApp, client: &reqwest::Client, path: &str) -> (u16, String) {
+pub(crate) async fn html_of(app: &TestApp, client: &reqwest::Client, path: &str) -> (u16, String) {
     let page = client.get(app.url(path)).send().await.expect("a page");
     let status = page.status().as_u16();
     (status, page.text().await.expect("html"))

@@ -3,6 +3,7 @@
 
 mod access;
 mod admin;
+mod analytics;
 mod broker;
 mod control_characters;
 mod coupons;

@@ -9,11 +9,11 @@ use time::Duration;
 use crate::helpers::{Session, TestApp, expect_problem, from_now, text};
 use crate::reservations::{held, product, remaining};
 
-async fn fake_app() -> TestApp {
+pub(crate) async fn fake_app() -> TestApp {
     TestApp::spawn_with(|s| s.fake_payments = server::config::Switch::On).await
 }
 
-async fn coupon(app: &TestApp, who: &Session) -> String {
+pub(crate) async fn coupon(app: &TestApp, who: &Session) -> String {
     let admin = app.admin().await;
     let campaign = app
         .created(
@@ -41,7 +41,7 @@ async fn coupon(app: &TestApp, who: &Session) -> String {
 }
 
 /// An order of `quantity` units of `product` for `who`, with `code`.
-async fn order(
+pub(crate) async fn order(
     app: &TestApp,
     who: &Session,
     product: &str,
@@ -57,7 +57,12 @@ async fn order(
     .await
 }
 
-async fn pay(app: &TestApp, who: &Session, order: &Value, body: Value) -> reqwest::Response {
+pub(crate) async fn pay(
+    app: &TestApp,
+    who: &Session,
+    order: &Value,
+    body: Value,
+) -> reqwest::Response {
     app.post(
         &format!("/api/v1/orders/{}/payments", text(&order["id"])),
         Some(&who.access_token),
@@ -457,7 +462,7 @@ async fn fifty_simultaneous_scans_of_one_code_let_in_exactly_one() {
     app.stop().await;
 }
 
-async fn cancel(app: &TestApp, who: &Session, order: &Value) -> reqwest::Response {
+pub(crate) async fn cancel(app: &TestApp, who: &Session, order: &Value) -> reqwest::Response {
     app.post(
         &format!("/api/v1/orders/{}/cancel", text(&order["id"])),
         Some(&who.access_token),
