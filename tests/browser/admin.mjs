@@ -205,11 +205,13 @@ await check("the overview's charts draw the API's figures", async () => {
   await page.goto(base + "/admin?range=day");
   await page.waitForFunction(() => window.Chart && window.Chart.getChart(document.querySelector("#chart-request-status canvas")));
   const from = new Date(Date.now() - day - 60_000).toISOString();
-  const api = await fetch(`${base}/api/v1/analytics/rewards?from=${encodeURIComponent(from)}`,
-    { headers: { authorization: `Bearer ${token}` } }).then((r) => r.json());
+  // A fresh token: logging out above ended the admin's earlier ones.
+  const reader = await api("POST", "/api/v1/auth/login", { email: "auditor@browser.test", password });
+  const rewards = await api("GET", `/api/v1/analytics/rewards?from=${encodeURIComponent(from)}`,
+    undefined, reader.access_token);
   const drawn = await chartData(page, "request-status");
-  assert.deepEqual(drawn.labels, api.requests_by_status.map((s) => s.status));
-  assert.deepEqual(drawn.values[0], api.requests_by_status.map((s) => s.count));
+  assert.deepEqual(drawn.labels, rewards.requests_by_status.map((s) => s.status));
+  assert.deepEqual(drawn.values[0], rewards.requests_by_status.map((s) => s.count));
   assert.ok(drawn.inked > 100, `the canvas has ink: ${drawn.inked}`);
   const perMinute = await chartData(page, "coupons-per-minute");
   assert.ok(perMinute.labels.length >= 1440, `a day of minutes: ${perMinute.labels.length}`);
