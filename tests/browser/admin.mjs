@@ -265,6 +265,75 @@ await check("an AUDITOR reads the events without a button", async () => {
   await context.close();
 });
 
+// Charts: what the overview draws, over the range selected, and its CSVs.
+const chartData = (page, id) => page.evaluate((id) => {
+  const canvas = document.querySelector(`#chart-${id} canvas`);
+  const chart = canvas && window.Chart && window.Chart.getChart(canvas);
+  if (!chart) return null;
+  const pixels = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
+  let inked = 0;
+  for (let i = 3; i < pixels.length; i += 4) if (pixels[i] > 0) inked++;
+  return { labels: chart.data.labels, values: chart.data.datasets.map((d) => d.data), inked };
+}, id);
+
+await check("the overview's charts draw the API's figures", async () => {
+  const { page, context } = await signedIn("auditor@browser.test", password);
+  await page.goto(base + "/admin?range=day");
+  await page.waitForFunction(() => window.Chart && window.Chart.getChart(document.querySelector("#chart-request-status canvas")));
+  const from = new Date(Date.now() - day - 60_000).toISOString();
+  // A fresh token: logging out above ended the admin's earlier ones.
+  const reader = await api("POST", "/api/v1/auth/login", { email: "auditor@browser.test", password });
+  const rewards = await api("GET", `/api/v1/analytics/rewards?from=${encodeURIComponent(from)}`,
+    undefined, reader.access_token);
+  const drawn = await chartData(page, "request-status");
+  assert.deepEqual(drawn.labels, rewards.requests_by_status.map((s) => s.status));
+  assert.deepEqual(drawn.values[0], rewards.requests_by_status.map((s) => s.count));
+  assert.ok(drawn.inked > 100, `the canvas has ink: ${drawn.inked}`);
+  const perMinute = await chartData(page, "coupons-per-minute");
+  assert.ok(perMinute.labels.length >= 1440, `a day of minutes: ${perMinute.labels.length}`);
+  for (const id of ["requests-per-day", "rewards-per-event", "event-status", "participation", "users-per-day", "sales-per-product", "orders-per-day"]) {
+    assert.ok(await chartData(page, id), `${id} is drawn`);
+  }
+  assert.ok((await chartData(page, "rewards-per-event")).labels.includes("Browser week"));
+  await shot(page, "overview-charts");
+  await context.close();
+});
+
+await check("the range selector changes every chart's data", async () => {
+  const { page, context } = await signedIn(adminEmail, adminPassword);
+  await page.goto(base + "/admin?range=day");
+  const before = await chartData(page, "request-status");
+  assert.ok(before.labels.length > 0);
+  const yearAgo = new Date(Date.now() - 365 * day).toISOString().slice(0, 10);
+  await page.selectOption("select[name=range]", "custom");
+  await page.fill("input[name=from]", yearAgo);
+  await page.fill("input[name=to]", yearAgo);
+  await Promise.all([page.waitForURL(/range=custom/), page.click("#show-range")]);
+  await page.waitForFunction(() => window.Chart && window.Chart.getChart(document.querySelector("#chart-request-status canvas")));
+  const after = await chartData(page, "request-status");
+  assert.deepEqual(after.labels, []);
+  assert.deepEqual((await chartData(page, "requests-per-day")).labels, [yearAgo]);
+  await shot(page, "overview-charts-custom");
+  await context.close();
+});
+
+await check("each chart's CSV downloads and parses to its data", async () => {
+  const { page, context } = await signedIn(adminEmail, adminPassword);
+  await page.goto(base + "/admin?range=week");
+  const links = await page.$$eval("a.csv", (as) => as.map((a) => a.getAttribute("href")));
+  assert.equal(links.length, 9);
+  for (const href of links) {
+    const id = href.match(/charts\/([a-z-]+)\.csv/)[1];
+    const csv = await page.evaluate((href) => fetch(href).then((r) => r.text()), href);
+    const rows = csv.trim().split("\r\n").map((line) => line.split(","));
+    const drawn = await chartData(page, id);
+    assert.equal(rows[0][0], "label", href);
+    assert.equal(rows.length - 1, drawn.labels.length, href);
+    drawn.values.forEach((values, series) => values.forEach((v, i) => assert.equal(Number(rows[i + 1][series + 1]), v, href)));
+  }
+  await context.close();
+});
+
 await check("no page reached another host", async () => {
   assert.deepEqual(otherHosts, []);
 });

@@ -20,12 +20,25 @@ const HTMX: Asset = Asset {
     content_type: "text/javascript; charset=utf-8",
     bytes: include_bytes!("../assets/htmx-2.0.11.min.js"),
 };
+/// Chart.js 4.6.1 from npm (`chart.js`, `dist/chart.umd.min.js`, MIT; ADR
+/// 0026).
+const CHART_JS: Asset = Asset {
+    name: "chart.umd.min.js",
+    content_type: "text/javascript; charset=utf-8",
+    bytes: include_bytes!("../assets/chart-4.6.1.umd.min.js"),
+};
+/// Draws every `canvas[data-chart]` with Chart.js.
+const CHARTS: Asset = Asset {
+    name: "admin-charts.js",
+    content_type: "text/javascript; charset=utf-8",
+    bytes: include_bytes!("../assets/admin-charts.js"),
+};
 const CSS: Asset = Asset {
     name: "admin.css",
     content_type: "text/css; charset=utf-8",
     bytes: include_bytes!("../assets/admin.css"),
 };
-const ALL: [&Asset; 2] = [&HTMX, &CSS];
+const ALL: [&Asset; 4] = [&HTMX, &CHART_JS, &CHARTS, &CSS];
 
 fn hash(asset: &Asset) -> String {
     let digest = Sha256::digest(asset.bytes);
@@ -38,6 +51,8 @@ fn url(asset: &Asset) -> String {
 
 /// Where htmx is served (its path changes with its content).
 pub static HTMX_URL: LazyLock<String> = LazyLock::new(|| url(&HTMX));
+pub static CHART_JS_URL: LazyLock<String> = LazyLock::new(|| url(&CHART_JS));
+pub static CHARTS_URL: LazyLock<String> = LazyLock::new(|| url(&CHARTS));
 pub static CSS_URL: LazyLock<String> = LazyLock::new(|| url(&CSS));
 
 /// An asset by hash and name; a stale hash is not found.

@@ -1,5 +1,5 @@
 //! The operator dashboard at `/admin`: server-rendered pages (askama) with
-//! htmx, both embedded in the binary, over the same services and rules as
+//! htmx and Chart.js, all embedded in the binary, over the same services and rules as
 //! the API — a page never reaches a store (ADR 0020).
 //!
 //! Adding a module's pages: a file under `pages/` with its handlers and a
@@ -20,7 +20,9 @@ use axum::Router;
 use axum::middleware::{from_fn, from_fn_with_state};
 use bus::Dispatcher;
 use commerce::CouponService;
+use commerce::analytics::CommerceAnalyticsService;
 use identity::IdentityService;
+use park::ParkService;
 use rewards::RewardsService;
 
 pub use assets::HTMX_URL;
@@ -31,6 +33,10 @@ pub struct Admin {
     pub identity: Arc<IdentityService>,
     pub rewards: Arc<RewardsService>,
     pub coupons: Arc<CouponService>,
+    /// Commerce's figures and the orders needing an operator.
+    pub commerce_analytics: Arc<CommerceAnalyticsService>,
+    /// Rides and their lines (the ones `DOWN` need attention).
+    pub park: Arc<ParkService>,
     pub dispatcher: Arc<Dispatcher>,
     /// Mark the session cookie `Secure` (serve over HTTPS).
     pub secure_cookie: bool,

@@ -31,6 +31,8 @@ pub struct Chrome {
     pub csrf: String,
     pub can_write: bool,
     pub htmx: &'static str,
+    pub chart_js: &'static str,
+    pub charts: &'static str,
     pub css: &'static str,
     pub nav: Vec<(&'static str, &'static str, bool)>,
 }
@@ -49,6 +51,8 @@ impl Chrome {
             csrf: signed.csrf.clone(),
             can_write: signed.staff.is_some(),
             htmx: crate::assets::HTMX_URL.as_str(),
+            chart_js: crate::assets::CHART_JS_URL.as_str(),
+            charts: crate::assets::CHARTS_URL.as_str(),
             css: crate::assets::CSS_URL.as_str(),
             nav: crate::pages::NAV
                 .iter()

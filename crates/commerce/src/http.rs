@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use axum::middleware::from_fn_with_state;
-use kernel::auth::{Reader, Staff};
+use kernel::auth::Staff;
 use kernel::http::{Created, Json, Path, Query};
 use kernel::{IdempotentEffect, Page, PageQuery, Principal, Problem, ProblemDetails};
 use platform::Idempotency;
@@ -12,7 +12,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::model::{Coupon, CouponCampaign, CouponCampaignId, NewCampaign};
-use crate::service::{CommerceAnalytics, CouponService};
+use crate::service::CouponService;
 
 /// The `/api/v1` routes of coupons. Issuing honours `Idempotency-Key`.
 pub fn router(service: Arc<CouponService>, idempotency: Idempotency) -> OpenApiRouter {
@@ -26,7 +26,6 @@ pub fn router(service: Arc<CouponService>, idempotency: Idempotency) -> OpenApiR
         .routes(routes!(create_campaign, list_campaigns))
         .routes(routes!(get_campaign))
         .routes(routes!(my_coupons))
-        .routes(routes!(analytics))
         .merge(issue)
         .with_state(service)
 }
@@ -123,18 +122,4 @@ async fn my_coupons(
 ) -> Result<Json<Page<Coupon>>, Problem> {
     let page = q.parse("coupons")?;
     Ok(Json(s.mine(principal.user_id, page).await?))
-}
-
-/// Coupons issued and granted per campaign, the 100 most recent campaigns
-/// first (readers).
-#[utoipa::path(get, path = "/analytics/commerce", tag = "analytics", security(("bearer" = [])),
-    responses(
-        (status = 200, description = "Commerce analytics", body = CommerceAnalytics),
-        kernel::openapi::ReadersOnly,
-    ))]
-async fn analytics(
-    axum::extract::State(s): State,
-    reader: Reader,
-) -> Result<Json<CommerceAnalytics>, Problem> {
-    Ok(Json(s.analytics(&reader).await?))
 }

@@ -8,6 +8,7 @@
 //! from the bus (its messages are in `contracts::commerce`).
 #![forbid(unsafe_code)]
 
+pub mod analytics;
 pub mod error;
 pub mod grants;
 pub mod http;

@@ -35,15 +35,9 @@ const ISSUE_BATCH: usize = 512;
 /// first commits, as with one: within the noise (ADR 0012).
 const ISSUE_BATCHES_IN_FLIGHT: usize = 2;
 
-/// Campaigns listed by [`CouponService::analytics`], most recent first.
+/// Campaigns listed by [`CouponService::issues_per_campaign`], most recent
+/// first.
 const CAMPAIGNS_LISTED: i64 = 100;
-
-/// `GET /analytics/commerce`. Sales per product join it with products.
-#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
-pub struct CommerceAnalytics {
-    /// The 100 most recent campaigns with their coupons issued and granted.
-    pub coupons_per_campaign: Vec<CampaignIssues>,
-}
 
 /// Writes coupon claims in batches; each caller hears its own outcome.
 type IssueWriter = Batcher<CouponClaim, Result<IssueOutcome, sqlx::Error>>;
@@ -217,11 +211,11 @@ impl CouponService {
 
     /// Coupons handed out per campaign, the most recent campaigns first
     /// (readers).
-    #[tracing::instrument(name = "coupons.analytics", skip_all)]
-    pub async fn analytics(&self, _: &Reader) -> Result<CommerceAnalytics, CommerceError> {
-        Ok(CommerceAnalytics {
-            coupons_per_campaign: self.store.issues_per_campaign(CAMPAIGNS_LISTED).await?,
-        })
+    pub async fn issues_per_campaign(
+        &self,
+        _: &Reader,
+    ) -> Result<Vec<CampaignIssues>, CommerceError> {
+        Ok(self.store.issues_per_campaign(CAMPAIGNS_LISTED).await?)
     }
 
     /// Every campaign's stock-gate pool, for reconciliation.

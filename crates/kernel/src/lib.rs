@@ -17,6 +17,7 @@ pub mod lifecycle;
 pub mod money;
 pub mod openapi;
 pub mod page;
+pub mod period;
 pub mod secret;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -32,5 +33,6 @@ pub use id::UserId;
 pub use lifecycle::Lifecycle;
 pub use money::{Currency, Money};
 pub use page::{Page, PageQuery, PageRequest};
+pub use period::{Bucket, Period, PeriodQuery};
 pub use secret::Secret;
 pub use timestamp::Timestamp;

@@ -9,6 +9,7 @@ use bus::{
     Dispatcher, Handler, InProcessTransport, RabbitMqConsumer, RabbitMqOptions, RabbitMqTransport,
     Relay, RetryPolicy, Transport,
 };
+use commerce::analytics::{CommerceAnalyticsService, SqlAnalyticsStore};
 use commerce::orders::{OrderService, RefundOrders, SqlOrderStore};
 use commerce::payments::{PaymentProvider, TossProvider};
 use commerce::products::{ProductService, SqlProductStore};
@@ -63,6 +64,8 @@ pub struct Modules {
     pub tickets: Arc<commerce::tickets::TicketService>,
     /// Waiting lists of sold-out products and their offer worker (commerce).
     pub waitlist: Arc<WaitlistService>,
+    /// Commerce's figures for readers and the orders needing an operator.
+    pub commerce_analytics: Arc<CommerceAnalyticsService>,
     /// Outbound webhooks: endpoints and their queue.
     pub webhooks: Arc<WebhookService>,
     /// Works the webhook queue (a background task).
@@ -207,6 +210,11 @@ impl Modules {
             orders = orders.with_provider(Arc::new(commerce::payments::FakeProvider::new()));
         }
         let orders = Arc::new(orders);
+        let commerce_analytics = Arc::new(CommerceAnalyticsService::new(
+            commerce.clone(),
+            Arc::new(SqlAnalyticsStore::new(db.clone())),
+            clock.clone(),
+        ));
         let tickets = Arc::new(commerce::tickets::TicketService::new(
             Arc::new(commerce::tickets::SqlTicketStore::new(db.clone())),
             clock.clone(),
@@ -370,6 +378,7 @@ impl Modules {
             orders,
             tickets,
             waitlist,
+            commerce_analytics,
             webhooks,
             deliverer,
             idempotency,

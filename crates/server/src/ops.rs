@@ -150,6 +150,7 @@ fn metrics_routes(modules: &Modules) -> OpenApiRouter {
             seen: std::sync::Arc::default(),
             dependencies: Dependencies::of(modules),
             stock: modules.stock.clone(),
+            commerce: modules.commerce_analytics.clone(),
         })
 }
 
@@ -167,6 +168,8 @@ struct MetricsState {
     dependencies: Dependencies,
     /// Asked for `stock_gate_up` and `stock_remaining`.
     stock: StockRegistry,
+    /// Asked for the unknown payments and pending refunds.
+    commerce: std::sync::Arc<commerce::analytics::CommerceAnalyticsService>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -229,7 +232,10 @@ async fn readyz(State(dependencies): State<Dependencies>) -> Result<Json<Ready>,
 /// and `bus_queue_depth` by subscriber. Sampled when read: the process's
 /// `process_cpu_seconds_total`, memory, open files and start time;
 /// `dependency_up` by dependency (the readiness check); `stock_gate_up` by
-/// module and `stock_remaining` of each module's newest limited pools.
+/// module and `stock_remaining` of each module's newest limited pools;
+/// `commerce_payments_unknown` and `commerce_refunds_pending` with the age
+/// of the oldest of each (`commerce_payment_unknown_oldest_seconds`,
+/// `commerce_refund_pending_oldest_seconds`, 0 when there is none).
 /// Problem+json answers are counted by route and `code` in
 /// `http_problems_total`.
 #[utoipa::path(get, path = "/metrics", tag = "operations",
@@ -241,12 +247,14 @@ async fn metrics(
         seen,
         dependencies,
         stock,
+        commerce,
     }): State<MetricsState>,
 ) -> Response {
     process::record();
     tokio::join!(
         gauges::record_dependencies(&dependencies),
-        gauges::record_stock(&stock)
+        gauges::record_stock(&stock),
+        gauges::record_open_orders(&commerce),
     );
     let (size, idle) = db.pool_stats();
     platform::metrics::set_gauge("db_pool_connections", f64::from(size));

@@ -59,6 +59,9 @@ pub fn router(settings: &Settings, modules: &Modules) -> Router {
                     modules.idempotency.clone(),
                 ))
                 .merge(commerce::products::http::router(modules.products.clone()))
+                .merge(commerce::analytics::http::router(
+                    modules.commerce_analytics.clone(),
+                ))
                 .merge(park::http::router(
                     modules.park.clone(),
                     modules.idempotency.clone(),
@@ -112,6 +115,8 @@ pub fn router(settings: &Settings, modules: &Modules) -> Router {
             identity: modules.identity.clone(),
             rewards: modules.rewards.clone(),
             coupons: modules.commerce.clone(),
+            commerce_analytics: modules.commerce_analytics.clone(),
+            park: modules.park.clone(),
             dispatcher: modules.dispatcher.clone(),
             secure_cookie: settings.secure_cookie,
         }))

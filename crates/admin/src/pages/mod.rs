@@ -1,6 +1,8 @@
 //! The dashboard's pages, one file per area; [`NAV`] is the menu.
 
+mod attention;
 mod campaigns;
+mod charts;
 mod dead_letters;
 mod events;
 mod overview;
@@ -24,6 +26,8 @@ pub const NAV: &[(&str, &str, bool)] = &[
 pub fn routes() -> Router<Admin> {
     overview::routes()
         .merge(events::routes())
+        .merge(attention::routes())
+        .merge(charts::routes())
         .merge(requests::routes())
         .merge(campaigns::routes())
         .merge(dead_letters::routes())

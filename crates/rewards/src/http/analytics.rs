@@ -4,9 +4,7 @@ use std::sync::Arc;
 
 use kernel::auth::Reader;
 use kernel::http::{Json, Query};
-use kernel::{Problem, ProblemDetails};
-use serde::Deserialize;
-use utoipa::IntoParams;
+use kernel::{PeriodQuery, Problem, ProblemDetails};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -20,55 +18,52 @@ pub(super) fn routes() -> OpenApiRouter<Arc<RewardsService>> {
         .routes(routes!(users))
 }
 
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-struct Timeline {
-    /// Days of timeline ending today (UTC), 1 to 366 (default 30).
-    #[param(minimum = 1, maximum = 366)]
-    days: Option<i64>,
-}
-
-/// Events per status, and the recent events' rewards and requests (readers).
+/// Events per status, and the recent events' rewards and requests
+/// (readers). With `from`, only the events running in the period, and their
+/// requests made in it.
 #[utoipa::path(get, path = "/analytics/events", tag = "analytics", security(("bearer" = [])),
+    params(PeriodQuery),
     responses(
         (status = 200, description = "Event analytics", body = EventAnalytics),
+        (status = 422, description = "A period out of range", body = ProblemDetails, content_type = "application/problem+json"),
         kernel::openapi::ReadersOnly,
     ))]
 async fn events(
     axum::extract::State(s): State,
     reader: Reader,
+    Query(q): Query<PeriodQuery>,
 ) -> Result<Json<EventAnalytics>, Problem> {
-    Ok(Json(s.event_analytics(&reader).await?))
+    Ok(Json(s.event_analytics(&reader, &q).await?))
 }
 
 /// Reward requests per status and per day (readers).
 #[utoipa::path(get, path = "/analytics/rewards", tag = "analytics", security(("bearer" = [])),
-    params(Timeline),
+    params(PeriodQuery),
     responses(
         (status = 200, description = "Request analytics", body = RewardAnalytics),
-        (status = 422, description = "`days` out of range", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 422, description = "A period out of range", body = ProblemDetails, content_type = "application/problem+json"),
         kernel::openapi::ReadersOnly,
     ))]
 async fn rewards(
     axum::extract::State(s): State,
     reader: Reader,
-    Query(q): Query<Timeline>,
+    Query(q): Query<PeriodQuery>,
 ) -> Result<Json<RewardAnalytics>, Problem> {
-    Ok(Json(s.reward_analytics(&reader, q.days).await?))
+    Ok(Json(s.reward_analytics(&reader, &q).await?))
 }
 
 /// Users, participation rate, new and active users per day (readers).
 #[utoipa::path(get, path = "/analytics/users", tag = "analytics", security(("bearer" = [])),
-    params(Timeline),
+    params(PeriodQuery),
     responses(
         (status = 200, description = "User analytics", body = UserAnalytics),
-        (status = 422, description = "`days` out of range", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 422, description = "A period out of range", body = ProblemDetails, content_type = "application/problem+json"),
         kernel::openapi::ReadersOnly,
     ))]
 async fn users(
     axum::extract::State(s): State,
     reader: Reader,
-    Query(q): Query<Timeline>,
+    Query(q): Query<PeriodQuery>,
 ) -> Result<Json<UserAnalytics>, Problem> {
-    Ok(Json(s.user_analytics(&reader, q.days).await?))
+    Ok(Json(s.user_analytics(&reader, &q).await?))
 }

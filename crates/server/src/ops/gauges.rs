@@ -1,9 +1,11 @@
 //! Gauges sampled when `/metrics` is read: each dependency's health
-//! (`dependency_up`) and each module's stock gate (`stock_gate_up`, and
-//! `stock_remaining` of its newest limited pools).
+//! (`dependency_up`), each module's stock gate (`stock_gate_up`, and
+//! `stock_remaining` of its newest limited pools), and the orders waiting
+//! for an operator (unknown payments, pending refunds).
 
 use std::time::Duration;
 
+use commerce::analytics::CommerceAnalyticsService;
 use gate::ModuleStock;
 
 use super::{Dependencies, Health};
@@ -43,6 +45,35 @@ pub(crate) async fn record_stock(stock: &[ModuleStock]) {
             0.0
         });
     }
+}
+
+/// `commerce_payments_unknown`, `commerce_refunds_pending` and the age of
+/// the oldest of each in seconds (0 when there is none); left as they were
+/// when the database does not answer.
+pub(crate) async fn record_open_orders(commerce: &CommerceAnalyticsService) {
+    let issues = match commerce.open_issues().await {
+        Ok(issues) => issues,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot count the open orders for /metrics");
+            return;
+        }
+    };
+    let now = kernel::Clock::now(&kernel::SystemClock);
+    let age = |since: Option<kernel::Timestamp>| {
+        since.map_or(0.0, |at| (now - at).as_seconds_f64().max(0.0))
+    };
+    #[allow(clippy::cast_precision_loss)] // counts far below 2^52
+    let count = |n: i64| n as f64;
+    platform::metrics::set_gauge("commerce_payments_unknown", count(issues.unknown_payments));
+    platform::metrics::set_gauge(
+        "commerce_payment_unknown_oldest_seconds",
+        age(issues.oldest_unknown_payment),
+    );
+    platform::metrics::set_gauge("commerce_refunds_pending", count(issues.pending_refunds));
+    platform::metrics::set_gauge(
+        "commerce_refund_pending_oldest_seconds",
+        age(issues.oldest_pending_refund),
+    );
 }
 
 async fn sample(module: &ModuleStock) -> Result<(), String> {

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::{Session, TestApp, expect_problem, text};
 
-fn ride(name: &str, tags: &[&str]) -> Value {
+pub(crate) fn ride(name: &str, tags: &[&str]) -> Value {
     json!({
         "name": name,
         "kind": "RIDE",
@@ -20,7 +20,7 @@ fn ride(name: &str, tags: &[&str]) -> Value {
     })
 }
 
-async fn attraction(app: &TestApp, staff: &Session, body: Value) -> Value {
+pub(crate) async fn attraction(app: &TestApp, staff: &Session, body: Value) -> Value {
     app.created("/api/v1/attractions", staff, body).await
 }
 
@@ -37,7 +37,12 @@ async fn join(app: &TestApp, who: &Session, a: &Value, body: Value) -> reqwest::
     app.post(&line_path(a), Some(&who.access_token), body).await
 }
 
-async fn patch(app: &TestApp, who: &Session, a: &Value, body: Value) -> reqwest::Response {
+pub(crate) async fn patch(
+    app: &TestApp,
+    who: &Session,
+    a: &Value,
+    body: Value,
+) -> reqwest::Response {
     app.request(
         Method::PATCH,
         &format!("/api/v1/attractions/{}", text(&a["id"])),

@@ -549,6 +549,59 @@ async fn analytics_are_for_readers() {
     assert_eq!(users["participation_rate"], 0.25);
     assert!(users["active_users_per_day"][0]["count"].as_i64() >= Some(3));
 
+    // A chosen period limits the distributions too: last year saw nothing,
+    // the last hour everything.
+    let year_ago = time::OffsetDateTime::now_utc() - time::Duration::days(365);
+    let past = format!(
+        "from={}&to={}",
+        kernel::Timestamp::from(year_ago),
+        kernel::Timestamp::from(year_ago + time::Duration::days(1))
+    )
+    .replace('+', "%2B");
+    let hour = format!(
+        "from={}",
+        kernel::Timestamp::from(time::OffsetDateTime::now_utc() - time::Duration::hours(1))
+    );
+    let read = |path: String| {
+        let app = &app;
+        async move {
+            let response = app.get(&path, token).await;
+            assert_eq!(response.status(), 200, "{path}");
+            response.json::<Value>().await.expect("json")
+        }
+    };
+    let then = read(format!("/api/v1/analytics/rewards?{past}")).await;
+    assert_eq!(then["requests_by_status"], json!([]));
+    assert_eq!(then["requests_per_day"], json!([]));
+    let then = read(format!("/api/v1/analytics/events?{past}")).await;
+    assert_eq!(then["by_status"], json!([]));
+    assert_eq!(then["events"], json!([]));
+    let then = read(format!("/api/v1/analytics/users?{past}")).await;
+    assert_eq!(
+        (then["users"].as_i64(), then["participants"].as_i64()),
+        (Some(0), Some(0))
+    );
+    let now = read(format!("/api/v1/analytics/rewards?{hour}")).await;
+    assert_eq!(now["requests_by_status"], rewards["requests_by_status"]);
+    let now = read(format!("/api/v1/analytics/events?{hour}")).await;
+    assert_eq!(now["by_status"], events["by_status"]);
+    assert_eq!(now["events"][0]["approved"], 1);
+    let now = read(format!("/api/v1/analytics/users?{hour}")).await;
+    assert_eq!(now["participants"], 1);
+    for bad in [
+        "from=yesterday",
+        "to=2026-01-01T00:00:00Z",
+        "from=2020-01-01T00:00:00Z",
+    ] {
+        expect_problem(
+            app.get(&format!("/api/v1/analytics/rewards?{bad}"), token)
+                .await,
+            422,
+            "VALIDATION_FAILED",
+        )
+        .await;
+    }
+
     for path in [
         "/api/v1/analytics/events",
         "/api/v1/analytics/rewards",
