@@ -521,9 +521,7 @@ impl ParkService {
             Ok(Some(p)) => p,
             Ok(None) => {
                 let p = self.store.position(attraction, entry.seq).await?;
-                if let Err(e) = self.lines.add(attraction, waiting(&entry)).await {
-                    tracing::warn!(error = %e, "line store cannot take a missed entry back");
-                }
+                self.take_back(attraction, &entry).await?;
                 p
             }
             Err(e) => {
@@ -540,6 +538,31 @@ impl ParkService {
             Err(e) => return Err(e),
         };
         Ok(LineEntryView::new(entry, Some(position), eta))
+    }
+
+    /// Adds back a WAITING entry the line store does not hold, then asks
+    /// the table again: the entry read before the add may have been called
+    /// (or left) since, and its removal may already have passed the store,
+    /// which would leave the add a ghost. Removed again in that case; a
+    /// call committed after the second read removes it itself.
+    async fn take_back(
+        &self,
+        attraction: AttractionId,
+        entry: &LineEntry,
+    ) -> Result<(), ParkError> {
+        if let Err(e) = self.lines.add(attraction, waiting(entry)).await {
+            tracing::warn!(error = %e, "line store cannot take a missed entry back");
+            return Ok(());
+        }
+        let still_waiting = self
+            .store
+            .entry(entry.id)
+            .await?
+            .is_some_and(|now| now.status == EntryStatus::Waiting);
+        if !still_waiting && let Err(e) = self.lines.remove(attraction, &[waiting(entry)]).await {
+            tracing::warn!(error = %e, "line store cannot drop an entry taken back");
+        }
+        Ok(())
     }
 }
 

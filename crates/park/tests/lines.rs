@@ -710,3 +710,84 @@ async fn reconciliation_mends_a_line_store_that_missed_changes() {
         assert_eq!(again.differing, 0, "{name}");
     }
 }
+
+/// A memory line store that, once armed, lets a staff call land between
+/// a poll's read of its entry and its position lookup.
+#[derive(Default)]
+struct CallMidPoll {
+    inner: MemoryLines,
+    park: std::sync::OnceLock<Arc<ParkService>>,
+    armed: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl LineStore for CallMidPoll {
+    async fn load(&self, a: AttractionId, w: &[Waiting]) -> Result<(), LineStoreError> {
+        self.inner.load(a, w).await
+    }
+    async fn add(&self, a: AttractionId, w: Waiting) -> Result<(), LineStoreError> {
+        self.inner.add(a, w).await
+    }
+    async fn remove(&self, a: AttractionId, w: &[Waiting]) -> Result<(), LineStoreError> {
+        self.inner.remove(a, w).await
+    }
+    async fn position(
+        &self,
+        a: AttractionId,
+        e: LineEntryId,
+    ) -> Result<Option<u64>, LineStoreError> {
+        if self.armed.swap(false, std::sync::atomic::Ordering::SeqCst)
+            && let Some(park) = self.park.get()
+        {
+            park.call(&staff(), a, 1).await.expect("called mid-poll");
+        }
+        self.inner.position(a, e).await
+    }
+    async fn totals(&self, a: AttractionId) -> Result<LineTotals, LineStoreError> {
+        self.inner.totals(a).await
+    }
+    async fn members(&self, a: AttractionId) -> Result<(Vec<Waiting>, LineTotals), LineStoreError> {
+        self.inner.members(a).await
+    }
+}
+
+#[tokio::test]
+async fn a_call_landing_mid_poll_leaves_no_ghost_in_the_line_store() {
+    let (_test, db) = database().await;
+    let lines = Arc::new(CallMidPoll::default());
+    let clock: SharedClock = Arc::new(kernel::SystemClock);
+    let park = service(&db, lines.clone(), clock, ParkSettings::default()).await;
+    assert!(lines.park.set(park.clone()).is_ok());
+    let ride = park
+        .create(&staff(), &new_ride(20, 60))
+        .await
+        .expect("a ride");
+    let (first, second) = (guest(), guest());
+    park.join(&first, ride.id, None, None)
+        .await
+        .expect("joined");
+    park.join(&second, ride.id, None, None)
+        .await
+        .expect("joined");
+
+    // The poll reads the first guest WAITING; the call then takes them
+    // out of the store before the poll asks it for the position.
+    lines.armed.store(true, std::sync::atomic::Ordering::SeqCst);
+    let polled = park.mine(&first, ride.id).await.expect("mine");
+
+    assert_eq!(polled.position, Some(1), "answered from the table");
+    let (held, totals) = lines.members(ride.id).await.expect("members");
+    assert_eq!(
+        held.len(),
+        1,
+        "the called entry was not taken back: {held:?}"
+    );
+    assert_eq!(totals.parties, 1);
+    let me = park.mine(&second, ride.id).await.expect("mine");
+    assert_eq!(me.position, Some(1));
+    assert_eq!(park.wait(ride.id).await.expect("board").line_length, 1);
+    assert_eq!(
+        park.mine(&first, ride.id).await.expect("mine").status,
+        EntryStatus::Called
+    );
+}
