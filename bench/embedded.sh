@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Coupon rush in embedded mode (SQLite, in-process stock gate): the trivial
-# route, a drop and a firehose against one server, through one tool, in one
-# run; then the trivial route again. Prints one summary line per scenario.
+# Rushes in embedded mode (SQLite, in-process stock gate and line store):
+# the trivial route, a coupon drop and firehose, a ticket sale (hold, order,
+# pay with the fake provider) and a park line rush against one server,
+# through one tool, in one run; then the trivial route again. Prints one
+# summary line per scenario (and per step of the multi-step ones).
 # Usage: bench/embedded.sh [CONNECTIONS] [SECONDS]   (release build first:
 #   cargo build --release -p server -p loadtest)
 # The firehose is bounded at 400,000 requests (FIREHOSE_REQUESTS), more than
@@ -12,7 +14,7 @@ C=${1:-256}; D=${2:-10}
 PORT=${STAMPEDE_BENCH_PORT:-18555}
 DIR=$(mktemp -d)
 export STAMPEDE_ADMIN_EMAIL=bench@example.com STAMPEDE_ADMIN_PASSWORD='bench password 1'
-STAMPEDE_RATE_LIMIT=off STAMPEDE_LOG_LEVEL=warn target/release/stampede serve --test-users \
+STAMPEDE_RATE_LIMIT=off STAMPEDE_LOG_LEVEL=warn target/release/stampede serve --test-users --fake-payments \
     --listen "127.0.0.1:$PORT" --database-url "sqlite://$DIR/stampede.db" 2>"$DIR/server.log" &
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null; wait $SERVER 2>/dev/null; rm -rf "$DIR"' EXIT
@@ -22,4 +24,6 @@ disk_probe "$DIR"
 run healthz  --connections "$C" --requests 2000000 --duration "$D"
 run drop     --connections "$C" --requests 2000000 --duration "$D" --users 1000
 run firehose --connections "$C" --requests "${FIREHOSE_REQUESTS:-400000}" --duration "$D" --users 1000
+run tickets  --connections "$C" --requests "${FIREHOSE_REQUESTS:-400000}" --duration "$D" --users 1000
+run line     --connections "$C" --requests 2000000 --duration "$D" --users "${LINE_GUESTS:-5000}" --call-batch 100
 run healthz  --connections "$C" --requests 2000000 --duration "$D"

@@ -54,6 +54,17 @@ ok = sum(n for s, n in r["statuses"].items() if s.startswith("2"))
 print(f"{r['scenario']:9} {r['throughput_rps']:>9,.0f} req/s  2xx/s {ok / r['duration_secs']:>8,.0f}  "
       f"p50 {l['p50']:6.1f}  p90 {l['p90']:6.1f}  p99 {l['p99']:6.1f}  max {l['max']:7.1f} ms  "
       f"errors {sum(r['errors'].values())}  {'PASS' if r['passed'] else 'FAIL'}  statuses {dict(r['statuses'])}")
+if r.get("completed_per_sec") is not None:
+    print(f"  completed {r['completed_per_sec']:,.0f}/s (whole flows)")
+for s in r.get("steps", []):
+    sl = s["latency_ms"]
+    print(f"  step {s['name']:10} {s['throughput_rps']:>9,.0f} req/s over {s['duration_secs']:5.2f} s  "
+          f"p50 {sl['p50']:6.1f}  p95 {sl['p95']:6.1f}  p99 {sl['p99']:6.1f}  max {sl['max']:7.1f} ms  "
+          f"errors {sum(s['errors'].values())}  statuses {dict(s['statuses'])}")
+if not r["passed"]:
+    for c in r["checks"]:
+        if not c["passed"]:
+            print(f"  FAIL {c['name']}: {c['detail']}")
 if before and after:
     b = dict(kv.split("=") for kv in before.split())
     a = dict(kv.split("=") for kv in after.split())

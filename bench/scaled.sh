@@ -5,7 +5,9 @@
 # durable transaction per unit, from pgbench with 64 clients (near the rush's
 # concurrency) and with 4 (the hot row's best on this machine). Then the same
 # firehose on PostgreSQL alone (`--stock-gate postgres`): the stock on one
-# row (the hot row inside Stampede) and on the default 16 rows.
+# row (the hot row inside Stampede) and on the default 16 rows. Beside the
+# firehose on PostgreSQL + Redis: a ticket sale (fake provider) and a park
+# line rush on the Redis line store.
 # Usage: bench/scaled.sh [CONNECTIONS] [SECONDS]   (release build first:
 #   cargo build --release -p server -p loadtest)
 # Needs PostgreSQL and Redis on this machine (STAMPEDE_BENCH_PG, _REDIS).
@@ -76,10 +78,13 @@ FIREHOSE=(--connections "$C" --requests "${FIREHOSE_REQUESTS:-400000}" --duratio
 hot_row 64
 hot_row 4
 echo "# PostgreSQL + Redis gate"
-serve redis redis
+serve redis redis STAMPEDE_FAKE_PAYMENTS=on STAMPEDE_LINE_STORE=redis
 run healthz  --connections "$C" --requests 2000000 --duration "$D"
 run drop     --connections "$C" --requests 2000000 --duration "$D" --users 1000
 run firehose "${FIREHOSE[@]}"
+run tickets  "${FIREHOSE[@]}"
+run line     --connections "$C" --requests 2000000 --duration "$D" --users "${LINE_GUESTS:-5000}" --call-batch 100
+run healthz  --connections "$C" --requests 2000000 --duration "$D"
 echo "# PostgreSQL alone, the stock on one row"
 serve pg1 postgres STAMPEDE_STOCK_GATE_SHARDS=1
 run firehose "${FIREHOSE[@]}"

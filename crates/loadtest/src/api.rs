@@ -55,6 +55,79 @@ pub struct Coupon {
     pub campaign_id: Uuid,
 }
 
+/// What the tool reads of a product.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Product {
+    pub id: Uuid,
+    /// Null for an unlimited stock.
+    pub remaining: Option<u64>,
+    pub per_user_limit: Option<u64>,
+}
+
+/// What the tool reads of a reservation.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Reservation {
+    pub id: Uuid,
+    pub product_id: Uuid,
+    pub quantity: u64,
+    pub status: String,
+}
+
+/// What the tool reads of an order.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Order {
+    pub id: Uuid,
+    pub status: String,
+    pub items: Vec<OrderItem>,
+    pub tickets: Vec<Ticket>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct OrderItem {
+    pub product_id: Uuid,
+    pub quantity: u64,
+}
+
+/// What the tool reads of a ticket.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Ticket {
+    pub id: Uuid,
+    pub order_id: Uuid,
+    pub product_id: Uuid,
+    pub status: String,
+}
+
+/// One user's reservations, orders and tickets of one product.
+#[derive(Debug, Clone, Default)]
+pub struct Holdings {
+    pub reservations: Vec<Reservation>,
+    pub orders: Vec<Order>,
+    pub tickets: Vec<Ticket>,
+}
+
+/// What the tool reads of an attraction.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Attraction {
+    pub id: Uuid,
+}
+
+/// The public wait board of an attraction.
+#[derive(Debug, Clone, Deserialize)]
+pub struct WaitBoard {
+    pub line_length: u64,
+    pub admitted_last_hour: u64,
+}
+
+/// What the tool reads of a line entry.
+#[derive(Debug, Clone, Deserialize)]
+pub struct LineEntry {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub party_size: u32,
+    pub status: String,
+    pub position: Option<u64>,
+}
+
 #[derive(Deserialize)]
 struct Page<T> {
     items: Vec<T>,
@@ -130,20 +203,14 @@ impl Api {
         per_user_limit: u64,
     ) -> Result<Campaign, ApiError> {
         let now = OffsetDateTime::now_utc();
-        let at = |offset: Duration| {
-            (now + offset).format(&Rfc3339).map_err(|e| ApiError::Body {
-                call: "formatting a timestamp".into(),
-                reason: e.to_string(),
-            })
-        };
         let body = json!({
             "name": name,
             "discount": {"kind": "PERCENT", "value": 10},
             "total_quantity": stock,
             "per_user_limit": per_user_limit,
-            "issue_starts_at": at(Duration::minutes(-1))?,
-            "issue_ends_at": at(Duration::days(1))?,
-            "valid_until": at(Duration::days(30))?,
+            "issue_starts_at": rfc3339(now - Duration::minutes(1))?,
+            "issue_ends_at": rfc3339(now + Duration::days(1))?,
+            "valid_until": rfc3339(now + Duration::days(30))?,
         });
         self.call(
             Method::POST,
@@ -172,20 +239,146 @@ impl Api {
         token: &str,
         campaign: Uuid,
     ) -> Result<Vec<Coupon>, ApiError> {
-        let mut coupons = Vec::new();
-        let mut path = "/api/v1/coupons/mine?limit=100".to_owned();
+        let coupons: Vec<Coupon> = self.all_pages(token, "/api/v1/coupons/mine").await?;
+        Ok(coupons
+            .into_iter()
+            .filter(|c| c.campaign_id == campaign)
+            .collect())
+    }
+
+    /// Creates a product on sale from a minute ago for a day.
+    pub async fn create_product(
+        &mut self,
+        admin: &str,
+        name: &str,
+        stock: u64,
+        per_user_limit: u64,
+    ) -> Result<Product, ApiError> {
+        let now = OffsetDateTime::now_utc();
+        let body = json!({
+            "name": name,
+            "kind": "EVENT_TICKET",
+            "price": 10_000,
+            "stock": stock,
+            "per_user_limit": per_user_limit,
+            "sale_starts_at": rfc3339(now - Duration::minutes(1))?,
+            "sale_ends_at": rfc3339(now + Duration::days(1))?,
+        });
+        self.call(
+            Method::POST,
+            "/api/v1/products".into(),
+            Some(admin),
+            Some(&body),
+            StatusCode::CREATED,
+        )
+        .await
+    }
+
+    pub async fn product(&mut self, id: Uuid) -> Result<Product, ApiError> {
+        self.call(
+            Method::GET,
+            format!("/api/v1/products/{id}"),
+            None,
+            None,
+            StatusCode::OK,
+        )
+        .await
+    }
+
+    /// What one user holds of a product: reservations, orders and tickets
+    /// (every page of each, only those of `product`).
+    pub async fn holdings(&mut self, token: &str, product: Uuid) -> Result<Holdings, ApiError> {
+        let reservations: Vec<Reservation> =
+            self.all_pages(token, "/api/v1/reservations/mine").await?;
+        let orders: Vec<Order> = self.all_pages(token, "/api/v1/orders/mine").await?;
+        let tickets: Vec<Ticket> = self.all_pages(token, "/api/v1/tickets/mine").await?;
+        Ok(Holdings {
+            reservations: reservations
+                .into_iter()
+                .filter(|r| r.product_id == product)
+                .collect(),
+            orders: orders
+                .into_iter()
+                .filter(|o| o.items.iter().any(|i| i.product_id == product))
+                .collect(),
+            tickets: tickets
+                .into_iter()
+                .filter(|t| t.product_id == product)
+                .collect(),
+        })
+    }
+
+    /// Creates an operating ride.
+    pub async fn create_attraction(
+        &mut self,
+        admin: &str,
+        name: &str,
+    ) -> Result<Attraction, ApiError> {
+        let body = json!({"name": name, "kind": "RIDE", "hashtags": ["loadtest"]});
+        self.call(
+            Method::POST,
+            "/api/v1/attractions".into(),
+            Some(admin),
+            Some(&body),
+            StatusCode::CREATED,
+        )
+        .await
+    }
+
+    /// The public wait board.
+    pub async fn wait_board(&mut self, attraction: Uuid) -> Result<WaitBoard, ApiError> {
+        self.call(
+            Method::GET,
+            format!("/api/v1/attractions/{attraction}/wait"),
+            None,
+            None,
+            StatusCode::OK,
+        )
+        .await
+    }
+
+    /// The active entries of a line in join order, every page (readers).
+    pub async fn line(
+        &mut self,
+        reader: &str,
+        attraction: Uuid,
+    ) -> Result<Vec<LineEntry>, ApiError> {
+        self.all_pages(reader, &format!("/api/v1/attractions/{attraction}/line"))
+            .await
+    }
+
+    /// The caller's newest entry in a line.
+    pub async fn my_entry(&mut self, token: &str, attraction: Uuid) -> Result<LineEntry, ApiError> {
+        self.call(
+            Method::GET,
+            format!("/api/v1/attractions/{attraction}/line/me"),
+            Some(token),
+            None,
+            StatusCode::OK,
+        )
+        .await
+    }
+
+    /// Every page of the keyset-paged list at `path` (a path without a query).
+    async fn all_pages<T: DeserializeOwned>(
+        &mut self,
+        token: &str,
+        path: &str,
+    ) -> Result<Vec<T>, ApiError> {
+        let mut items = Vec::new();
+        let mut page_path = format!("{path}?limit=100");
         loop {
-            let page: Page<Coupon> = self
-                .call(Method::GET, path, Some(token), None, StatusCode::OK)
+            let page: Page<T> = self
+                .call(Method::GET, page_path, Some(token), None, StatusCode::OK)
                 .await?;
-            coupons.extend(page.items.into_iter().filter(|c| c.campaign_id == campaign));
+            items.extend(page.items);
             match page.next_cursor {
                 Some(cursor) => {
                     let cursor: String =
                         url::form_urlencoded::byte_serialize(cursor.as_bytes()).collect();
-                    path = format!("/api/v1/coupons/mine?limit=100&cursor={cursor}");
+                    page_path = format!("{path}?limit=100&cursor={cursor}");
                 }
-                None => return Ok(coupons),
+                None => return Ok(items),
             }
         }
     }
@@ -280,6 +473,13 @@ impl Api {
         }
         Ok(answer.body)
     }
+}
+
+fn rfc3339(at: OffsetDateTime) -> Result<String, ApiError> {
+    at.format(&Rfc3339).map_err(|e| ApiError::Body {
+        call: "formatting a timestamp".into(),
+        reason: e.to_string(),
+    })
 }
 
 /// How errors name a call: its method and path, without the query.

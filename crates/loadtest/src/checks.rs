@@ -20,7 +20,7 @@ pub struct Check {
 }
 
 impl Check {
-    fn new(name: &'static str, passed: bool, detail: String) -> Self {
+    pub(crate) const fn new(name: &'static str, passed: bool, detail: String) -> Self {
         Self {
             name,
             passed,

@@ -12,8 +12,10 @@ use uuid::Uuid;
 #[command(name = "stampede-loadtest", version)]
 pub struct Options {
     /// drop: stock much smaller than demand, mostly refusals. firehose: stock
-    /// for every request, each a durable write. healthz: GET /healthz, the
-    /// baseline for the other two.
+    /// for every request, each a durable write. tickets: purchases of one
+    /// product (hold, order, pay with the fake provider). line: guests join
+    /// one ride's line and poll it while staff call and admit. healthz: GET
+    /// /healthz, the baseline for the others.
     #[arg(value_enum)]
     pub scenario: Scenario,
     /// The server: http://HOST:PORT with a loopback HOST (127.0.0.0/8, [::1], localhost).
@@ -25,19 +27,21 @@ pub struct Options {
     /// That ADMIN's password.
     #[arg(long, env = "STAMPEDE_ADMIN_PASSWORD", hide_env_values = true)]
     pub admin_password: Option<String>,
-    /// Virtual users; request i is sent as user i mod U.
+    /// Virtual users; request (tickets: purchase) i is sent as user i mod U;
+    /// line: the guests who join.
     #[arg(long, default_value_t = 1000, value_parser = RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
     pub users: usize,
-    /// Stock of the new campaign [drop: 100; firehose: --requests].
+    /// Stock of the new campaign or product [drop: 100; firehose, tickets: --requests].
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub stock: Option<u64>,
-    /// Per-user limit of the new campaign [drop: 1; firehose: requests / users, rounded up].
+    /// Per-user limit of the new campaign or product [drop: 1; firehose,
+    /// tickets: requests / users, rounded up].
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub per_user_limit: Option<u64>,
-    /// Most requests sent (a hard cap).
+    /// Most requests sent (a hard cap) [tickets: purchases; line: polls].
     #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub requests: u64,
-    /// Most seconds the timed window lasts (a hard cap).
+    /// Most seconds the timed window lasts (a hard cap) [line: each of its two windows].
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub duration: u64,
     /// Keep-alive connections, each with one request in flight.
@@ -62,6 +66,9 @@ pub struct Options {
     /// Users whose GET /coupons/mine is compared with the tool's records afterwards.
     #[arg(long, default_value_t = 200)]
     pub verify_users: usize,
+    /// line: parties one staff call asks for.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=500))]
+    pub call_batch: u64,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -71,6 +78,8 @@ pub struct Options {
 pub enum Scenario {
     Drop,
     Firehose,
+    Tickets,
+    Line,
     Healthz,
 }
 
@@ -80,6 +89,8 @@ impl Scenario {
         match self {
             Self::Drop => "drop",
             Self::Firehose => "firehose",
+            Self::Tickets => "tickets",
+            Self::Line => "line",
             Self::Healthz => "healthz",
         }
     }

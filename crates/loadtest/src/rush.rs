@@ -5,23 +5,20 @@
 //! and a few counters, and reads a body only to tally an issue's outcome.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use http::{HeaderValue, Method, StatusCode, Uri, header};
-use http_body_util::Full;
-use hyper::body::Bytes;
+use http::{HeaderValue, Method, StatusCode, Uri};
 use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::conn::{Answer, ConnError, Connection};
+pub use crate::steps::Errors;
+use crate::steps::{Caller, HistogramError, Step, Window, open_all, problem_code};
 use crate::target::Target;
-
-/// Latencies are kept in microseconds, from 1 µs to a minute, 3 significant digits.
-const LATENCY_MAX_MICROS: u64 = 60_000_000;
 
 /// The problem codes a coupon issue may be refused with.
 pub const SOLD_OUT: &str = "SOLD_OUT";
@@ -56,30 +53,6 @@ pub struct RushPlan {
     pub connections: usize,
     /// How long one request may wait for its answer.
     pub timeout: Duration,
-}
-
-/// Requests that got no answer.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
-pub struct Errors {
-    /// Never sent: no connection could be (re)opened, or it closed first.
-    pub connect: u64,
-    /// Sent, no answer within `--timeout`.
-    pub timeout: u64,
-    /// Sent, the connection failed before the answer.
-    pub transport: u64,
-}
-
-impl Errors {
-    #[must_use]
-    pub const fn total(&self) -> u64 {
-        self.connect + self.timeout + self.transport
-    }
-
-    fn add(&mut self, other: Self) {
-        self.connect += other.connect;
-        self.timeout += other.timeout;
-        self.transport += other.transport;
-    }
 }
 
 /// One user's requests, as the tool saw them.
@@ -152,8 +125,8 @@ pub enum RushError {
     NoUsers,
     #[error(transparent)]
     Uri(#[from] http::uri::InvalidUri),
-    #[error("latency histogram: {0}")]
-    Histogram(String),
+    #[error(transparent)]
+    Histogram(#[from] HistogramError),
     #[error("a connection's task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
 }
@@ -161,8 +134,7 @@ pub enum RushError {
 /// Counters every connection shares.
 struct Shared {
     plan: RushPlan,
-    next: AtomicU64,
-    deadline: Instant,
+    window: Window,
     /// Where every request goes, parsed once.
     uri: Uri,
     tallies: Vec<AtomicTally>,
@@ -176,20 +148,9 @@ struct AtomicTally {
     limit_refused: AtomicBool,
 }
 
-impl Shared {
-    /// The next request's number, or `None` once the count or time is up.
-    fn claim(&self) -> Option<u64> {
-        let i = self.next.fetch_add(1, Ordering::Relaxed);
-        (i < self.plan.requests && Instant::now() < self.deadline).then_some(i)
-    }
-}
-
 /// Opens every connection, then runs the timed window.
 pub async fn rush(plan: RushPlan) -> Result<Outcome, RushError> {
-    let mut connections = Vec::with_capacity(plan.connections);
-    for _ in 0..plan.connections {
-        connections.push(Connection::open(&plan.target).await?);
-    }
+    let connections = open_all(&plan.target, plan.connections).await?;
     let (uri, users) = match &plan.shot {
         Shot::Healthz => (Uri::from_static("/healthz"), 0),
         Shot::Issue { users, .. } if users.is_empty() => return Err(RushError::NoUsers),
@@ -197,9 +158,8 @@ pub async fn rush(plan: RushPlan) -> Result<Outcome, RushError> {
     };
     let started = Instant::now();
     let shared = Arc::new(Shared {
-        deadline: started + plan.duration,
+        window: Window::new(plan.requests, started + plan.duration),
         plan,
-        next: AtomicU64::new(0),
         uri,
         tallies: (0..users).map(|_| AtomicTally::default()).collect(),
     });
@@ -220,12 +180,7 @@ pub async fn rush(plan: RushPlan) -> Result<Outcome, RushError> {
 /// One connection's share of the rush, merged at the end so the hot loop
 /// touches no shared state but the request counter and the user tallies.
 struct Worker {
-    /// Requests claimed, answered or not.
-    sent: u64,
-    latency: Histogram<u64>,
-    statuses: Vec<u64>,
-    codes: HashMap<String, u64>,
-    errors: Errors,
+    step: Step,
     coupons: Vec<IssuedCoupon>,
     foreign_coupons: u64,
 }
@@ -239,21 +194,10 @@ struct IssuedBody<'a> {
     user_id: Uuid,
 }
 
-#[derive(Deserialize)]
-struct ProblemBody<'a> {
-    #[serde(borrow)]
-    code: Option<Cow<'a, str>>,
-}
-
 impl Worker {
     fn new() -> Result<Self, RushError> {
         Ok(Self {
-            sent: 0,
-            latency: Histogram::new_with_bounds(1, LATENCY_MAX_MICROS, 3)
-                .map_err(|e| RushError::Histogram(e.to_string()))?,
-            statuses: vec![0; 600],
-            codes: HashMap::new(),
-            errors: Errors::default(),
+            step: Step::new("request")?,
             coupons: Vec::new(),
             foreign_coupons: 0,
         })
@@ -261,77 +205,37 @@ impl Worker {
 
     async fn run(mut self, shared: &Shared, first: Connection) -> Result<Self, RushError> {
         let plan = &shared.plan;
-        let mut conn = Some(first);
-        while let Some(i) = shared.claim() {
-            self.sent += 1;
-            let mut open = match conn.take() {
-                Some(open) => open,
-                None => match Connection::open(&plan.target).await {
-                    Ok(open) => open,
-                    Err(_) => {
-                        self.errors.connect += 1;
-                        continue;
-                    }
-                },
-            };
-            let (request, user) = match &plan.shot {
-                Shot::Healthz => (
-                    open.request(Method::GET, shared.uri.clone(), Full::new(Bytes::new())),
-                    None,
-                ),
+        let mut caller = Caller::new(plan.target.clone(), plan.timeout, Some(first));
+        while let Some(i) = shared.window.claim() {
+            let (method, user) = match &plan.shot {
+                Shot::Healthz => (Method::GET, None),
                 Shot::Issue { users, .. } => {
-                    let user = (i % users.len() as u64) as usize;
-                    let mut request =
-                        open.request(Method::POST, shared.uri.clone(), Full::new(Bytes::new()));
-                    request
-                        .headers_mut()
-                        .insert(header::AUTHORIZATION, users[user].authorization.clone());
-                    (request, Some(user))
+                    (Method::POST, Some((i % users.len() as u64) as usize))
                 }
             };
-            let started = Instant::now();
-            match tokio::time::timeout(plan.timeout, open.send(request)).await {
-                Ok(Ok(answer)) => {
-                    let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-                    self.latency.saturating_record(micros.max(1));
-                    self.tally(shared, user, &answer);
-                    conn = Some(open);
-                }
-                Ok(Err(ConnError::Closed | ConnError::Connect { .. })) => {
-                    self.errors.connect += 1;
-                }
-                Ok(Err(ConnError::Http(_))) => {
-                    self.errors.transport += 1;
-                    unanswered(shared, user);
-                }
-                Err(_) => {
-                    self.errors.timeout += 1;
-                    unanswered(shared, user);
-                }
+            let authorization = match (&plan.shot, user) {
+                (Shot::Issue { users, .. }, Some(user)) => Some(&users[user].authorization),
+                _ => None,
+            };
+            match caller
+                .call(
+                    &mut self.step,
+                    method,
+                    shared.uri.clone(),
+                    authorization,
+                    None,
+                )
+                .await
+            {
+                Ok(answer) => self.tally(shared, user, &answer),
+                Err(failure) if failure.maybe_done() => unanswered(shared, user),
+                Err(_) => {}
             }
         }
         Ok(self)
     }
 
     fn tally(&mut self, shared: &Shared, user: Option<usize>, answer: &Answer) {
-        if let Some(count) = self.statuses.get_mut(usize::from(answer.status.as_u16())) {
-            *count += 1;
-        }
-        let code = if answer.status.is_client_error() || answer.status.is_server_error() {
-            serde_json::from_slice::<ProblemBody<'_>>(&answer.body)
-                .ok()
-                .and_then(|p| p.code)
-        } else {
-            None
-        };
-        if let Some(code) = &code {
-            match self.codes.get_mut(code.as_ref()) {
-                Some(n) => *n += 1,
-                None => {
-                    self.codes.insert(code.clone().into_owned(), 1);
-                }
-            }
-        }
         let (
             Some(user),
             Shot::Issue {
@@ -355,23 +259,15 @@ impl Worker {
                 }
                 _ => self.foreign_coupons += 1,
             }
-        } else if code.as_deref() == Some(LIMIT_REACHED) {
+        } else if answer.status == StatusCode::CONFLICT
+            && problem_code(answer).as_deref() == Some(LIMIT_REACHED)
+        {
             tally.limit_refused.store(true, Ordering::Relaxed);
         }
     }
 
     fn merge(&mut self, other: Self) -> Result<(), RushError> {
-        self.latency
-            .add(&other.latency)
-            .map_err(|e| RushError::Histogram(format!("{e:?}")))?;
-        for (mine, theirs) in self.statuses.iter_mut().zip(other.statuses) {
-            *mine += theirs;
-        }
-        for (code, n) in other.codes {
-            *self.codes.entry(code).or_default() += n;
-        }
-        self.sent += other.sent;
-        self.errors.add(other.errors);
+        self.step.merge(&other.step)?;
         self.coupons.extend(other.coupons);
         self.foreign_coupons += other.foreign_coupons;
         Ok(())
@@ -380,14 +276,11 @@ impl Worker {
     fn into_outcome(self, elapsed: Duration, tallies: &[AtomicTally]) -> Outcome {
         Outcome {
             elapsed,
-            sent: self.sent,
-            latency: self.latency,
-            statuses: (0u16..)
-                .zip(self.statuses)
-                .filter(|(_, n)| *n > 0)
-                .collect(),
-            codes: self.codes.into_iter().collect(),
-            errors: self.errors,
+            sent: self.step.sent,
+            statuses: self.step.statuses(),
+            codes: self.step.codes(),
+            errors: self.step.errors,
+            latency: self.step.latency,
             users: tallies
                 .iter()
                 .map(|t| UserTally {

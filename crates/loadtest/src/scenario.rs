@@ -9,8 +9,9 @@ use time::OffsetDateTime;
 use crate::api::{Api, ApiError, Campaign, TestUser};
 use crate::checks::{Ledger, healthz_checks, issue_checks};
 use crate::cli::{Options, Scenario};
-use crate::report::{Report, Setup};
+use crate::report::{Report, Setup, Subject};
 use crate::rush::{IssuingUser, RushError, RushPlan, Shot, rush};
+use crate::steps::HistogramError;
 use crate::target::{Target, TargetError};
 
 /// Drop defaults: a small stock, one coupon per user.
@@ -28,6 +29,10 @@ pub enum RunError {
     Api(#[from] ApiError),
     #[error(transparent)]
     Rush(#[from] RushError),
+    #[error(transparent)]
+    Histogram(#[from] HistogramError),
+    #[error("a connection's task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
 }
 
 pub async fn run(options: &Options) -> Result<Report, RunError> {
@@ -40,19 +45,35 @@ pub async fn run(options: &Options) -> Result<Report, RunError> {
             Ok(Report::new(options, None, &outcome, checks))
         }
         Scenario::Drop | Scenario::Firehose => issue_run(options, target).await,
+        Scenario::Tickets => crate::tickets::run(options, target).await,
+        Scenario::Line => crate::line::run(options, target).await,
     }
 }
 
-async fn issue_run(options: &Options, target: Target) -> Result<Report, RunError> {
+/// Signs in as the admin the flags name; its access token.
+pub(crate) async fn sign_in(options: &Options, api: &mut Api) -> Result<String, RunError> {
     let (Some(email), Some(password)) = (&options.admin_email, &options.admin_password) else {
-        return Err(RunError::Options(
-            "drop and firehose need --admin-email and --admin-password \
-             (or STAMPEDE_ADMIN_EMAIL and STAMPEDE_ADMIN_PASSWORD)"
-                .into(),
-        ));
+        return Err(RunError::Options(format!(
+            "{} needs --admin-email and --admin-password \
+             (or STAMPEDE_ADMIN_EMAIL and STAMPEDE_ADMIN_PASSWORD)",
+            options.scenario.as_str()
+        )));
     };
+    Ok(api.log_in(email, password).await?)
+}
+
+/// A name for what a run creates, unique enough across runs.
+pub(crate) fn run_name(options: &Options) -> String {
+    format!(
+        "loadtest {} {}",
+        options.scenario.as_str(),
+        OffsetDateTime::now_utc().unix_timestamp()
+    )
+}
+
+async fn issue_run(options: &Options, target: Target) -> Result<Report, RunError> {
     let mut api = Api::new(target.clone());
-    let admin = api.log_in(email, password).await?;
+    let admin = sign_in(options, &mut api).await?;
     let taken = match options.campaign {
         Some(id) => Some(api.campaign(id).await?),
         None => None,
@@ -68,12 +89,7 @@ async fn issue_run(options: &Options, target: Target) -> Result<Report, RunError
     let campaign = match taken {
         Some(campaign) => campaign,
         None => {
-            let name = format!(
-                "loadtest {} {}",
-                options.scenario.as_str(),
-                OffsetDateTime::now_utc().unix_timestamp()
-            );
-            api.create_campaign(&admin, &name, stock, per_user_limit)
+            api.create_campaign(&admin, &run_name(options), stock, per_user_limit)
                 .await?
         }
     };
@@ -111,16 +127,17 @@ async fn issue_run(options: &Options, target: Target) -> Result<Report, RunError
     ))
 }
 
-/// Stock and per-user limit of a new campaign: the flags, else the scenario's defaults.
-fn campaign_shape(options: &Options) -> (u64, u64) {
+/// Stock and per-user limit of a new campaign or product: the flags, else
+/// the scenario's defaults.
+pub(crate) fn campaign_shape(options: &Options) -> (u64, u64) {
     match options.scenario {
-        Scenario::Firehose => (
+        Scenario::Firehose | Scenario::Tickets => (
             options.stock.unwrap_or(options.requests),
             options
                 .per_user_limit
                 .unwrap_or_else(|| options.requests.div_ceil(options.users as u64)),
         ),
-        Scenario::Drop | Scenario::Healthz => (
+        Scenario::Drop | Scenario::Line | Scenario::Healthz => (
             options.stock.unwrap_or(DROP_STOCK),
             options.per_user_limit.unwrap_or(DROP_PER_USER_LIMIT),
         ),
@@ -165,9 +182,11 @@ fn sample(users: usize, wanted: usize) -> Vec<usize> {
 fn setup(users: &[TestUser], campaign: &Campaign) -> Setup {
     Setup {
         users: users.len(),
-        campaign_id: campaign.id,
-        stock: campaign.remaining,
-        per_user_limit: campaign.per_user_limit,
+        subject: Subject::Campaign {
+            campaign_id: campaign.id,
+            stock: campaign.remaining,
+            per_user_limit: campaign.per_user_limit,
+        },
     }
 }
 
@@ -185,7 +204,7 @@ fn plan(options: &Options, target: Target, shot: Shot) -> RushPlan {
 /// Setup steps, on stderr so `--json` output stays clean.
 /// Waits, up to `patience`, for the server's message backlog to drain, so
 /// the timed window measures the rush and not the setup's aftermath.
-async fn settle(api: &mut Api, patience: Duration) -> Result<(), ApiError> {
+pub(crate) async fn settle(api: &mut Api, patience: Duration) -> Result<(), ApiError> {
     if patience.is_zero() {
         return Ok(());
     }
@@ -212,14 +231,14 @@ async fn settle(api: &mut Api, patience: Duration) -> Result<(), ApiError> {
 }
 
 /// Says the timed window starts now (`bench/lib.sh` samples CPU from it).
-fn announce_rush(options: &Options) {
+pub(crate) fn announce_rush(options: &Options) {
     progress(format!(
         "rush: {} requests at most, {} s at most, {} connections",
         options.requests, options.duration, options.connections
     ));
 }
 
-fn progress(step: String) {
+pub(crate) fn progress(step: String) {
     eprintln!("stampede-loadtest: {step}");
 }
 

@@ -241,6 +241,130 @@ async fn the_healthz_baseline_answers_every_request() {
     assert!(report["setup"].is_null());
 }
 
+fn step<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == name)
+        .unwrap_or_else(|| panic!("a step {name} in {report:#}"))
+}
+
+fn step_count(report: &Value, name: &str, section: &str, key: &str) -> u64 {
+    step(report, name)[section][key].as_u64().unwrap_or(0)
+}
+
+async fn ticket_server() -> Server {
+    Server::start_with(|s| s.fake_payments = Switch::On).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_ticket_sale_completes_every_purchase_with_its_tickets() {
+    let server = ticket_server().await;
+
+    let (code, report) = server
+        .load_test(&["tickets", "--users", "20", "--requests", "60"])
+        .await;
+
+    assert_eq!(failed_checks(&report), Vec::<String>::new(), "{report:#}");
+    assert_eq!(code, 0);
+    assert_eq!(report["checks"].as_array().unwrap().len(), 7);
+    assert_eq!(report["setup"]["stock"], 60);
+    assert_eq!(report["setup"]["per_user_limit"], 3);
+    assert_eq!(step_count(&report, "hold", "statuses", "201"), 60);
+    assert_eq!(step_count(&report, "order", "statuses", "201"), 60);
+    assert_eq!(step_count(&report, "pay", "statuses", "200"), 60);
+    assert_eq!(report["requests"], 180);
+    assert!(report["completed_per_sec"].as_f64().unwrap() > 0.0);
+    assert!(step(&report, "pay")["latency_ms"]["p99"].as_f64().unwrap() > 0.0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sold_out_ticket_sale_refuses_holds_past_the_stock() {
+    let server = ticket_server().await;
+
+    let (code, report) = server
+        .load_test(&[
+            "tickets",
+            "--users",
+            "20",
+            "--stock",
+            "10",
+            "--per-user-limit",
+            "1",
+            "--requests",
+            "40",
+        ])
+        .await;
+
+    assert_eq!(failed_checks(&report), Vec::<String>::new(), "{report:#}");
+    assert_eq!(code, 0);
+    assert_eq!(step_count(&report, "hold", "statuses", "201"), 10);
+    assert_eq!(
+        step_count(&report, "hold", "codes", "SOLD_OUT")
+            + step_count(&report, "hold", "codes", "LIMIT_REACHED"),
+        30
+    );
+    assert_eq!(step_count(&report, "pay", "statuses", "200"), 10);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_ticket_sale_whose_payments_are_refused_fails() {
+    // No `--fake-payments`: every fake payment is a 422.
+    let server = Server::start().await;
+
+    let (code, report) = server
+        .load_test(&["tickets", "--users", "5", "--requests", "10"])
+        .await;
+
+    assert_eq!(code, 1, "{report:#}");
+    assert_eq!(step_count(&report, "pay", "statuses", "422"), 10);
+    let failed = failed_checks(&report);
+    assert!(
+        failed.iter().any(|f| f.starts_with("\"answers_expected\"")),
+        "{failed:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_park_rush_calls_and_admits_every_guest_in_line_order() {
+    let server = Server::start().await;
+
+    let (code, report) = server
+        .load_test(&[
+            "line",
+            "--users",
+            "60",
+            "--call-batch",
+            "7",
+            "--requests",
+            "3000",
+        ])
+        .await;
+
+    assert_eq!(failed_checks(&report), Vec::<String>::new(), "{report:#}");
+    assert_eq!(code, 0);
+    assert_eq!(report["checks"].as_array().unwrap().len(), 7);
+    assert_eq!(step_count(&report, "join", "statuses", "201"), 60);
+    assert_eq!(step_count(&report, "admit", "statuses", "200"), 60);
+    // Nine calls of 7 take the 60, one more finds the line empty (two
+    // staff may each find it so).
+    let calls = step_count(&report, "call", "statuses", "200");
+    assert!((10..=11).contains(&calls), "{calls} calls");
+    assert!(step_count(&report, "line_me", "statuses", "200") > 0);
+    assert!(step_count(&report, "wait_board", "statuses", "200") > 0);
+    assert!(report["setup"]["attraction_id"].is_string());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_park_rush_without_room_for_pollers_is_not_run() {
+    let server = Server::start().await;
+    let output = run_tool(&["--url", &server.url, "line", "--connections", "2"], true).await;
+
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("line needs more than 2"));
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_firehose_that_cannot_grant_every_request_is_not_run() {
     let server = Server::start().await;

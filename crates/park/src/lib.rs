@@ -6,7 +6,8 @@
 //! `model` holds the types and rules, with no I/O; `store` the tables
 //! (SQLite and PostgreSQL), the record of every line; `line` the stores
 //! that answer positions without scanning (memory or Redis); `service` the
-//! use cases; `http` the routes; `notices` the Slack text of a call. What
+//! use cases; `http` the routes; `notices` the Slack text of a call;
+//! `reconcile` the comparison of the line stores with the table. What
 //! it announces is in `contracts::park`.
 #![forbid(unsafe_code)]
 
@@ -15,6 +16,7 @@ pub mod http;
 pub mod line;
 pub mod model;
 pub mod notices;
+pub mod reconcile;
 pub mod service;
 pub mod store;
 

@@ -60,6 +60,13 @@ pub trait LineStore: Send + Sync {
         entry: LineEntryId,
     ) -> Result<Option<u64>, LineStoreError>;
     async fn totals(&self, attraction: AttractionId) -> Result<LineTotals, LineStoreError>;
+    /// Every entry held for `attraction`, in join order, with the totals
+    /// as they stood at the same moment: what reconciliation compares with
+    /// the table.
+    async fn members(
+        &self,
+        attraction: AttractionId,
+    ) -> Result<(Vec<Waiting>, LineTotals), LineStoreError>;
 }
 
 /// A Fenwick tree over join numbers: prefix counts of waiting parties in
@@ -207,6 +214,22 @@ impl LineStore for MemoryLines {
             parties: line.members.len() as u64,
             guests: line.guests,
         }))
+    }
+
+    async fn members(
+        &self,
+        attraction: AttractionId,
+    ) -> Result<(Vec<Waiting>, LineTotals), LineStoreError> {
+        let (mut held, totals) = self.with(attraction, |line| {
+            let held: Vec<Waiting> = line.members.values().copied().collect();
+            let totals = LineTotals {
+                parties: held.len() as u64,
+                guests: line.guests,
+            };
+            (held, totals)
+        });
+        held.sort_unstable_by_key(|w| w.seq);
+        Ok((held, totals))
     }
 }
 
@@ -363,6 +386,41 @@ impl LineStore for RedisLines {
             parties,
             guests: u64::try_from(total.unwrap_or(0)).unwrap_or(0),
         })
+    }
+
+    async fn members(
+        &self,
+        attraction: AttractionId,
+    ) -> Result<(Vec<Waiting>, LineTotals), LineStoreError> {
+        let [line, parties, guests, _] = self.keys(attraction);
+        type Read = (Vec<(String, u64)>, HashMap<String, u32>, Option<i64>);
+        let (scored, sizes, total): Read = redis::pipe()
+            .atomic()
+            .zrange_withscores(&line, 0, -1)
+            .hgetall(&parties)
+            .get(&guests)
+            .query_async(&mut self.redis.clone())
+            .await
+            .map_err(|e| unavailable(&e))?;
+        let totals = LineTotals {
+            parties: scored.len() as u64,
+            guests: u64::try_from(total.unwrap_or(0)).unwrap_or(0),
+        };
+        let held = scored
+            .into_iter()
+            .map(|(raw, seq)| {
+                let id: LineEntryId = raw.parse().map_err(|_| {
+                    LineStoreError(format!("{line} holds {raw:?}, not an entry id"))
+                })?;
+                Ok(Waiting {
+                    id,
+                    seq,
+                    // A size lost from the hash shows as 0: a difference.
+                    party_size: sizes.get(&raw).copied().unwrap_or(0),
+                })
+            })
+            .collect::<Result<Vec<_>, LineStoreError>>()?;
+        Ok((held, totals))
     }
 }
 

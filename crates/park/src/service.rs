@@ -19,6 +19,7 @@ use crate::model::{
     LineEntry, LineEntryId, LineEntryView, MAX_CALL_COUNT, NewAttraction, Observed,
     RATE_WINDOW_SECONDS, WaitBoard, estimate,
 };
+use crate::reconcile::{Difference, LineCheck, LineReport, SETTLE};
 use crate::store::{AdmitOutcome, CallOutcome, JoinOutcome, ParkStore};
 
 /// The park's settings.
@@ -371,6 +372,82 @@ impl ParkService {
         }
     }
 
+    /// Compares every line's store with the table and, unless `dry_run`,
+    /// mends the lines that still differ after [`SETTLE`] (changes in
+    /// flight between a commit and the store heal themselves in that time).
+    pub async fn reconcile_lines(&self, dry_run: bool) -> Result<LineReport, ParkError> {
+        let mut report = LineReport::default();
+        for attraction in self.store.attraction_ids().await? {
+            report.checked += 1;
+            match self.reconcile_line(attraction, dry_run).await {
+                Ok(None) => {}
+                Ok(Some(check)) => {
+                    report.differing += 1;
+                    report.repaired += usize::from(check.repaired);
+                    report.lines.push(check);
+                }
+                Err(e) => report.errors.push(format!("{attraction}: {e}")),
+            }
+        }
+        Ok(report)
+    }
+
+    async fn reconcile_line(
+        &self,
+        attraction: AttractionId,
+        dry_run: bool,
+    ) -> Result<Option<LineCheck>, ParkError> {
+        if self.compare(attraction).await?.2.is_empty() {
+            return Ok(None);
+        }
+        tokio::time::sleep(SETTLE).await;
+        let (held, recorded, difference) = self.compare(attraction).await?;
+        if difference.is_empty() {
+            return Ok(None);
+        }
+        if !dry_run {
+            if difference.inconsistent {
+                self.lines.load(attraction, &recorded).await?;
+            } else {
+                // Both idempotent: a removal or join racing these lands
+                // the same, and the next run checks what this one did.
+                self.lines.remove(attraction, &difference.extra).await?;
+                for entry in &difference.missing {
+                    self.lines.add(attraction, *entry).await?;
+                }
+            }
+            tracing::warn!(
+                %attraction,
+                missing = difference.missing.len(),
+                extra = difference.extra.len(),
+                inconsistent = difference.inconsistent,
+                "a line store differed from the table; repaired"
+            );
+        }
+        Ok(Some(LineCheck {
+            attraction_id: attraction,
+            recorded: recorded.len(),
+            held,
+            missing: difference.missing.len(),
+            extra: difference.extra.len(),
+            inconsistent: difference.inconsistent,
+            repaired: !dry_run,
+        }))
+    }
+
+    /// The store, then the table: a join committed between the two reads
+    /// shows as missing, a call or leave as extra, until it reaches the
+    /// store.
+    async fn compare(
+        &self,
+        attraction: AttractionId,
+    ) -> Result<(usize, Vec<Waiting>, Difference), ParkError> {
+        let (held, totals) = self.lines.members(attraction).await?;
+        let recorded = self.store.waiting(attraction).await?;
+        let difference = Difference::of(&held, totals, &recorded);
+        Ok((held.len(), recorded, difference))
+    }
+
     /// The public board: status, length, estimate for a party joining
     /// now, guests admitted in the last hour.
     pub async fn wait(&self, attraction: AttractionId) -> Result<WaitBoard, ParkError> {
@@ -444,9 +521,7 @@ impl ParkService {
             Ok(Some(p)) => p,
             Ok(None) => {
                 let p = self.store.position(attraction, entry.seq).await?;
-                if let Err(e) = self.lines.add(attraction, waiting(&entry)).await {
-                    tracing::warn!(error = %e, "line store cannot take a missed entry back");
-                }
+                self.take_back(attraction, &entry).await?;
                 p
             }
             Err(e) => {
@@ -463,6 +538,31 @@ impl ParkService {
             Err(e) => return Err(e),
         };
         Ok(LineEntryView::new(entry, Some(position), eta))
+    }
+
+    /// Adds back a WAITING entry the line store does not hold, then asks
+    /// the table again: the entry read before the add may have been called
+    /// (or left) since, and its removal may already have passed the store,
+    /// which would leave the add a ghost. Removed again in that case; a
+    /// call committed after the second read removes it itself.
+    async fn take_back(
+        &self,
+        attraction: AttractionId,
+        entry: &LineEntry,
+    ) -> Result<(), ParkError> {
+        if let Err(e) = self.lines.add(attraction, waiting(entry)).await {
+            tracing::warn!(error = %e, "line store cannot take a missed entry back");
+            return Ok(());
+        }
+        let still_waiting = self
+            .store
+            .entry(entry.id)
+            .await?
+            .is_some_and(|now| now.status == EntryStatus::Waiting);
+        if !still_waiting && let Err(e) = self.lines.remove(attraction, &[waiting(entry)]).await {
+            tracing::warn!(error = %e, "line store cannot drop an entry taken back");
+        }
+        Ok(())
     }
 }
 

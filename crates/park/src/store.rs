@@ -97,6 +97,10 @@ pub trait ParkStore: Send + Sync {
     ) -> Result<Vec<LineEntry>, sqlx::Error>;
     /// Every WAITING entry of every line, to load a line store.
     async fn all_waiting(&self) -> Result<Vec<(AttractionId, Waiting)>, sqlx::Error>;
+    /// One line's WAITING entries in join order, to reconcile its line store.
+    async fn waiting(&self, attraction: AttractionId) -> Result<Vec<Waiting>, sqlx::Error>;
+    /// Every attraction's id.
+    async fn attraction_ids(&self) -> Result<Vec<AttractionId>, sqlx::Error>;
     /// Calls the first `count` WAITING entries, enqueueing `announce`'s
     /// message in the same transaction.
     async fn call(
@@ -232,6 +236,15 @@ fn seq(n: u64) -> Result<i64, sqlx::Error> {
 }
 
 /// `$from, $from+1, …` for `n` values.
+/// A WAITING entry as its columns hold it.
+fn waiting_row(id: LineEntryId, seq: i64, party: i64) -> Result<Waiting, sqlx::Error> {
+    Ok(Waiting {
+        id,
+        seq: u64::try_from(seq).map_err(|e| bad_row("seq", e))?,
+        party_size: stored_count("party_size", party)?,
+    })
+}
+
 fn placeholders(from: usize, n: usize) -> String {
     (from..from + n)
         .map(|i| format!("${i}"))
@@ -604,17 +617,31 @@ impl ParkStore for SqlParkStore {
             .await
         })?;
         rows.into_iter()
-            .map(|(attraction, id, seq, party)| {
-                Ok((
-                    attraction,
-                    Waiting {
-                        id,
-                        seq: u64::try_from(seq).map_err(|e| bad_row("seq", e))?,
-                        party_size: stored_count("party_size", party)?,
-                    },
-                ))
-            })
+            .map(|(attraction, id, seq, party)| Ok((attraction, waiting_row(id, seq, party)?)))
             .collect()
+    }
+
+    async fn waiting(&self, attraction: AttractionId) -> Result<Vec<Waiting>, sqlx::Error> {
+        let rows: Vec<(LineEntryId, i64, i64)> = kernel::read!(&self.db, |pool| {
+            sqlx::query_as(
+                "select id, seq, party_size from line_entries \
+                 where attraction_id = $1 and status = 'WAITING' order by seq",
+            )
+            .bind(attraction)
+            .fetch_all(pool)
+            .await
+        })?;
+        rows.into_iter()
+            .map(|(id, seq, party)| waiting_row(id, seq, party))
+            .collect()
+    }
+
+    async fn attraction_ids(&self) -> Result<Vec<AttractionId>, sqlx::Error> {
+        kernel::read!(&self.db, |pool| {
+            sqlx::query_scalar("select id from attractions order by id")
+                .fetch_all(pool)
+                .await
+        })
     }
 
     async fn call(

@@ -207,6 +207,17 @@ async fn every_line_store_keeps_positions_and_totals_alike() {
             "{name}"
         );
         assert_eq!(
+            store.members(line).await.expect("members"),
+            (
+                reloaded.to_vec(),
+                LineTotals {
+                    parties: 2,
+                    guests: 5
+                }
+            ),
+            "{name}: members in join order with their totals"
+        );
+        assert_eq!(
             store.totals(other).await.expect("totals").parties,
             1,
             "{name}: lines are apart"
@@ -597,6 +608,9 @@ impl LineStore for Unreachable {
     async fn totals(&self, _: AttractionId) -> Result<LineTotals, LineStoreError> {
         Err(LineStoreError("unreachable".into()))
     }
+    async fn members(&self, _: AttractionId) -> Result<(Vec<Waiting>, LineTotals), LineStoreError> {
+        Err(LineStoreError("unreachable".into()))
+    }
 }
 
 #[tokio::test]
@@ -626,4 +640,154 @@ async fn a_line_store_that_cannot_answer_does_not_fail_a_recorded_join() {
     assert_eq!(me.position, Some(1));
     // The board needs the totals: 503.
     assert!(matches!(park.wait(ride.id).await, Err(ParkError::Lines(_))));
+}
+
+#[tokio::test]
+async fn reconciliation_mends_a_line_store_that_missed_changes() {
+    for (name, lines) in stores().await {
+        let (_test, db) = database().await;
+        let clock: SharedClock = Arc::new(kernel::SystemClock);
+        let park = service(&db, lines.clone(), clock, ParkSettings::default()).await;
+        let ride = park
+            .create(&staff(), &new_ride(20, 60))
+            .await
+            .expect("a ride");
+        let guests: Vec<Principal> = (0..6).map(|_| guest()).collect();
+        for g in &guests {
+            park.join(g, ride.id, Some(2), None).await.expect("joined");
+        }
+        let held = |lines: Arc<dyn LineStore>| async move {
+            lines.members(ride.id).await.expect("members").0
+        };
+        let recorded = held(lines.clone()).await;
+        let clean = park.reconcile_lines(false).await.expect("reconciled");
+        assert_eq!((clean.checked, clean.differing), (1, 0), "{name}");
+
+        // The call's removal and one join's add never reached the store
+        // (Redis down just after their commits).
+        let called = park.call(&staff(), ride.id, 1).await.expect("called");
+        assert_eq!(called[0].id, recorded[0].id);
+        lines.add(ride.id, recorded[0]).await.expect("a ghost");
+        lines.remove(ride.id, &[recorded[3]]).await.expect("a gap");
+
+        let dry = park.reconcile_lines(true).await.expect("reconciled");
+        assert_eq!((dry.differing, dry.repaired), (1, 0), "{name}");
+        let line = &dry.lines[0];
+        assert_eq!((line.recorded, line.held), (5, 5), "{name}");
+        assert_eq!((line.missing, line.extra, line.inconsistent), (1, 1, false));
+        assert_eq!(held(lines.clone()).await[0].id, recorded[0].id, "{name}");
+
+        let fixed = park.reconcile_lines(false).await.expect("reconciled");
+        assert_eq!((fixed.differing, fixed.repaired), (1, 1), "{name}");
+        let now = held(lines.clone()).await;
+        assert_eq!(now, recorded[1..].to_vec(), "{name}");
+        for (position, g) in (1..).zip(&guests[1..]) {
+            let me = park.mine(g, ride.id).await.expect("mine");
+            assert_eq!(me.position, Some(position), "{name}");
+        }
+
+        // A store whose entries no longer add up is reloaded from the table.
+        let resized = Waiting {
+            party_size: 9,
+            ..recorded[1]
+        };
+        lines.load(ride.id, &[resized]).await.expect("loaded");
+        let reloaded = park.reconcile_lines(false).await.expect("reconciled");
+        assert!(reloaded.lines[0].inconsistent, "{name}");
+        assert_eq!(reloaded.repaired, 1, "{name}");
+        assert_eq!(
+            lines.members(ride.id).await.expect("members"),
+            (
+                recorded[1..].to_vec(),
+                LineTotals {
+                    parties: 5,
+                    guests: 10
+                }
+            ),
+            "{name}"
+        );
+        let again = park.reconcile_lines(false).await.expect("reconciled");
+        assert_eq!(again.differing, 0, "{name}");
+    }
+}
+
+/// A memory line store that, once armed, lets a staff call land between
+/// a poll's read of its entry and its position lookup.
+#[derive(Default)]
+struct CallMidPoll {
+    inner: MemoryLines,
+    park: std::sync::OnceLock<Arc<ParkService>>,
+    armed: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl LineStore for CallMidPoll {
+    async fn load(&self, a: AttractionId, w: &[Waiting]) -> Result<(), LineStoreError> {
+        self.inner.load(a, w).await
+    }
+    async fn add(&self, a: AttractionId, w: Waiting) -> Result<(), LineStoreError> {
+        self.inner.add(a, w).await
+    }
+    async fn remove(&self, a: AttractionId, w: &[Waiting]) -> Result<(), LineStoreError> {
+        self.inner.remove(a, w).await
+    }
+    async fn position(
+        &self,
+        a: AttractionId,
+        e: LineEntryId,
+    ) -> Result<Option<u64>, LineStoreError> {
+        if self.armed.swap(false, std::sync::atomic::Ordering::SeqCst)
+            && let Some(park) = self.park.get()
+        {
+            park.call(&staff(), a, 1).await.expect("called mid-poll");
+        }
+        self.inner.position(a, e).await
+    }
+    async fn totals(&self, a: AttractionId) -> Result<LineTotals, LineStoreError> {
+        self.inner.totals(a).await
+    }
+    async fn members(&self, a: AttractionId) -> Result<(Vec<Waiting>, LineTotals), LineStoreError> {
+        self.inner.members(a).await
+    }
+}
+
+#[tokio::test]
+async fn a_call_landing_mid_poll_leaves_no_ghost_in_the_line_store() {
+    let (_test, db) = database().await;
+    let lines = Arc::new(CallMidPoll::default());
+    let clock: SharedClock = Arc::new(kernel::SystemClock);
+    let park = service(&db, lines.clone(), clock, ParkSettings::default()).await;
+    assert!(lines.park.set(park.clone()).is_ok());
+    let ride = park
+        .create(&staff(), &new_ride(20, 60))
+        .await
+        .expect("a ride");
+    let (first, second) = (guest(), guest());
+    park.join(&first, ride.id, None, None)
+        .await
+        .expect("joined");
+    park.join(&second, ride.id, None, None)
+        .await
+        .expect("joined");
+
+    // The poll reads the first guest WAITING; the call then takes them
+    // out of the store before the poll asks it for the position.
+    lines.armed.store(true, std::sync::atomic::Ordering::SeqCst);
+    let polled = park.mine(&first, ride.id).await.expect("mine");
+
+    assert_eq!(polled.position, Some(1), "answered from the table");
+    let (held, totals) = lines.members(ride.id).await.expect("members");
+    assert_eq!(
+        held.len(),
+        1,
+        "the called entry was not taken back: {held:?}"
+    );
+    assert_eq!(totals.parties, 1);
+    let me = park.mine(&second, ride.id).await.expect("mine");
+    assert_eq!(me.position, Some(1));
+    assert_eq!(park.wait(ride.id).await.expect("board").line_length, 1);
+    assert_eq!(
+        park.mine(&first, ride.id).await.expect("mine").status,
+        EntryStatus::Called
+    );
 }

@@ -1,8 +1,8 @@
 //! Background work beside the server: the bus relay and dispatcher (and
 //! the broker's consumer when the bus runs over RabbitMQ), the webhook
-//! deliverer, the waiting lists' offer worker, the stock-lease sweeper,
-//! metrics upkeep, the idempotency purge and the dead-letter alert. Each
-//! task ends when the stop flag turns true.
+//! deliverer, the waiting lists' offer worker, the stock-lease sweeper, the
+//! park's line expiry and line-store reconciliation, metrics upkeep, the
+//! idempotency purge and the dead-letter alert. Each task ends when the stop flag turns true.
 
 use std::time::Duration;
 
@@ -96,6 +96,25 @@ pub fn spawn_background(
         spawn_every(LEASE_SWEEP_PERIOD, stop.clone(), move || {
             let stock = stock.clone();
             async move { sweep_leases(&stock, lease_age).await }
+        }),
+        // Line stores that missed a change (Redis down just after a commit)
+        // are mended from the table.
+        spawn_every(park::reconcile::RECONCILE_PERIOD, stop.clone(), {
+            let park = park.clone();
+            move || {
+                let park = park.clone();
+                async move {
+                    match park.reconcile_lines(false).await {
+                        Ok(report) if report.errors.is_empty() => {}
+                        Ok(report) => tracing::warn!(
+                            errors = report.errors.len(),
+                            first = report.errors.first().map(String::as_str),
+                            "line reconciliation could not compare every line"
+                        ),
+                        Err(e) => tracing::warn!(error = %e, "line reconciliation failed"),
+                    }
+                }
+            }
         }),
         // Called parties that did not reach the gate by `return_by`.
         spawn_every(LINE_EXPIRY_PERIOD, stop.clone(), move || {
