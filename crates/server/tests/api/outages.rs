@@ -6,6 +6,8 @@
 //! Two of them do it in the middle of a rush: Redis restarted empty, and
 //! PostgreSQL connections terminated.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use kernel::testing::{DATABASE_URL_VAR, OutageProxy};
@@ -91,7 +93,7 @@ async fn a_database_outage_answers_503_and_the_server_recovers() {
     app.stop().await;
 }
 
-async fn open_campaign(app: &TestApp, admin: &Session) -> String {
+async fn open_campaign(app: &TestApp, admin: &Session, stock: u64, per_user: u64) -> String {
     let campaign: Value = app
         .created(
             "/api/v1/coupon-campaigns",
@@ -99,8 +101,8 @@ async fn open_campaign(app: &TestApp, admin: &Session) -> String {
             json!({
                 "name": "outage drop",
                 "discount": {"kind": "PERCENT", "value": 10},
-                "total_quantity": 100,
-                "per_user_limit": 100,
+                "total_quantity": stock,
+                "per_user_limit": per_user,
                 "issue_starts_at": from_now(time::Duration::hours(-1)),
                 "issue_ends_at": from_now(time::Duration::hours(1)),
                 "valid_until": from_now(time::Duration::days(7)),
@@ -125,7 +127,7 @@ async fn a_redis_outage_answers_503_to_claims_and_the_server_recovers() {
     .await;
     let admin = app.admin().await;
     let user = app.new_user().await;
-    let campaign = open_campaign(&app, &admin).await;
+    let campaign = open_campaign(&app, &admin, 100, 100).await;
     let issue = format!("/api/v1/coupon-campaigns/{campaign}/issue");
     assert_eq!(
         app.post(&issue, Some(&user.access_token), json!({}))
@@ -150,35 +152,21 @@ async fn a_redis_outage_answers_503_to_claims_and_the_server_recovers() {
         app.post(&issue, Some(&user.access_token), json!({})).await
     })
     .await;
-    let mine: Value = app
-        .get("/api/v1/coupons/mine", Some(&user.access_token))
-        .await
-        .json()
-        .await
-        .expect("json");
-    let held = mine["items"].as_array().expect("items").len();
-    let remaining: Value = app
-        .get(&format!("/api/v1/coupon-campaigns/{campaign}"), None)
-        .await
-        .json()
-        .await
-        .expect("json");
+    let held = held_by(&app, &user).await;
     assert_eq!(
-        remaining["remaining"].as_u64(),
-        Some(100 - held as u64),
-        "the outage lost or doubled no unit: {remaining}"
+        remaining(&app, &campaign).await,
+        Some(100 - held),
+        "the outage lost or doubled no unit"
     );
     app.stop().await;
 }
 
 // ---------------------------------------------------------------------------
-// Redis restarted empty in the middle of a rush
+// A rush that a dependency's trouble interrupts
 // ---------------------------------------------------------------------------
 
-const RUSH_STOCK: u64 = 60;
-const RUSH_PER_USER: u64 = 5;
 const RUSH_USERS: usize = 16;
-/// Coupons issued before Redis goes away.
+/// Coupons issued before the trouble starts.
 const ISSUED_BEFORE_OUTAGE: u64 = 15;
 
 /// What one rushing user saw: coupons acknowledged, and whether the rush
@@ -188,58 +176,124 @@ struct Rushed {
     refused: bool,
 }
 
-/// Each user issues until refused, retrying every 503, for at most a
-/// minute; `issued` counts the 201s of all of them.
-fn rush(
-    app: &TestApp,
-    issue: &str,
-    users: &[crate::helpers::Session],
-    issued: &std::sync::Arc<std::sync::atomic::AtomicU64>,
-) -> Vec<tokio::task::JoinHandle<Rushed>> {
-    users
-        .iter()
-        .map(|user| {
-            let http = app.http.clone();
-            let url = app.url(issue);
-            let token = user.access_token.clone();
-            let issued = std::sync::Arc::clone(issued);
-            tokio::spawn(async move {
-                let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-                let mut seen = Rushed {
-                    acknowledged: 0,
-                    refused: false,
-                };
-                while tokio::time::Instant::now() < deadline {
-                    let Ok(answer) = http
-                        .post(&url)
-                        .bearer_auth(&token)
-                        .json(&json!({}))
-                        .send()
-                        .await
-                    else {
-                        continue;
+/// [`RUSH_USERS`] users issuing from one campaign until each is refused,
+/// retrying every 503, for at most a minute. Any other answer fails the
+/// test: an outage is a 503, never a 500.
+struct Rush {
+    users: Vec<Session>,
+    tasks: Vec<tokio::task::JoinHandle<Rushed>>,
+}
+
+impl Rush {
+    /// Starts the rush and returns once [`ISSUED_BEFORE_OUTAGE`] coupons
+    /// were issued.
+    async fn start(app: &TestApp, campaign: &str) -> Self {
+        let mut users = Vec::with_capacity(RUSH_USERS);
+        for _ in 0..RUSH_USERS {
+            users.push(app.new_user().await);
+        }
+        let issued = Arc::new(AtomicU64::new(0));
+        let tasks = users
+            .iter()
+            .map(|user| {
+                let http = app.http.clone();
+                let url = app.url(&format!("/api/v1/coupon-campaigns/{campaign}/issue"));
+                let token = user.access_token.clone();
+                let issued = Arc::clone(&issued);
+                tokio::spawn(async move {
+                    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+                    let mut seen = Rushed {
+                        acknowledged: 0,
+                        refused: false,
                     };
-                    match answer.status().as_u16() {
-                        201 => {
-                            seen.acknowledged += 1;
-                            issued.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    while tokio::time::Instant::now() < deadline {
+                        let Ok(answer) = http
+                            .post(&url)
+                            .bearer_auth(&token)
+                            .json(&json!({}))
+                            .send()
+                            .await
+                        else {
+                            continue;
+                        };
+                        match answer.status().as_u16() {
+                            201 => {
+                                seen.acknowledged += 1;
+                                issued.fetch_add(1, Ordering::Relaxed);
+                            }
+                            409 => {
+                                seen.refused = true;
+                                return seen;
+                            }
+                            503 => tokio::time::sleep(Duration::from_millis(50)).await,
+                            other => {
+                                panic!("a rushing issue got {other}: {:?}", answer.text().await)
+                            }
                         }
-                        409 => {
-                            seen.refused = true;
-                            return seen;
-                        }
-                        503 => tokio::time::sleep(Duration::from_millis(50)).await,
-                        other => panic!("a rushing issue got {other}: {:?}", answer.text().await),
                     }
-                }
-                seen
+                    seen
+                })
             })
-        })
-        .collect()
+            .collect();
+        while issued.load(Ordering::Relaxed) < ISSUED_BEFORE_OUTAGE {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        Self { users, tasks }
+    }
+
+    /// Waits for every user's end; each must hold at least the coupons it
+    /// was acknowledged and at most `per_user`. The coupons held in all.
+    async fn finish(self, app: &TestApp, per_user: u64) -> u64 {
+        let mut held_in_all = 0;
+        for (user, task) in self.users.iter().zip(self.tasks) {
+            let seen = task.await.expect("a rushing user");
+            assert!(seen.refused, "every user's rush ended with a refusal");
+            let held = held_by(app, user).await;
+            assert!(
+                held >= seen.acknowledged && held <= per_user,
+                "a user acknowledged {} coupons and holds {held} (limit {per_user})",
+                seen.acknowledged
+            );
+            held_in_all += held;
+        }
+        held_in_all
+    }
+}
+
+/// How many coupons `user` holds.
+/// A pool may still hand out a connection the trouble broke: its 503 is
+/// retried, for at most [`RECOVERY`].
+async fn held_by(app: &TestApp, user: &Session) -> u64 {
+    let deadline = tokio::time::Instant::now() + RECOVERY;
+    loop {
+        let answer = app
+            .get("/api/v1/coupons/mine", Some(&user.access_token))
+            .await;
+        if answer.status() == 503 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        }
+        assert_eq!(answer.status(), 200, "the user's coupons read");
+        let mine: Value = answer.json().await.expect("json");
+        return mine["items"].as_array().expect("items").len() as u64;
+    }
+}
+
+/// The campaign's `remaining` as the API shows it.
+async fn remaining(app: &TestApp, campaign: &str) -> Option<u64> {
+    let shown: Value = app
+        .get(&format!("/api/v1/coupon-campaigns/{campaign}"), None)
+        .await
+        .json()
+        .await
+        .expect("json");
+    shown["remaining"].as_u64()
 }
 
 #[tokio::test]
 async fn redis_restarted_empty_mid_rush_loses_and_doubles_nothing_and_reconciles() {
+    const STOCK: u64 = 60;
+    const PER_USER: u64 = 5;
     let Ok(redis_url) = std::env::var("STAMPEDE_TEST_REDIS_URL") else {
         eprintln!("skipped: a Redis restart needs Redis (STAMPEDE_TEST_REDIS_URL)");
         return;
@@ -254,36 +308,8 @@ async fn redis_restarted_empty_mid_rush_loses_and_doubles_nothing_and_reconciles
     })
     .await;
     let admin = app.admin().await;
-    let campaign: Value = app
-        .created(
-            "/api/v1/coupon-campaigns",
-            &admin,
-            json!({
-                "name": "restart drop",
-                "discount": {"kind": "PERCENT", "value": 10},
-                "total_quantity": RUSH_STOCK,
-                "per_user_limit": RUSH_PER_USER,
-                "issue_starts_at": from_now(time::Duration::hours(-1)),
-                "issue_ends_at": from_now(time::Duration::hours(1)),
-                "valid_until": from_now(time::Duration::days(7)),
-            }),
-        )
-        .await;
-    let campaign = campaign["id"].as_str().expect("an id").to_owned();
-    let mut users = Vec::with_capacity(RUSH_USERS);
-    for _ in 0..RUSH_USERS {
-        users.push(app.new_user().await);
-    }
-    let issued = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let rushing = rush(
-        &app,
-        &format!("/api/v1/coupon-campaigns/{campaign}/issue"),
-        &users,
-        &issued,
-    );
-    while issued.load(std::sync::atomic::Ordering::Relaxed) < ISSUED_BEFORE_OUTAGE {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    let campaign = open_campaign(&app, &admin, STOCK, PER_USER).await;
+    let rush = Rush::start(&app, &campaign).await;
 
     // The restart: unreachable for a while, then back with nothing in it.
     proxy.cut();
@@ -309,35 +335,12 @@ async fn redis_restarted_empty_mid_rush_loses_and_doubles_nothing_and_reconciles
     tokio::time::sleep(Duration::from_secs(1)).await;
     proxy.restore();
 
-    let mut acknowledged = 0;
-    for (user, task) in users.iter().zip(rushing) {
-        let seen = task.await.expect("a rushing user");
-        assert!(seen.refused, "every user's rush ended with a refusal");
-        let mine: Value = app
-            .get("/api/v1/coupons/mine", Some(&user.access_token))
-            .await
-            .json()
-            .await
-            .expect("json");
-        let held = mine["items"].as_array().expect("items").len() as u64;
-        assert!(
-            held >= seen.acknowledged && held <= RUSH_PER_USER,
-            "a user acknowledged {} coupons and holds {held} (limit {RUSH_PER_USER})",
-            seen.acknowledged
-        );
-        acknowledged += held;
-    }
+    let held = rush.finish(&app, PER_USER).await;
     assert_eq!(
-        acknowledged, RUSH_STOCK,
+        held, STOCK,
         "the rush sold the whole stock, once: no unit lost or doubled by the restart"
     );
-    let shown: Value = app
-        .get(&format!("/api/v1/coupon-campaigns/{campaign}"), None)
-        .await
-        .json()
-        .await
-        .expect("json");
-    assert_eq!(shown["remaining"], 0, "{shown}");
+    assert_eq!(remaining(&app, &campaign).await, Some(0));
     let report: Value = app
         .post(
             "/admin-api/stock/reconcile?dry_run=true",
@@ -356,45 +359,30 @@ async fn redis_restarted_empty_mid_rush_loses_and_doubles_nothing_and_reconciles
     app.stop().await;
 }
 
-// ---------------------------------------------------------------------------
-// PostgreSQL connections terminated in the middle of a rush
-// ---------------------------------------------------------------------------
-
 #[tokio::test]
 async fn database_connections_terminated_mid_rush_lose_no_acknowledged_coupon() {
-    let Ok(pg_url) = std::env::var(DATABASE_URL_VAR) else {
-        eprintln!("skipped: terminating connections needs PostgreSQL ({DATABASE_URL_VAR})");
-        return;
-    };
+    const STOCK: u64 = 100;
+    let pg_url = std::env::var(DATABASE_URL_VAR).unwrap_or_default();
     if !pg_url.starts_with("postgres") {
         eprintln!("skipped: terminating connections needs PostgreSQL ({DATABASE_URL_VAR})");
         return;
     }
     let app = TestApp::spawn().await;
     let admin = app.admin().await;
-    let campaign = open_campaign(&app, &admin).await;
-    let mut users = Vec::with_capacity(RUSH_USERS);
-    for _ in 0..RUSH_USERS {
-        users.push(app.new_user().await);
-    }
-    let issued = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let rushing = rush(
-        &app,
-        &format!("/api/v1/coupon-campaigns/{campaign}/issue"),
-        &users,
-        &issued,
-    );
-    while issued.load(std::sync::atomic::Ordering::Relaxed) < ISSUED_BEFORE_OUTAGE {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    let campaign = open_campaign(&app, &admin, STOCK, STOCK).await;
+    let rush = Rush::start(&app, &campaign).await;
+
     let killer = sqlx::PgPool::connect(app.database_url())
         .await
         .expect("connect to the test database");
     let mut terminated = 0;
     for _ in 0..3 {
         let ended: Vec<bool> = sqlx::query_scalar(
+            // Only this test's server: each test's schema names its
+            // connections (`application_name`), and other tests run beside.
             "select pg_terminate_backend(pid) from pg_stat_activity \
-             where datname = current_database() and pid <> pg_backend_pid()",
+             where application_name = current_setting('application_name') \
+             and pid <> pg_backend_pid()",
         )
         .fetch_all(&killer)
         .await
@@ -404,28 +392,8 @@ async fn database_connections_terminated_mid_rush_lose_no_acknowledged_coupon() 
     }
     assert!(terminated > 0, "the server's connections were terminated");
 
-    let mut held_in_all = 0;
-    for (user, task) in users.iter().zip(rushing) {
-        let seen = task.await.expect("a rushing user");
-        assert!(seen.refused, "every user's rush ended with a refusal");
-        let mine: Value = app
-            .get("/api/v1/coupons/mine", Some(&user.access_token))
-            .await
-            .json()
-            .await
-            .expect("json");
-        let held = mine["items"].as_array().expect("items").len() as u64;
-        assert!(
-            held >= seen.acknowledged,
-            "a user acknowledged {} coupons and holds {held}",
-            seen.acknowledged
-        );
-        held_in_all += held;
-    }
-    assert!(
-        held_in_all <= 100,
-        "{held_in_all} coupons of a stock of 100"
-    );
+    let held = rush.finish(&app, STOCK).await;
+    assert!(held <= STOCK, "{held} coupons of a stock of {STOCK}");
     // A write cut with its connection may have committed: its unit stays
     // taken until the lease sweep or a reconcile asks the database.
     let repaired = app
@@ -436,16 +404,10 @@ async fn database_connections_terminated_mid_rush_lose_no_acknowledged_coupon() 
         )
         .await;
     assert_eq!(repaired.status(), 200);
-    let shown: Value = app
-        .get(&format!("/api/v1/coupon-campaigns/{campaign}"), None)
-        .await
-        .json()
-        .await
-        .expect("json");
     assert_eq!(
-        shown["remaining"].as_u64(),
-        Some(100 - held_in_all),
-        "after reconciling, remaining is the stock less the coupons held: {shown}"
+        remaining(&app, &campaign).await,
+        Some(STOCK - held),
+        "after reconciling, remaining is the stock less the coupons held"
     );
     app.stop().await;
 }
