@@ -24,8 +24,8 @@ async fn analytics(app: &TestApp, token: &str, query: &str) -> Value {
     response.json().await.expect("json")
 }
 
-/// Ann pays for 2 units, Bob pays for 1 and cancels (refunded), Cat leaves
-/// hers unpaid; Ann holds a coupon. The product's id.
+/// Ann pays for 2 units, Bob pays for 1 and cancels (refunded, waited
+/// for), Cat leaves hers unpaid; Ann holds a coupon. The product's id.
 async fn three_orders(app: &TestApp) -> (String, [Value; 3]) {
     let gala = product(app, json!(10), Value::Null).await;
     let (ann, bob, cat) = (
@@ -49,6 +49,8 @@ async fn three_orders(app: &TestApp) -> (String, [Value; 3]) {
         200
     );
     assert_eq!(cancel(app, &bob, &refunded).await.status(), 200);
+    // The refund finishes behind the answer; wait so no test races it.
+    crate::tickets::refunded(app, &bob, &refunded).await;
     let unpaid = order(app, &cat, &gala, 1, None).await;
     (gala, [paid, refunded, unpaid])
 }
