@@ -121,6 +121,17 @@ fn count(raw: i64, min: u32, max: u32) -> Result<u32, String> {
         .ok_or_else(|| format!("must be between {min} and {max}"))
 }
 
+/// A `quantity` of units asked for at once (a hold, a place on the
+/// waiting list): at least 1 and no more than any product could have.
+pub fn units(raw: i64) -> Result<u32, Vec<FieldError>> {
+    count(raw, 1, MAX_STOCK).map_err(|message| {
+        vec![FieldError {
+            field: "quantity".into(),
+            message,
+        }]
+    })
+}
+
 fn price(raw: i64) -> Result<i64, &'static str> {
     if raw >= 0 {
         Ok(raw)
@@ -311,6 +322,21 @@ impl ProductView {
 mod tests {
     use super::*;
     use time::macros::datetime;
+
+    #[test]
+    fn quantities_under_one_or_past_any_stock_are_refused() {
+        for bad in [0, -1, i64::MIN, i64::MAX, i64::from(MAX_STOCK) + 1] {
+            assert!(units(bad).is_err(), "{bad}");
+        }
+        assert_eq!(units(1), Ok(1));
+        assert_eq!(units(MAX_STOCK.into()), Ok(MAX_STOCK));
+        let refused = units(0).expect_err("refused");
+        assert_eq!(refused[0].field, "quantity");
+        assert_eq!(
+            refused[0].message,
+            format!("must be between 1 and {MAX_STOCK}")
+        );
+    }
 
     fn request() -> NewProduct {
         NewProduct {

@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 pub use contracts::commerce::WaitingListEntryId;
 
 use crate::products::ProductId;
-use crate::products::model::MAX_STOCK;
+use crate::products::model::units;
 use crate::reservations::ReservationId;
 
 /// Where an entry is. `WAITING` entries are the queue; an `OFFERED` one
@@ -75,15 +75,7 @@ pub struct NewEntry {
 impl NewEntry {
     /// The quantity, if it is one a product could ever have.
     pub fn quantity(&self) -> Result<u32, Vec<FieldError>> {
-        u32::try_from(self.quantity)
-            .ok()
-            .filter(|q| (1..=MAX_STOCK).contains(q))
-            .ok_or_else(|| {
-                vec![FieldError {
-                    field: "quantity".into(),
-                    message: format!("must be between 1 and {MAX_STOCK}"),
-                }]
-            })
+        units(self.quantity)
     }
 }
 
@@ -146,10 +138,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn quantities_under_one_or_past_any_stock_are_refused() {
-        for bad in [0, -1, i64::MIN, i64::MAX, i64::from(MAX_STOCK) + 1] {
-            assert!(NewEntry { quantity: bad }.quantity().is_err(), "{bad}");
-        }
+    fn the_quantity_is_a_count_of_units() {
+        assert!(NewEntry { quantity: -1 }.quantity().is_err());
         assert_eq!(NewEntry { quantity: 2 }.quantity(), Ok(2));
     }
 
