@@ -29,6 +29,16 @@ impl Check {
     }
 }
 
+/// The names of the checks that failed, for tests to assert on.
+#[cfg(test)]
+pub(crate) fn failing(checks: Vec<Check>) -> Vec<&'static str> {
+    checks
+        .into_iter()
+        .filter(|c| !c.passed)
+        .map(|c| c.name)
+        .collect()
+}
+
 /// What the server says about the campaign around the rush.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ledger {
@@ -309,11 +319,7 @@ mod tests {
     }
 
     fn failed(outcome: &Outcome, ledger: &Ledger) -> Vec<&'static str> {
-        issue_checks(outcome, ledger)
-            .into_iter()
-            .filter(|c| !c.passed)
-            .map(|c| c.name)
-            .collect()
+        failing(issue_checks(outcome, ledger))
     }
 
     #[test]

@@ -234,6 +234,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::checks::failing;
     use crate::conn::Answer;
     use crate::line::{Called, Joined};
     use crate::steps::Step;
@@ -326,11 +327,7 @@ mod tests {
     }
 
     fn failed(outcome: &Outcome, ledger: &Ledger) -> Vec<&'static str> {
-        checks(outcome, ledger)
-            .into_iter()
-            .filter(|c| !c.passed)
-            .map(|c| c.name)
-            .collect()
+        failing(checks(outcome, ledger))
     }
 
     #[test]

@@ -282,6 +282,7 @@ mod tests {
 
     use super::*;
     use crate::api::{Order, OrderItem, Reservation, Ticket};
+    use crate::checks::failing;
     use crate::conn::Answer;
     use crate::steps::Step;
     use crate::tickets::Purchase;
@@ -371,11 +372,7 @@ mod tests {
     }
 
     fn failed(outcome: &Outcome, ledger: &Ledger) -> Vec<&'static str> {
-        checks(outcome, ledger)
-            .into_iter()
-            .filter(|c| !c.passed)
-            .map(|c| c.name)
-            .collect()
+        failing(checks(outcome, ledger))
     }
 
     #[test]
