@@ -146,11 +146,9 @@ async fn a_sale_not_open_refuses_holds() {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn bad_quantities_and_foreign_ids_change_nothing() {
-    let app = TestApp::spawn().await;
-    let product = product(&app, json!(5), Value::Null).await;
-    let ann = app.new_user().await;
+/// `POST path` with a quantity no product could have, or no whole number
+/// at all, is refused (what it changed is for the caller to check).
+pub(crate) async fn bad_quantities_are_refused(app: &TestApp, who: &Session, path: &str) {
     for quantity in [
         json!(0),
         json!(-1),
@@ -159,8 +157,8 @@ async fn bad_quantities_and_foreign_ids_change_nothing() {
     ] {
         let response = app
             .post(
-                &format!("/api/v1/products/{product}/reservations"),
-                Some(&ann.access_token),
+                path,
+                Some(&who.access_token),
                 json!({ "quantity": quantity }),
             )
             .await;
@@ -172,15 +170,18 @@ async fn bad_quantities_and_foreign_ids_change_nothing() {
         json!({"quantity": 1e30}),
         json!({}),
     ] {
-        let response = app
-            .post(
-                &format!("/api/v1/products/{product}/reservations"),
-                Some(&ann.access_token),
-                body,
-            )
-            .await;
-        assert_eq!(response.status().as_u16() / 100, 4, "a 4xx");
+        let response = app.post(path, Some(&who.access_token), body).await;
+        assert_eq!(response.status().as_u16() / 100, 4, "a 4xx for {path}");
     }
+}
+
+#[tokio::test]
+async fn bad_quantities_and_foreign_ids_change_nothing() {
+    let app = TestApp::spawn().await;
+    let product = product(&app, json!(5), Value::Null).await;
+    let ann = app.new_user().await;
+    let path = format!("/api/v1/products/{product}/reservations");
+    bad_quantities_are_refused(&app, &ann, &path).await;
     expect_problem(hold(&app, &ann, &product, 6).await, 409, "SOLD_OUT").await;
     let unknown = uuid::Uuid::now_v7();
     expect_problem(

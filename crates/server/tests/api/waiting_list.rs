@@ -17,7 +17,9 @@ use serde_json::{Value, json};
 use time::Duration;
 
 use crate::helpers::{Session, TestApp, expect_problem, from_now, text};
-use crate::reservations::{held, hold, product, product_body, remaining};
+use crate::reservations::{
+    bad_quantities_are_refused, held, hold, product, product_body, remaining,
+};
 
 fn list_path(product: &str) -> String {
     format!("/api/v1/products/{product}/waiting-list")
@@ -153,32 +155,7 @@ async fn bad_joins_are_refused_and_change_nothing() {
     let holder = app.new_user().await;
     held(&app, &holder, &product, 1).await;
     let ann = app.new_user().await;
-    for quantity in [
-        json!(0),
-        json!(-1),
-        json!(6_000_000_000_i64),
-        json!(100_000_001),
-    ] {
-        let response = app
-            .post(
-                &list_path(&product),
-                Some(&ann.access_token),
-                json!({ "quantity": quantity }),
-            )
-            .await;
-        expect_problem(response, 422, "VALIDATION_FAILED").await;
-    }
-    for body in [
-        json!({"quantity": "2"}),
-        json!({"quantity": 1.5}),
-        json!({"quantity": 1e30}),
-        json!({}),
-    ] {
-        let response = app
-            .post(&list_path(&product), Some(&ann.access_token), body)
-            .await;
-        assert_eq!(response.status().as_u16() / 100, 4, "a 4xx");
-    }
+    bad_quantities_are_refused(&app, &ann, &list_path(&product)).await;
     // Over the per-user limit, counting what the user holds already.
     expect_problem(join(&app, &ann, &product, 3).await, 409, "LIMIT_REACHED").await;
     expect_problem(join(&app, &holder, &product, 2).await, 409, "LIMIT_REACHED").await;
