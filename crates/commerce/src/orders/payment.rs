@@ -215,7 +215,7 @@ impl OrderService {
         let mut tickets = Vec::new();
         let mut names = ProductNames::new();
         for item in &order.items {
-            let (product, _) = self
+            let product = self
                 .products
                 .product(item.product_id)
                 .await?
@@ -447,7 +447,7 @@ impl OrderService {
     async fn product_names(&self, order: &Order) -> Result<ProductNames, CommerceError> {
         let mut names = ProductNames::new();
         for item in &order.items {
-            if let Some((product, _)) = self.products.product(item.product_id).await? {
+            if let Some(product) = self.products.product(item.product_id).await? {
                 names.insert(product.id, product.name.as_str().to_owned());
             }
         }

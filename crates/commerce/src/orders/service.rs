@@ -129,7 +129,7 @@ impl OrderService {
                     status: reservation.status.as_str(),
                 });
             }
-            let (product, _) = self
+            let product = self
                 .products
                 .product(reservation.product_id)
                 .await?

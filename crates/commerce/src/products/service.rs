@@ -60,7 +60,7 @@ impl ProductService {
     pub async fn product(&self, id: ProductId) -> Result<ProductView, CommerceError> {
         let (product, taken) = self
             .store
-            .product(id)
+            .counted(id)
             .await?
             .ok_or(CommerceError::ProductNotFound)?;
         Ok(ProductView::new(product, taken, self.clock.now()))
@@ -89,7 +89,7 @@ impl ProductService {
         patch: &ProductPatch,
     ) -> Result<ProductView, CommerceError> {
         let now = self.clock.now();
-        let (product, _) = self
+        let product = self
             .store
             .product(id)
             .await?

@@ -1,5 +1,8 @@
 //! The products table, for both backends. Units taken are counted from the
-//! reservations that hold them, so a product row never changes on a sale.
+//! reservations that hold them, so a product row never changes on a sale;
+//! the count walks every live unit of the product, so only the reads that
+//! show `remaining` ask for it — a hold, an order or a payment trusts the
+//! stock gate and reads the plain row.
 
 use async_trait::async_trait;
 use kernel::db::{Db, bad_row, stored_count};
@@ -25,8 +28,10 @@ pub enum UpdateOutcome {
 #[async_trait]
 pub trait ProductStore: Send + Sync {
     async fn create(&self, product: Product) -> Result<(), sqlx::Error>;
+    /// The product as stored, without counting what is taken.
+    async fn product(&self, id: ProductId) -> Result<Option<Product>, sqlx::Error>;
     /// The product and its units held, ordered or sold.
-    async fn product(&self, id: ProductId) -> Result<Option<(Product, u64)>, sqlx::Error>;
+    async fn counted(&self, id: ProductId) -> Result<Option<(Product, u64)>, sqlx::Error>;
     /// Products in id order, of `kind` if given, each with its units taken.
     async fn list(
         &self,
@@ -82,13 +87,20 @@ struct ProductRow {
     valid_until: Option<Timestamp>,
     created_at: Timestamp,
     updated_at: Timestamp,
+}
+
+/// A product row with its `taken` column.
+#[derive(sqlx::FromRow)]
+struct CountedRow {
+    #[sqlx(flatten)]
+    product: ProductRow,
     taken: i64,
 }
 
-impl TryFrom<ProductRow> for (Product, u64) {
+impl TryFrom<ProductRow> for Product {
     type Error = sqlx::Error;
     fn try_from(row: ProductRow) -> Result<Self, Self::Error> {
-        let product = Product {
+        Ok(Self {
             id: row.id,
             name: Name::parse(&row.name).map_err(|e| bad_row("product name", e))?,
             kind: row.kind.parse().map_err(|e| bad_row("product kind", e))?,
@@ -108,13 +120,25 @@ impl TryFrom<ProductRow> for (Product, u64) {
             valid_until: row.valid_until,
             created_at: row.created_at,
             updated_at: row.updated_at,
-        };
+        })
+    }
+}
+
+impl TryFrom<CountedRow> for (Product, u64) {
+    type Error = sqlx::Error;
+    fn try_from(row: CountedRow) -> Result<Self, Self::Error> {
         let taken = u64::try_from(row.taken).map_err(|e| bad_row("units taken", e))?;
-        Ok((product, taken))
+        Ok((row.product.try_into()?, taken))
     }
 }
 
 const SELECT_ONE: &str = concat!(
+    "select ",
+    product_columns!(),
+    " from products p where p.id = $1"
+);
+
+const SELECT_COUNTED: &str = concat!(
     "select ",
     product_columns!(),
     ", ",
@@ -158,9 +182,19 @@ impl ProductStore for SqlProductStore {
         })
     }
 
-    async fn product(&self, id: ProductId) -> Result<Option<(Product, u64)>, sqlx::Error> {
+    async fn product(&self, id: ProductId) -> Result<Option<Product>, sqlx::Error> {
         let row: Option<ProductRow> = kernel::read!(&self.db, |pool| {
             sqlx::query_as(SELECT_ONE)
+                .bind(id)
+                .fetch_optional(pool)
+                .await
+        })?;
+        row.map(TryInto::try_into).transpose()
+    }
+
+    async fn counted(&self, id: ProductId) -> Result<Option<(Product, u64)>, sqlx::Error> {
+        let row: Option<CountedRow> = kernel::read!(&self.db, |pool| {
+            sqlx::query_as(SELECT_COUNTED)
                 .bind(id)
                 .fetch_optional(pool)
                 .await
@@ -181,7 +215,7 @@ impl ProductStore for SqlProductStore {
             " from products p where ($1 is null or p.id > $1) and ($2 is null or p.kind = $2) \
              order by p.id limit $3"
         );
-        let rows: Vec<ProductRow> = kernel::read!(&self.db, |pool| {
+        let rows: Vec<CountedRow> = kernel::read!(&self.db, |pool| {
             sqlx::query_as(sql)
                 .bind(page.after.map(ProductId))
                 .bind(kind.map(ProductKind::as_str))

@@ -98,7 +98,7 @@ impl ReservationService {
             }
             return Ok(first);
         }
-        let (product, _) = self
+        let product = self
             .products
             .product(product_id)
             .await?

@@ -86,7 +86,7 @@ impl WaitlistService {
     }
 
     async fn product(&self, id: ProductId) -> Result<Product, CommerceError> {
-        let (product, _) = self
+        let product = self
             .products
             .product(id)
             .await?
