@@ -350,7 +350,7 @@ impl ParkService {
             .await?
         {
             AdmitOutcome::Admitted(entry) => {
-                self.forget(entry.attraction_id);
+                self.fold_admission(&entry);
                 Ok(LineEntryView::new(entry, None, None))
             }
             AdmitOutcome::NotFound => Err(ParkError::EntryNotFound),
@@ -464,7 +464,8 @@ impl ParkService {
     /// The attraction and its admissions, read at most once per
     /// [`SNAPSHOT_FOR`] (and per second of the clock) per attraction, so
     /// every guest polling costs the database little; this instance's
-    /// changes drop it at once, another instance's show within a second.
+    /// changes drop it at once (an admission is added to it), another
+    /// instance's show within a second.
     async fn snapshot(&self, id: AttractionId) -> Result<Snapshot, ParkError> {
         let now = self.clock.now();
         if let Some(cached) = self.snapshots().get(&id).filter(|c| {
@@ -497,6 +498,20 @@ impl ParkService {
 
     fn forget(&self, id: AttractionId) {
         self.snapshots().remove(&id);
+    }
+
+    /// Adds an admission to the attraction's snapshot as a re-read would
+    /// count it (both windows end now). Dropping the snapshot instead made
+    /// nearly every poll re-read it while staff admitted at the gate.
+    fn fold_admission(&self, entry: &LineEntry) {
+        if let Some(snapshot) = self.snapshots().get_mut(&entry.attraction_id) {
+            let guests = u64::from(entry.party_size);
+            snapshot.observed.guests += guests;
+            if snapshot.observed.first_admitted_at.is_none() {
+                snapshot.observed.first_admitted_at = entry.admitted_at;
+            }
+            snapshot.admitted_last_hour += guests;
+        }
     }
 
     async fn context(&self, id: AttractionId) -> Result<(Snapshot, Context), ParkError> {
