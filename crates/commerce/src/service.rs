@@ -60,13 +60,19 @@ impl CouponService {
     /// `gate` holds each campaign's public stock as the pool
     /// [`campaign_pool`]; build it with a
     /// [`CampaignStockLoader`](crate::CampaignStockLoader) over the same store.
-    /// Starts the claim writer on the store's writer runtime; call it within
-    /// a Tokio runtime.
+    /// Starts the claim writer on `writer_runtime`: the store's database's
+    /// [`Db::writer_runtime`](kernel::Db::writer_runtime), so that on SQLite
+    /// the batches form and commit on the writer's own thread.
     #[must_use]
-    pub fn new(store: Arc<dyn CouponStore>, clock: SharedClock, gate: Arc<dyn StockGate>) -> Self {
+    pub fn new(
+        store: Arc<dyn CouponStore>,
+        clock: SharedClock,
+        gate: Arc<dyn StockGate>,
+        writer_runtime: &tokio::runtime::Handle,
+    ) -> Self {
         let (writer, settler) = (Arc::clone(&store), Arc::clone(&gate));
         let issues = Batcher::start_on(
-            &store.writer_runtime(),
+            writer_runtime,
             ISSUE_BATCH,
             ISSUE_BATCHES_IN_FLIGHT,
             move |coupons| write_claims(Arc::clone(&writer), Arc::clone(&settler), coupons),

@@ -46,7 +46,12 @@ impl Harness {
             CampaignStockLoader::new(Arc::clone(&store)),
         )));
         let clock: SharedClock = Arc::new(ManualClock::new(now()));
-        let service = Arc::new(CouponService::new(store, Arc::clone(&clock), gate));
+        let service = Arc::new(CouponService::new(
+            store,
+            Arc::clone(&clock),
+            gate,
+            &db.writer_runtime(),
+        ));
         let handler = Arc::new(CouponGrantHandler::new(Arc::clone(&service)));
         Self {
             _test: test,

@@ -22,7 +22,10 @@ use commerce::model::{
     DiscountSpec, GrantId, NewCampaign,
 };
 use commerce::stock::{CampaignStock, campaign_pool};
-use commerce::store::{CouponClaim, CouponStore, IssueOutcome, SqlCouponStore};
+use commerce::store::{
+    CampaignAnalyticsStore, CampaignStore, ClaimStore, CouponClaim, CouponStore, IssueOutcome,
+    SqlCouponStore, UserCouponStore,
+};
 use commerce::{CampaignStockLoader, CommerceError, CouponService};
 use gate::{
     GiveBackError, Limits, MemoryStockGate, PgStockGate, PoolId, RedisStockGate, Refusal, Snapshot,
@@ -35,6 +38,7 @@ use kernel::testing::{DATABASE_URL_VAR, LostCommitProxy, TestDatabase};
 use kernel::{PageRequest, Principal, Role, Roles, SharedClock, Timestamp, UserId};
 use time::Duration;
 use time::macros::datetime;
+use tokio::runtime::Handle;
 use tokio::sync::Barrier;
 
 /// The environment variable that runs the stories on the Redis gate too.
@@ -63,7 +67,7 @@ impl Harness {
         db.migrate(commerce::migrations()).await.expect("migrate");
         let store: Arc<dyn CouponStore> = Arc::new(SqlCouponStore::new(db.clone()));
         let clock = Arc::new(ManualClock::new(opens() + Duration::minutes(1)));
-        let service = service(&store, &clock, memory_gate(&store));
+        let service = service(&store, &db.writer_runtime(), &clock, memory_gate(&store));
         Self {
             _test: test,
             db,
@@ -155,13 +159,22 @@ async fn forget(gate: &Arc<dyn StockGate>, campaign: CouponCampaignId) {
         .expect("the gate forgets the pool");
 }
 
+/// A service over `store`, its claim writer on `writer_runtime`: the
+/// database's writer runtime for a store of the database, the test's own
+/// runtime for a [`FlakyStore`].
 fn service(
     store: &Arc<dyn CouponStore>,
+    writer_runtime: &Handle,
     clock: &Arc<ManualClock>,
     gate: Arc<dyn StockGate>,
 ) -> Arc<CouponService> {
     let clock: SharedClock = Arc::clone(clock) as SharedClock;
-    Arc::new(CouponService::new(Arc::clone(store), clock, gate))
+    Arc::new(CouponService::new(
+        Arc::clone(store),
+        clock,
+        gate,
+        writer_runtime,
+    ))
 }
 
 fn staff() -> Staff {
@@ -252,7 +265,12 @@ async fn a_rush_of_200_users_limited_to_2_on_a_stock_of_50_issues_exactly_50() {
     let h = Harness::start().await;
     for kind in gate_kinds() {
         let gate = gate_of(&kind, &h.db, &h.store).await;
-        let service = service(&h.store, &h.clock, Arc::clone(&gate));
+        let service = service(
+            &h.store,
+            &h.db.writer_runtime(),
+            &h.clock,
+            Arc::clone(&gate),
+        );
         let drop = create(&service, 50, 2).await.campaign;
 
         let outcome = rush(&service, drop.id, 200, 3).await;
@@ -279,7 +297,12 @@ async fn when_the_stock_covers_the_demand_every_request_succeeds() {
     let h = Harness::start().await;
     for kind in gate_kinds() {
         let gate = gate_of(&kind, &h.db, &h.store).await;
-        let service = service(&h.store, &h.clock, Arc::clone(&gate));
+        let service = service(
+            &h.store,
+            &h.db.writer_runtime(),
+            &h.clock,
+            Arc::clone(&gate),
+        );
         let drop = create(&service, 500, 2).await.campaign;
 
         let outcome = rush(&service, drop.id, 100, 2).await;
@@ -357,7 +380,12 @@ async fn after_a_restart_the_counters_come_back_from_the_database() {
     let h = Harness::start().await;
     for kind in gate_kinds() {
         let first = gate_of(&kind, &h.db, &h.store).await;
-        let before = service(&h.store, &h.clock, Arc::clone(&first));
+        let before = service(
+            &h.store,
+            &h.db.writer_runtime(),
+            &h.clock,
+            Arc::clone(&first),
+        );
         let drop = create(&before, 5, 2).await.campaign;
         let (ann, bob) = (UserId::new(), UserId::new());
         for user in [ann, ann, bob] {
@@ -366,7 +394,12 @@ async fn after_a_restart_the_counters_come_back_from_the_database() {
         // The process restarts; an in-memory gate starts empty, a Redis one
         // as if Redis had been lost too.
         let gate = gate_of(&kind, &h.db, &h.store).await;
-        let restarted = service(&h.store, &h.clock, Arc::clone(&gate));
+        let restarted = service(
+            &h.store,
+            &h.db.writer_runtime(),
+            &h.clock,
+            Arc::clone(&gate),
+        );
 
         let shown = restarted.campaign(drop.id).await.expect("the campaign");
         assert_eq!(shown.remaining, 5 - 3, "{kind:?}");
@@ -510,13 +543,13 @@ impl Harness {
         let flaky = FlakyStore::new(&self.store);
         let store: Arc<dyn CouponStore> = flaky.clone();
         let gate = gate_of(kind, &self.db, &store).await;
-        let service = service(&store, &self.clock, Arc::clone(&gate));
+        let service = service(&store, &Handle::current(), &self.clock, Arc::clone(&gate));
         (flaky, gate, service)
     }
 }
 
 #[async_trait]
-impl CouponStore for FlakyStore {
+impl CampaignStore for FlakyStore {
     async fn create_campaign(&self, campaign: Campaign) -> Result<(), sqlx::Error> {
         self.inner.create_campaign(campaign).await
     }
@@ -529,6 +562,10 @@ impl CouponStore for FlakyStore {
     async fn campaign_ids(&self) -> Result<Vec<CouponCampaignId>, sqlx::Error> {
         self.inner.campaign_ids().await
     }
+}
+
+#[async_trait]
+impl ClaimStore for FlakyStore {
     async fn issue(&self, claims: Vec<CouponClaim>) -> Result<Vec<IssueOutcome>, sqlx::Error> {
         if self.failing.load(Ordering::SeqCst) {
             return Err(sqlx::Error::PoolTimedOut);
@@ -549,6 +586,13 @@ impl CouponStore for FlakyStore {
         }
         self.inner.issue(claims).await
     }
+    async fn stock(&self, id: CouponCampaignId) -> Result<Option<CampaignStock>, sqlx::Error> {
+        self.inner.stock(id).await
+    }
+}
+
+#[async_trait]
+impl UserCouponStore for FlakyStore {
     async fn grant(&self, grant: GrantId, coupon: Coupon) -> Result<Option<Coupon>, sqlx::Error> {
         self.inner.grant(grant, coupon).await
     }
@@ -559,12 +603,13 @@ impl CouponStore for FlakyStore {
     ) -> Result<Vec<Coupon>, sqlx::Error> {
         self.inner.coupons_of(user, page).await
     }
-    async fn stock(&self, id: CouponCampaignId) -> Result<Option<CampaignStock>, sqlx::Error> {
-        self.inner.stock(id).await
-    }
     async fn coupon(&self, id: CouponId) -> Result<Option<Coupon>, sqlx::Error> {
         self.inner.coupon(id).await
     }
+}
+
+#[async_trait]
+impl CampaignAnalyticsStore for FlakyStore {
     async fn issues_per_campaign(&self, limit: i64) -> Result<Vec<CampaignIssues>, sqlx::Error> {
         self.inner.issues_per_campaign(limit).await
     }
@@ -663,7 +708,12 @@ async fn a_claim_batch_whose_commit_answer_is_lost_keeps_every_unit_and_writes_e
     let older_than = std::time::Duration::from_millis(50);
     for kind in gate_kinds() {
         let gate = gate_of(&kind, &h.db, &store).await;
-        let service = service(&store, &h.clock, Arc::clone(&gate));
+        let service = service(
+            &store,
+            &through.writer_runtime(),
+            &h.clock,
+            Arc::clone(&gate),
+        );
         let drop = create(&service, 100, 1).await.campaign;
         let users: Vec<UserId> = (0..40).map(|_| UserId::new()).collect();
         let start = Arc::new(Barrier::new(users.len()));
@@ -733,7 +783,12 @@ async fn a_batch_of_several_whose_commit_answer_is_lost_answers_every_claim_as_w
     };
     for kind in gate_kinds() {
         let gate = gate_of(&kind, &h.db, &store).await;
-        let service = service(&store, &h.clock, Arc::clone(&gate));
+        let service = service(
+            &store,
+            &through.writer_runtime(),
+            &h.clock,
+            Arc::clone(&gate),
+        );
         let drop = create(&service, 100, 1).await.campaign;
         let users: Vec<UserId> = (0..40).map(|_| UserId::new()).collect();
         let issue = |user: UserId| {
@@ -790,7 +845,7 @@ async fn a_batch_that_fails_as_a_whole_is_written_claim_by_claim() {
     let flaky = FlakyStore::new(&h.store);
     flaky.refusing_batches.store(true, Ordering::SeqCst);
     let store: Arc<dyn CouponStore> = flaky.clone();
-    let service = service(&store, &h.clock, memory_gate(&store));
+    let service = service(&store, &Handle::current(), &h.clock, memory_gate(&store));
     let drop = create(&service, 100, 1).await.campaign;
 
     let outcome = rush(&service, drop.id, 60, 1).await;
@@ -810,7 +865,12 @@ async fn the_sweep_keeps_the_unit_of_an_issued_coupon_and_returns_one_whose_clai
     let older_than = std::time::Duration::from_millis(50);
     for kind in gate_kinds() {
         let gate = gate_of(&kind, &h.db, &h.store).await;
-        let service = service(&h.store, &h.clock, Arc::clone(&gate));
+        let service = service(
+            &h.store,
+            &h.db.writer_runtime(),
+            &h.clock,
+            Arc::clone(&gate),
+        );
         let drop = create(&service, 5, 2).await.campaign;
         let (ann, bob) = (UserId::new(), UserId::new());
         let issued = service
@@ -884,7 +944,7 @@ impl StockGate for CarelessGate {
 async fn the_database_holds_the_per_user_line_when_the_gate_is_wrong() {
     let h = Harness::start().await;
     let gate = Arc::new(CarelessGate::default());
-    let service = service(&h.store, &h.clock, gate.clone());
+    let service = service(&h.store, &h.db.writer_runtime(), &h.clock, gate.clone());
     let drop = create(&service, 100, 2).await.campaign;
     let ann = UserId::new();
 

@@ -10,7 +10,10 @@ use commerce::model::{
     GrantId, NewCampaign,
 };
 use commerce::stock::CampaignStock;
-use commerce::store::{CouponClaim, CouponStore, IssueOutcome, SqlCouponStore};
+use commerce::store::{
+    CampaignAnalyticsStore, CampaignStore, ClaimStore, CouponClaim, IssueOutcome, SqlCouponStore,
+    UserCouponStore,
+};
 use kernel::db::{Db, DbOptions};
 use kernel::testing::TestDatabase;
 use kernel::{PageRequest, Timestamp, UserId};

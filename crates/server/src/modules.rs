@@ -166,6 +166,7 @@ impl Modules {
             coupon_store,
             clock.clone(),
             coupon_gate.clone(),
+            &db.writer_runtime(),
         ));
         let product_store = Arc::new(SqlProductStore::new(db.clone()));
         let reservation_store = Arc::new(SqlReservationStore::new(db.clone()));
