@@ -37,6 +37,17 @@ pub fn whole(fields: &Fields, name: &str) -> Result<i64, Problem> {
         .map_err(|_| Problem::invalid_field(name, "is not a whole number"))
 }
 
+/// One of an enum's values by its API name (a `select` or a button).
+pub fn choice<T>(fields: &Fields, name: &str) -> Result<T, Problem>
+where
+    T: std::str::FromStr<Err = kernel::lifecycle::UnknownValue>,
+{
+    fields
+        .value(name)
+        .parse()
+        .map_err(|e: kernel::lifecycle::UnknownValue| Problem::invalid_field(name, e.to_string()))
+}
+
 /// A whole number, or `None` when the field is left empty.
 pub fn optional_whole(fields: &Fields, name: &str) -> Result<Option<i64>, Problem> {
     if fields.value(name).trim().is_empty() {

@@ -145,6 +145,11 @@ pub struct FormError {
 }
 
 impl FormError {
+    /// The error when it belongs to `form`, for a page with several forms.
+    pub fn on<'a>(error: Option<&'a Self>, form: &str) -> Option<&'a Self> {
+        error.filter(|e| e.form == form)
+    }
+
     pub fn new(form: &'static str, problem: Problem) -> Self {
         let details = problem.into_details();
         Self {
