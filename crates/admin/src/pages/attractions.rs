@@ -20,7 +20,7 @@ use park::model::{
 
 use crate::Admin;
 use crate::form::{choice, optional_whole, whole};
-use crate::page::{self, Chrome, FormError};
+use crate::page::{self, Chrome, FormError, Named};
 use crate::session::{Fields, Signed};
 
 const LIST_LENGTH: u32 = 100;
@@ -318,14 +318,10 @@ enum Action {
     Admit,
 }
 
-impl Action {
-    fn parse(raw: &str) -> Option<Self> {
-        [Self::Edit, Self::Status, Self::Call, Self::Admit]
-            .into_iter()
-            .find(|a| a.form() == raw)
-    }
+impl Named for Action {
+    const ALL: &'static [Self] = &[Self::Edit, Self::Status, Self::Call, Self::Admit];
 
-    const fn form(self) -> &'static str {
+    fn name(self) -> &'static str {
         match self {
             Self::Edit => "edit",
             Self::Status => "status",
@@ -393,7 +389,7 @@ async fn act(
         Ok(()) => page::see_other(&format!("/admin/attractions/{id}")),
         Err(problem) => {
             let typed = (action == Action::Edit).then_some(fields);
-            let error = FormError::new(action.form(), problem);
+            let error = FormError::new(action.name(), problem);
             attraction_page(&admin, &signed, id, typed, Some(error)).await
         }
     }

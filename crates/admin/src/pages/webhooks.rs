@@ -5,7 +5,8 @@
 
 use askama::Template;
 use axum::Router;
-use axum::extract::{Extension, Path, State};
+use axum::extract::{Extension, Path, Request, State};
+use axum::middleware::{Next, from_fn};
 use axum::response::Response;
 use axum::routing::{get, post};
 use http::{HeaderValue, StatusCode, header};
@@ -16,7 +17,7 @@ use webhooks::model::{
 };
 
 use crate::Admin;
-use crate::page::{self, Chrome, FormError};
+use crate::page::{self, Chrome, FormError, Named};
 use crate::session::{Fields, Signed};
 
 const LIST_LENGTH: u32 = 100;
@@ -114,21 +115,20 @@ async fn list_page(
     response
 }
 
-async fn list(State(admin): State<Admin>, Extension(signed): Extension<Signed>) -> Response {
-    let Some(caller) = signed.admin else {
-        return page::refused(ADMIN_ONLY);
-    };
+async fn list(
+    State(admin): State<Admin>,
+    Extension(signed): Extension<Signed>,
+    Extension(caller): Extension<AdminRole>,
+) -> Response {
     list_page(&admin, &signed, &caller, Fields::default(), None, None).await
 }
 
 async fn create(
     State(admin): State<Admin>,
     Extension(signed): Extension<Signed>,
+    Extension(caller): Extension<AdminRole>,
     Extension(fields): Extension<Fields>,
 ) -> Response {
-    let Some(caller) = signed.admin else {
-        return page::refused(ADMIN_ONLY);
-    };
     let request = NewEndpoint {
         url: fields.value("url").trim().to_owned(),
         event_types: fields.all("event_types").map(str::to_owned).collect(),
@@ -212,11 +212,9 @@ async fn endpoint_page(
 async fn show(
     State(admin): State<Admin>,
     Extension(signed): Extension<Signed>,
+    Extension(caller): Extension<AdminRole>,
     Path(id): Path<String>,
 ) -> Response {
-    let Some(caller) = signed.admin else {
-        return page::refused(ADMIN_ONLY);
-    };
     match endpoint_id(&id) {
         Some(id) => endpoint_page(&admin, &signed, &caller, id, None).await,
         None => page::not_found(),
@@ -226,11 +224,9 @@ async fn show(
 async fn log(
     State(admin): State<Admin>,
     Extension(signed): Extension<Signed>,
+    Extension(caller): Extension<AdminRole>,
     Path(id): Path<String>,
 ) -> Response {
-    let Some(caller) = signed.admin else {
-        return page::refused(ADMIN_ONLY);
-    };
     let Some(id) = endpoint_id(&id) else {
         return page::not_found();
     };
@@ -250,20 +246,16 @@ enum Action {
     Delete,
 }
 
-impl Action {
-    fn parse(raw: &str) -> Option<Self> {
-        [
-            Self::Disable,
-            Self::Enable,
-            Self::Test,
-            Self::Replay,
-            Self::Delete,
-        ]
-        .into_iter()
-        .find(|a| a.name() == raw)
-    }
+impl Named for Action {
+    const ALL: &'static [Self] = &[
+        Self::Disable,
+        Self::Enable,
+        Self::Test,
+        Self::Replay,
+        Self::Delete,
+    ];
 
-    const fn name(self) -> &'static str {
+    fn name(self) -> &'static str {
         match self {
             Self::Disable => "disable",
             Self::Enable => "enable",
@@ -305,12 +297,10 @@ async fn perform(
 async fn act(
     State(admin): State<Admin>,
     Extension(signed): Extension<Signed>,
+    Extension(caller): Extension<AdminRole>,
     Extension(fields): Extension<Fields>,
     Path((id, action)): Path<(String, String)>,
 ) -> Response {
-    let Some(caller) = signed.admin else {
-        return page::refused(ADMIN_ONLY);
-    };
     let (Some(id), Some(action)) = (endpoint_id(&id), Action::parse(&action)) else {
         return page::not_found();
     };
@@ -324,10 +314,27 @@ async fn act(
     }
 }
 
+/// In front of every webhook page: an ADMIN gets through with the proof
+/// the service asks for; anyone else gets the refusal page.
+async fn admin_only(
+    Extension(signed): Extension<Signed>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    match signed.admin {
+        Some(caller) => {
+            request.extensions_mut().insert(caller);
+            next.run(request).await
+        }
+        None => page::refused(ADMIN_ONLY),
+    }
+}
+
 pub fn routes() -> Router<Admin> {
     Router::new()
         .route("/admin/webhooks", get(list).post(create))
         .route("/admin/webhooks/{id}", get(show))
         .route("/admin/webhooks/{id}/log", get(log))
         .route("/admin/webhooks/{id}/{action}", post(act))
+        .route_layer(from_fn(admin_only))
 }

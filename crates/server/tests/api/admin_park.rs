@@ -7,40 +7,17 @@
 
 use serde_json::{Value, json};
 
-use crate::admin::{browser, csrf_of, html_of, sign_in};
+use crate::admin::{browser, html_of, sign_in};
+use crate::admin_events::{post, signed_in};
 use crate::helpers::{ADMIN_EMAIL, ADMIN_PASSWORD, PASSWORD, Session, TestApp, text};
 use crate::park::{attraction, ride};
 use crate::webhooks::Receiver;
 
-/// A signed-in dashboard client and the CSRF token of its session.
-async fn signed_in(app: &TestApp, email: &str, password: &str) -> (reqwest::Client, String) {
-    let client = browser();
-    sign_in(app, &client, email, password).await;
-    let (status, html) = html_of(app, &client, "/admin").await;
-    assert_eq!(status, 200, "{html}");
-    (client, csrf_of(&html))
-}
-
-/// Posts a form, with `csrf` when given; the status, the address it
-/// landed on after redirects, and the page.
-async fn post(
-    app: &TestApp,
-    client: &reqwest::Client,
-    path: &str,
-    csrf: Option<&str>,
-    fields: &[(&str, &str)],
-) -> (u16, String, String) {
-    let mut form: Vec<(&str, &str)> = csrf.map(|c| ("_csrf", c)).into_iter().collect();
-    form.extend_from_slice(fields);
-    let response = client
-        .post(app.url(path))
-        .form(&form)
-        .send()
-        .await
-        .expect("answers");
-    let status = response.status().as_u16();
-    let landed = response.url().path().to_owned();
-    (status, landed, response.text().await.expect("html"))
+/// An OPERATOR, signed in on the dashboard, and the CSRF token.
+async fn staff_signed_in(app: &TestApp) -> (Session, reqwest::Client, String) {
+    let staff = app.user_with_roles(&["OPERATOR"]).await;
+    let (client, csrf) = signed_in(app, &staff.email, PASSWORD).await;
+    (staff, client, csrf)
 }
 
 async fn api(app: &TestApp, who: &Session, path: &str) -> (u16, Value) {
@@ -81,14 +58,13 @@ async fn ride_with_line(app: &TestApp, staff: &Session, parties: usize) -> Strin
 #[tokio::test]
 async fn staff_create_a_ride_then_call_admit_pause_and_resume_its_line_as_the_api_shows() {
     let app = TestApp::spawn().await;
-    let staff = app.user_with_roles(&["OPERATOR"]).await;
-    let (client, csrf) = signed_in(&app, &staff.email, PASSWORD).await;
+    let (staff, client, csrf) = staff_signed_in(&app).await;
 
     let (status, landed, html) = post(
         &app,
         &client,
         "/admin/attractions",
-        Some(&csrf),
+        &csrf,
         &[
             ("name", "Page coaster"),
             ("kind", "RIDE"),
@@ -101,7 +77,8 @@ async fn staff_create_a_ride_then_call_admit_pause_and_resume_its_line_as_the_ap
     .await;
     assert_eq!(status, 200, "{html}");
     let id = landed
-        .strip_prefix("/admin/attractions/")
+        .split("/admin/attractions/")
+        .nth(1)
         .expect("the attraction's page")
         .to_owned();
     let (_, made) = api(&app, &staff, &format!("/api/v1/attractions/{id}")).await;
@@ -132,7 +109,7 @@ async fn staff_create_a_ride_then_call_admit_pause_and_resume_its_line_as_the_ap
         &app,
         &client,
         &format!("{page}/call"),
-        Some(&csrf),
+        &csrf,
         &[("count", "2")],
     )
     .await;
@@ -154,7 +131,7 @@ async fn staff_create_a_ride_then_call_admit_pause_and_resume_its_line_as_the_ap
         &app,
         &client,
         &format!("{page}/admit"),
-        Some(&csrf),
+        &csrf,
         &[("entry", &first)],
     )
     .await;
@@ -169,7 +146,7 @@ async fn staff_create_a_ride_then_call_admit_pause_and_resume_its_line_as_the_ap
         &app,
         &client,
         &format!("{page}/status"),
-        Some(&csrf),
+        &csrf,
         &[("status", "DOWN")],
     )
     .await;
@@ -181,7 +158,7 @@ async fn staff_create_a_ride_then_call_admit_pause_and_resume_its_line_as_the_ap
         &app,
         &client,
         &format!("{page}/call"),
-        Some(&csrf),
+        &csrf,
         &[("count", "1")],
     )
     .await;
@@ -193,7 +170,7 @@ async fn staff_create_a_ride_then_call_admit_pause_and_resume_its_line_as_the_ap
         &app,
         &client,
         &format!("{page}/status"),
-        Some(&csrf),
+        &csrf,
         &[("status", "OPERATING")],
     )
     .await;
@@ -205,14 +182,13 @@ async fn staff_create_a_ride_then_call_admit_pause_and_resume_its_line_as_the_ap
 #[tokio::test]
 async fn bad_input_on_an_attraction_form_shows_there_and_changes_nothing() {
     let app = TestApp::spawn().await;
-    let staff = app.user_with_roles(&["OPERATOR"]).await;
-    let (client, csrf) = signed_in(&app, &staff.email, PASSWORD).await;
+    let (staff, client, csrf) = staff_signed_in(&app).await;
 
     let (status, _, html) = post(
         &app,
         &client,
         "/admin/attractions",
-        Some(&csrf),
+        &csrf,
         &[
             ("name", "Typed name"),
             ("kind", "RIDE"),
@@ -247,14 +223,8 @@ async fn bad_input_on_an_attraction_form_shows_there_and_changes_nothing() {
             ],
         ),
     ] {
-        let (status, _, html) = post(
-            &app,
-            &client,
-            &format!("{page}/{action}"),
-            Some(&csrf),
-            &fields,
-        )
-        .await;
+        let (status, _, html) =
+            post(&app, &client, &format!("{page}/{action}"), &csrf, &fields).await;
         assert_eq!(status, 422, "{action} {fields:?}: {html}");
         assert!(html.contains("form-error"), "{action}: {html}");
     }
@@ -262,7 +232,7 @@ async fn bad_input_on_an_attraction_form_shows_there_and_changes_nothing() {
         &app,
         &client,
         &format!("{page}/admit"),
-        Some(&csrf),
+        &csrf,
         &[("entry", &before[0].0)],
     )
     .await;
@@ -318,21 +288,14 @@ async fn an_auditor_watches_the_line_without_buttons_and_cannot_post() {
         ("status", [("status", "DOWN")]),
         ("admit", [("entry", before[0].0.as_str())]),
     ] {
-        let (status, _, _) = post(
-            &app,
-            &client,
-            &format!("{page}/{action}"),
-            Some(&csrf),
-            &fields,
-        )
-        .await;
+        let (status, _, _) = post(&app, &client, &format!("{page}/{action}"), &csrf, &fields).await;
         assert_eq!(status, 403, "an auditor's {action} is refused");
     }
     let (status, _, _) = post(
         &app,
         &client,
         "/admin/attractions",
-        Some(&csrf),
+        &csrf,
         &[("name", "Nope"), ("kind", "RIDE")],
     )
     .await;
@@ -360,15 +323,13 @@ async fn a_user_is_refused_and_a_call_without_the_csrf_token_calls_nobody() {
     assert!(after.url().path().ends_with("/admin/login"), "no session");
 
     let (client, _) = signed_in(&app, &staff.email, PASSWORD).await;
-    let (status, _, _) = post(
-        &app,
-        &client,
-        &format!("/admin/attractions/{id}/call"),
-        None,
-        &[("count", "1")],
-    )
-    .await;
-    assert_eq!(status, 403);
+    let forged = client
+        .post(app.url(&format!("/admin/attractions/{id}/call")))
+        .form(&[("count", "1")])
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(forged.status(), 403);
     let line = api_line(&app, &staff, &id).await;
     assert_eq!(line[0].1, "WAITING", "nobody was called");
 }
@@ -410,7 +371,7 @@ async fn an_admin_registers_an_endpoint_sees_its_secret_once_and_replays_a_faile
         &app,
         &client,
         "/admin/webhooks",
-        Some(&csrf),
+        &csrf,
         &[("url", "not a url"), ("event_types", "order.paid")],
     )
     .await;
@@ -426,7 +387,7 @@ async fn an_admin_registers_an_endpoint_sees_its_secret_once_and_replays_a_faile
         &app,
         &client,
         "/admin/webhooks",
-        Some(&csrf),
+        &csrf,
         &[
             ("url", receiver.url.as_str()),
             ("event_types", "order.paid"),
@@ -462,8 +423,8 @@ async fn an_admin_registers_an_endpoint_sees_its_secret_once_and_replays_a_faile
         );
     }
 
-    let (status, landed, _) = post(&app, &client, &format!("{page}/test"), Some(&csrf), &[]).await;
-    assert_eq!((status, landed.as_str()), (200, page.as_str()));
+    let (status, landed, _) = post(&app, &client, &format!("{page}/test"), &csrf, &[]).await;
+    assert!(status == 200 && landed.ends_with(&page), "{landed}");
     let log = api_log(&app, &admin, &id, 2).await;
     assert_eq!(
         (
@@ -481,7 +442,7 @@ async fn an_admin_registers_an_endpoint_sees_its_secret_once_and_replays_a_faile
         &app,
         &client,
         &format!("{page}/replay"),
-        Some(&csrf),
+        &csrf,
         &[("attempt", &text(&log[0]["id"]))],
     )
     .await;
@@ -490,14 +451,16 @@ async fn an_admin_registers_an_endpoint_sees_its_secret_once_and_replays_a_faile
     assert_eq!(got[2].body, got[0].body, "the same message again");
     assert_eq!(api_log(&app, &admin, &id, 3).await[2]["attempt"], 3);
 
-    let (status, _, html) = post(&app, &client, &format!("{page}/disable"), Some(&csrf), &[]).await;
+    let (status, _, html) = post(&app, &client, &format!("{page}/disable"), &csrf, &[]).await;
     assert_eq!(status, 200);
     assert!(html.contains("id=\"enable\""), "{html}");
     let (_, disabled) = api(&app, &admin, &format!("/api/v1/webhook-endpoints/{id}")).await;
     assert_eq!(disabled["disabled"], true);
-    let (status, landed, _) =
-        post(&app, &client, &format!("{page}/delete"), Some(&csrf), &[]).await;
-    assert_eq!((status, landed.as_str()), (200, "/admin/webhooks"));
+    let (status, landed, _) = post(&app, &client, &format!("{page}/delete"), &csrf, &[]).await;
+    assert!(
+        status == 200 && landed.ends_with("/admin/webhooks"),
+        "{landed}"
+    );
     let (status, _) = api(&app, &admin, &format!("/api/v1/webhook-endpoints/{id}")).await;
     assert_eq!(status, 404);
 }
@@ -534,7 +497,7 @@ async fn webhook_pages_are_for_an_admin_as_in_the_api() {
             &app,
             &client,
             &format!("/admin/webhooks/{id}/delete"),
-            Some(&csrf),
+            &csrf,
             &[],
         )
         .await;
