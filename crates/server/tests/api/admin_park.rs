@@ -435,7 +435,9 @@ async fn an_admin_registers_an_endpoint_sees_its_secret_once_and_replays_a_faile
     );
     let (_, shown) = html_of(&app, &client, &log_path).await;
     assert!(
-        shown.contains("HTTP 500") && shown.matches("class=\"replay\"").count() == 1,
+        shown.contains("HTTP 500")
+            && shown.contains(">delivered<")
+            && shown.matches("class=\"replay\"").count() == 1,
         "the failed attempt, with its replay: {shown}"
     );
     let (status, _, _) = post(
