@@ -94,4 +94,20 @@ mod tests {
         let refused = moment(&f, "d").expect_err("not a date").into_details();
         assert_eq!(refused.errors[0].field, "d");
     }
+
+    #[test]
+    fn a_choice_reads_an_api_name_and_names_the_field_it_refuses() {
+        use park::model::AttractionStatus;
+        let f = fields(&[("to", "DOWN"), ("bad", "down")]);
+
+        assert_eq!(
+            choice::<AttractionStatus>(&f, "to").expect("a status"),
+            AttractionStatus::Down
+        );
+        let refused = choice::<AttractionStatus>(&f, "bad")
+            .expect_err("names are upper-case")
+            .into_details();
+        assert_eq!(refused.errors[0].field, "bad");
+        assert!(refused.errors[0].message.contains("OPERATING"));
+    }
 }
