@@ -178,14 +178,8 @@ async fn create(
     let Some(staff) = signed.staff else {
         return page::refused(READ_ONLY);
     };
-    let created = match new_attraction(&fields) {
-        Ok(request) => admin
-            .park
-            .create(&staff, &request)
-            .await
-            .map_err(Problem::from),
-        Err(problem) => Err(problem),
-    };
+    let created: Result<Attraction, Problem> =
+        async { Ok(admin.park.create(&staff, &new_attraction(&fields)?).await?) }.await;
     match created {
         Ok(attraction) => page::see_other(&format!("/admin/attractions/{}", attraction.id)),
         Err(problem) => {

@@ -38,9 +38,8 @@ async fn api_line(app: &TestApp, who: &Session, id: &str) -> Vec<(String, String
         .collect()
 }
 
-/// An OPERATING ride with `parties` users in its line.
-async fn ride_with_line(app: &TestApp, staff: &Session, parties: usize) -> String {
-    let id = text(&attraction(app, staff, ride("Comet", &["thrill"])).await["id"]);
+/// `parties` new users join the line, with parties of 1, 2, 3…
+async fn fill_line(app: &TestApp, id: &str, parties: usize) {
     for size in 1..=parties {
         let guest = app.new_user().await;
         let joined = app
@@ -52,6 +51,12 @@ async fn ride_with_line(app: &TestApp, staff: &Session, parties: usize) -> Strin
             .await;
         assert_eq!(joined.status(), 201);
     }
+}
+
+/// An OPERATING ride with `parties` users in its line.
+async fn ride_with_line(app: &TestApp, staff: &Session, parties: usize) -> String {
+    let id = text(&attraction(app, staff, ride("Comet", &["thrill"])).await["id"]);
+    fill_line(app, &id, parties).await;
     id
 }
 
@@ -87,17 +92,7 @@ async fn staff_create_a_ride_then_call_admit_pause_and_resume_its_line_as_the_ap
     assert_eq!(made["capacity_per_cycle"], 8);
     assert!(html.contains("id=\"call-next\"") && html.contains("data-to=\"DOWN\""));
 
-    for size in 1..=3 {
-        let guest = app.new_user().await;
-        let joined = app
-            .post(
-                &format!("/api/v1/attractions/{id}/line"),
-                Some(&guest.access_token),
-                json!({"party_size": size}),
-            )
-            .await;
-        assert_eq!(joined.status(), 201);
-    }
+    fill_line(&app, &id, 3).await;
     let (_, list) = html_of(&app, &client, "/admin/attractions").await;
     assert!(
         list.contains("Page coaster") && list.contains("<span class=\"figure-sm\">3</span>"),
