@@ -334,6 +334,92 @@ await check("each chart's CSV downloads and parses to its data", async () => {
   await context.close();
 });
 
+// Lines: setup through the API with a fresh token (the logout check ended
+// the admin's first ones), then everything an operator does at the gate.
+const staffToken = (await api("POST", "/api/v1/auth/login", { email: adminEmail, password: adminPassword })).access_token;
+const ride = await api("POST", "/api/v1/attractions",
+  { name: "Browser coaster", kind: "RIDE", hashtags: ["thrill"], capacity_per_cycle: 4, cycle_seconds: 60 }, staffToken);
+async function rider(n) {
+  await signUp(`rider${n}@browser.test`, null, staffToken);
+  const session = await api("POST", "/api/v1/auth/login", { email: `rider${n}@browser.test`, password });
+  return api("POST", `/api/v1/attractions/${ride.id}/line`, { party_size: n }, session.access_token);
+}
+const called = (page) => page.locator("tr.line-entry[data-status=CALLED]").count();
+
+await check("staff call the next parties, admit one and pause the ride while the line refreshes by itself", async () => {
+  for (const n of [1, 2, 3]) await rider(n);
+  const { page, context } = await signedIn(adminEmail, adminPassword);
+  await page.goto(base + "/admin/attractions");
+  const length = page.locator(`tr.attraction[data-id="${ride.id}"] td.line-length .figure-sm`);
+  assert.equal((await length.textContent()).trim(), "3");
+  await shot(page, "attractions");
+  await page.click(`tr.attraction[data-id="${ride.id}"] a`);
+  await page.waitForSelector("#line-live");
+  await page.fill("#call-form input[name=count]", "2");
+  await page.click("#call-next");
+  await page.waitForFunction(() => document.querySelectorAll("tr.line-entry[data-status=CALLED]").length === 2);
+  // No reload: a party joining through the API shows at the next refresh.
+  await rider(4);
+  await page.waitForFunction(() => document.querySelectorAll("tr.line-entry").length === 4, null, { timeout: 10000 });
+  await shot(page, "attraction-line");
+  await page.locator("tr.line-entry[data-status=CALLED] button.admit").first().click();
+  await page.waitForFunction(() => document.querySelectorAll("tr.line-entry[data-status=CALLED]").length === 1);
+  assert.equal(await called(page), 1);
+  const line = await api("GET", `/api/v1/attractions/${ride.id}/line`, undefined, staffToken);
+  assert.deepEqual(line.items.map((e) => e.status), ["CALLED", "WAITING", "WAITING"], "the API agrees");
+
+  await page.click("button.move[data-to=DOWN]");
+  await page.waitForFunction(() => document.querySelector("#attraction-status")?.textContent.trim() === "DOWN");
+  assert.equal((await api("GET", `/api/v1/attractions/${ride.id}`)).status, "DOWN");
+  await page.click("#call-next");
+  await page.waitForSelector("#gate .form-error");
+  assert.match(await page.textContent("#gate .form-error"), /not operating/);
+  await shot(page, "attraction-paused");
+  await page.click("button.move[data-to=OPERATING]");
+  await page.waitForFunction(() => document.querySelector("#attraction-status")?.textContent.trim() === "OPERATING");
+  await context.close();
+});
+
+await check("an AUDITOR watches a line without a button", async () => {
+  const { page, context } = await signedIn("auditor@browser.test", password);
+  await page.goto(base + `/admin/attractions/${ride.id}`);
+  await page.waitForSelector("tr.line-entry[data-status=CALLED]");
+  assert.equal(await page.locator("main button").count(), 0);
+  assert.equal(await page.locator("main form").count(), 0);
+  assert.equal(await page.locator("a[href='/admin/webhooks']").count(), 0, "webhooks are for an ADMIN");
+  await shot(page, "attraction-auditor");
+  await context.close();
+});
+
+await check("an ADMIN registers a webhook endpoint, sees its secret once and reads its delivery log", async () => {
+  const { page, context } = await signedIn(adminEmail, adminPassword);
+  await page.goto(base + "/admin/webhooks");
+  await page.click("details.create summary");
+  // Nothing listens on port 9: every delivery fails, and can be replayed.
+  await page.fill("#create-webhook-form input[name=url]", "http://127.0.0.1:9/browser-hook");
+  await page.check("#create-webhook-form input[value='line_entry.called']");
+  await page.fill("#create-webhook-form input[name=description]", "the browser suite");
+  await page.click("#create-webhook");
+  await page.waitForSelector("#signing-secret");
+  const secret = (await page.textContent("#signing-secret")).trim();
+  assert.match(secret, /^whsec_/);
+  await shot(page, "webhook-created");
+  await page.goto(base + "/admin/webhooks");
+  assert.equal((await page.content()).includes(secret), false, "the secret is shown only once");
+  await shot(page, "webhooks");
+  await page.click("tr.webhook a");
+  await page.waitForSelector("#delivery-log");
+  assert.equal((await page.content()).includes("whsec_"), false);
+  await page.click("#send-test");
+  // The log refreshes by itself until the failed attempt shows.
+  await page.waitForSelector("tr.delivery button.replay", { timeout: 15000 });
+  assert.match(await page.textContent("tr.delivery td.error"), /\S/);
+  await shot(page, "webhook-log");
+  await page.click("#disable");
+  await page.waitForFunction(() => document.querySelector("#endpoint-state")?.textContent.trim() === "disabled");
+  await context.close();
+});
+
 await check("no page reached another host", async () => {
   assert.deepEqual(otherHosts, []);
 });

@@ -37,6 +37,17 @@ pub fn whole(fields: &Fields, name: &str) -> Result<i64, Problem> {
         .map_err(|_| Problem::invalid_field(name, "is not a whole number"))
 }
 
+/// One of an enum's values by its API name (a `select` or a button).
+pub fn choice<T>(fields: &Fields, name: &str) -> Result<T, Problem>
+where
+    T: std::str::FromStr<Err = kernel::lifecycle::UnknownValue>,
+{
+    fields
+        .value(name)
+        .parse()
+        .map_err(|e: kernel::lifecycle::UnknownValue| Problem::invalid_field(name, e.to_string()))
+}
+
 /// A whole number, or `None` when the field is left empty.
 pub fn optional_whole(fields: &Fields, name: &str) -> Result<Option<i64>, Problem> {
     if fields.value(name).trim().is_empty() {
@@ -82,5 +93,21 @@ mod tests {
         assert_eq!(optional_whole(&f, "missing").expect("absent"), None);
         let refused = moment(&f, "d").expect_err("not a date").into_details();
         assert_eq!(refused.errors[0].field, "d");
+    }
+
+    #[test]
+    fn a_choice_reads_an_api_name_and_names_the_field_it_refuses() {
+        use park::model::AttractionStatus;
+        let f = fields(&[("to", "DOWN"), ("bad", "down")]);
+
+        assert_eq!(
+            choice::<AttractionStatus>(&f, "to").expect("a status"),
+            AttractionStatus::Down
+        );
+        let refused = choice::<AttractionStatus>(&f, "bad")
+            .expect_err("names are upper-case")
+            .into_details();
+        assert_eq!(refused.errors[0].field, "bad");
+        assert!(refused.errors[0].message.contains("OPERATING"));
     }
 }

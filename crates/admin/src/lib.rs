@@ -24,6 +24,7 @@ use commerce::analytics::CommerceAnalyticsService;
 use identity::IdentityService;
 use park::ParkService;
 use rewards::RewardsService;
+use webhooks::WebhookService;
 
 pub use assets::HTMX_URL;
 
@@ -37,6 +38,8 @@ pub struct Admin {
     pub commerce_analytics: Arc<CommerceAnalyticsService>,
     /// Rides and their lines (the ones `DOWN` need attention).
     pub park: Arc<ParkService>,
+    /// Outbound webhook endpoints and their delivery log (ADMIN).
+    pub webhooks: Arc<WebhookService>,
     pub dispatcher: Arc<Dispatcher>,
     /// Mark the session cookie `Secure` (serve over HTTPS).
     pub secure_cookie: bool,

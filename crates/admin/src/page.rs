@@ -132,6 +132,17 @@ pub fn is_htmx(headers: &HeaderMap) -> bool {
     headers.contains_key("hx-request")
 }
 
+/// A page's actions, each named in its address (`…/{id}/{name}`).
+pub trait Named: Copy + 'static {
+    const ALL: &'static [Self];
+
+    fn name(self) -> &'static str;
+
+    fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|a| a.name() == raw)
+    }
+}
+
 /// A refusal shown on the form that caused it (the page is drawn again
 /// with what was typed), with the API's status, wording and field errors.
 pub struct FormError {
@@ -145,6 +156,11 @@ pub struct FormError {
 }
 
 impl FormError {
+    /// The error when it belongs to `form`, for a page with several forms.
+    pub fn on<'a>(error: Option<&'a Self>, form: &str) -> Option<&'a Self> {
+        error.filter(|e| e.form == form)
+    }
+
     pub fn new(form: &'static str, problem: Problem) -> Self {
         let details = problem.into_details();
         Self {

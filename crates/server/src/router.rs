@@ -117,6 +117,7 @@ pub fn router(settings: &Settings, modules: &Modules) -> Router {
             coupons: modules.commerce.clone(),
             commerce_analytics: modules.commerce_analytics.clone(),
             park: modules.park.clone(),
+            webhooks: modules.webhooks.clone(),
             dispatcher: modules.dispatcher.clone(),
             secure_cookie: settings.secure_cookie,
         }))

@@ -1,6 +1,7 @@
 //! The dashboard's pages, one file per area; [`NAV`] is the menu.
 
 mod attention;
+mod attractions;
 mod campaigns;
 mod charts;
 mod dead_letters;
@@ -8,6 +9,7 @@ mod events;
 mod overview;
 mod requests;
 mod users;
+mod webhooks;
 
 use axum::Router;
 
@@ -19,7 +21,9 @@ pub const NAV: &[(&str, &str, bool)] = &[
     ("/admin/events", "Events", false),
     ("/admin/requests", "Reward requests", false),
     ("/admin/campaigns", "Coupon campaigns", false),
+    ("/admin/attractions", "Attractions", false),
     ("/admin/dead-letters", "Dead letters", false),
+    ("/admin/webhooks", "Webhooks", true),
     ("/admin/users", "Users", true),
 ];
 
@@ -32,4 +36,6 @@ pub fn routes() -> Router<Admin> {
         .merge(campaigns::routes())
         .merge(dead_letters::routes())
         .merge(users::routes())
+        .merge(attractions::routes())
+        .merge(webhooks::routes())
 }

@@ -15,7 +15,11 @@ fn local(offset: Duration) -> String {
 }
 
 /// A signed-in dashboard client and the CSRF token of its session.
-async fn signed_in(app: &TestApp, email: &str, password: &str) -> (reqwest::Client, String) {
+pub(crate) async fn signed_in(
+    app: &TestApp,
+    email: &str,
+    password: &str,
+) -> (reqwest::Client, String) {
     let client = browser();
     sign_in(app, &client, email, password).await;
     let (status, html) = html_of(app, &client, "/admin/events").await;
@@ -29,7 +33,7 @@ async fn operator(app: &TestApp) -> (reqwest::Client, String) {
 }
 
 /// Posts a form (with the CSRF token); the answer after redirects.
-async fn post(
+pub(crate) async fn post(
     app: &TestApp,
     client: &reqwest::Client,
     path: &str,

@@ -4,6 +4,7 @@
 mod access;
 mod admin;
 mod admin_events;
+mod admin_park;
 mod analytics;
 mod broker;
 mod control_characters;
