@@ -5,7 +5,9 @@ mod campaigns;
 mod charts;
 mod dead_letters;
 mod events;
+mod orders;
 mod overview;
+mod products;
 mod requests;
 mod users;
 
@@ -19,6 +21,8 @@ pub const NAV: &[(&str, &str, bool)] = &[
     ("/admin/events", "Events", false),
     ("/admin/requests", "Reward requests", false),
     ("/admin/campaigns", "Coupon campaigns", false),
+    ("/admin/products", "Products", false),
+    ("/admin/orders", "Orders", false),
     ("/admin/dead-letters", "Dead letters", false),
     ("/admin/users", "Users", true),
 ];
@@ -30,6 +34,8 @@ pub fn routes() -> Router<Admin> {
         .merge(charts::routes())
         .merge(requests::routes())
         .merge(campaigns::routes())
+        .merge(products::routes())
+        .merge(orders::routes())
         .merge(dead_letters::routes())
         .merge(users::routes())
 }

@@ -10,12 +10,16 @@ use crate::admin::{browser, csrf_of, html_of, sign_in};
 use crate::helpers::{ADMIN_EMAIL, ADMIN_PASSWORD, PASSWORD, Session, TestApp, from_now, text};
 
 /// A `datetime-local` value `offset` from now (UTC, to the second).
-fn local(offset: Duration) -> String {
+pub(crate) fn local(offset: Duration) -> String {
     from_now(offset)[..19].to_owned()
 }
 
 /// A signed-in dashboard client and the CSRF token of its session.
-async fn signed_in(app: &TestApp, email: &str, password: &str) -> (reqwest::Client, String) {
+pub(crate) async fn signed_in(
+    app: &TestApp,
+    email: &str,
+    password: &str,
+) -> (reqwest::Client, String) {
     let client = browser();
     sign_in(app, &client, email, password).await;
     let (status, html) = html_of(app, &client, "/admin/events").await;
@@ -23,13 +27,13 @@ async fn signed_in(app: &TestApp, email: &str, password: &str) -> (reqwest::Clie
     (client, csrf_of(&html))
 }
 
-async fn operator(app: &TestApp) -> (reqwest::Client, String) {
+pub(crate) async fn operator(app: &TestApp) -> (reqwest::Client, String) {
     let staff = app.user_with_roles(&["OPERATOR"]).await;
     signed_in(app, &staff.email, PASSWORD).await
 }
 
 /// Posts a form (with the CSRF token); the answer after redirects.
-async fn post(
+pub(crate) async fn post(
     app: &TestApp,
     client: &reqwest::Client,
     path: &str,
