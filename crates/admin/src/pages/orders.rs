@@ -13,12 +13,11 @@ use axum::routing::{get, post};
 use commerce::model::OrderId;
 use commerce::orders::model::{HistoryEntry, OrderItem};
 use commerce::orders::{Order, OrderStatus, PaymentStatus, RefundStatus};
-use http::StatusCode;
 use kernel::{PageQuery, Problem, UserId};
 
 use super::products::{changing, href};
 use crate::Admin;
-use crate::page::{self, Chrome, FormError};
+use crate::page::{self, Chrome, FormError, Refusal};
 use crate::session::Signed;
 
 const LIST_LENGTH: i64 = 50;
@@ -120,7 +119,7 @@ async fn list(
         Err(problem) => (Vec::new(), None, Some(FormError::new("filter", problem))),
     };
     page::render(
-        error.as_ref().map_or(StatusCode::OK, |e| e.status),
+        error.status(),
         &OrdersPage {
             chrome: Chrome::of(&signed, "/admin/orders"),
             status,
@@ -155,12 +154,6 @@ struct OrderPage {
     error: Option<FormError>,
 }
 
-impl OrderPage {
-    fn error_for(&self, form: &str) -> Option<&FormError> {
-        self.error.as_ref().filter(|e| e.form == form)
-    }
-}
-
 async fn order_page(
     admin: &Admin,
     signed: &Signed,
@@ -191,7 +184,7 @@ async fn order_page(
         });
     }
     page::render(
-        error.as_ref().map_or(StatusCode::OK, |e| e.status),
+        error.status(),
         &OrderPage {
             chrome: Chrome::of(signed, "/admin/orders"),
             cancellable: matches!(
@@ -221,61 +214,53 @@ async fn show(
     order_page(&admin, &signed, id, None).await
 }
 
-/// After an action: the order's page, with the refusal on `form` if any.
-async fn acted(
-    admin: &Admin,
-    signed: &Signed,
-    id: OrderId,
-    result: Result<(), Problem>,
-    form: &'static str,
-) -> Response {
-    match result {
+/// What a staff action on one order does.
+#[derive(Clone, Copy)]
+enum Action {
+    /// Through the same rule as the API (the owner or staff); a paid
+    /// order's refund starts with it.
+    Cancel,
+    /// Asks the provider for a pending refund now.
+    Refund,
+}
+
+/// Does `action` on the order; on to its page, with the refusal shown on
+/// the action's form.
+async fn act(admin: &Admin, signed: &Signed, raw_id: &str, action: Action) -> Response {
+    let (staff, id) = match changing::<OrderId>(signed, raw_id, REFUSED) {
+        Ok(found) => found,
+        Err(refused) => return *refused,
+    };
+    let (done, form) = match action {
+        Action::Cancel => (
+            admin.orders.cancel(&signed.principal, id).await.map(drop),
+            "cancel",
+        ),
+        Action::Refund => (
+            admin.orders.retry_refund(&staff, id).await.map(drop),
+            "refund",
+        ),
+    };
+    match done {
         Ok(()) => page::see_other(&format!("/admin/orders/{id}")),
-        Err(problem) => order_page(admin, signed, id, Some(FormError::new(form, problem))).await,
+        Err(e) => order_page(admin, signed, id, Some(FormError::new(form, e.into()))).await,
     }
 }
 
-/// Cancels through the same rule as the API (the owner or staff); a paid
-/// order's refund starts with it.
 async fn cancel(
     State(admin): State<Admin>,
     Extension(signed): Extension<Signed>,
     Path(id): Path<String>,
 ) -> Response {
-    let (_, id) = match changing::<OrderId>(&signed, &id, REFUSED) {
-        Ok(found) => found,
-        Err(refused) => return *refused,
-    };
-    let result = admin.orders.cancel(&signed.principal, id).await;
-    acted(
-        &admin,
-        &signed,
-        id,
-        result.map(drop).map_err(Problem::from),
-        "cancel",
-    )
-    .await
+    act(&admin, &signed, &id, Action::Cancel).await
 }
 
-/// Asks the provider for a pending refund now.
 async fn refund(
     State(admin): State<Admin>,
     Extension(signed): Extension<Signed>,
     Path(id): Path<String>,
 ) -> Response {
-    let (staff, id) = match changing::<OrderId>(&signed, &id, REFUSED) {
-        Ok(found) => found,
-        Err(refused) => return *refused,
-    };
-    let result = admin.orders.retry_refund(&staff, id).await;
-    acted(
-        &admin,
-        &signed,
-        id,
-        result.map(drop).map_err(Problem::from),
-        "refund",
-    )
-    .await
+    act(&admin, &signed, &id, Action::Refund).await
 }
 
 pub fn routes() -> Router<Admin> {

@@ -19,7 +19,7 @@ use kernel::{PageQuery, Problem, Timestamp};
 
 use crate::Admin;
 use crate::form::{datetime_local, moment, optional_moment, optional_whole, whole};
-use crate::page::{self, Chrome, FormError};
+use crate::page::{self, Chrome, FormError, Refusal};
 use crate::session::{Fields, Signed};
 
 const LIST_LENGTH: i64 = 50;
@@ -97,12 +97,6 @@ struct ProductsPage {
     error: Option<FormError>,
 }
 
-impl ProductsPage {
-    fn error_for(&self, form: &str) -> Option<&FormError> {
-        self.error.as_ref().filter(|e| e.form == form)
-    }
-}
-
 async fn listed(
     admin: &Admin,
     kind: &str,
@@ -144,9 +138,8 @@ async fn products_page(
             (Vec::new(), None)
         }
     };
-    let code = error.as_ref().map_or(StatusCode::OK, |e| e.status);
     page::render(
-        code,
+        error.status(),
         &ProductsPage {
             chrome: Chrome::of(signed, "/admin/products"),
             kind,
@@ -198,19 +191,16 @@ async fn create(
     let Some(staff) = signed.staff else {
         return page::refused(REFUSED);
     };
-    let created = match new_product(&fields) {
-        Ok(request) => admin
-            .products
-            .create(&staff, &request)
-            .await
-            .map_err(Problem::from),
-        Err(problem) => Err(problem),
-    };
+    let created = async {
+        let request = new_product(&fields)?;
+        Ok::<_, Problem>(admin.products.create(&staff, &request).await?)
+    }
+    .await;
     match created {
         Ok(product) => page::see_other(&format!("/admin/products/{}", product.id)),
         Err(problem) => {
-            let error = FormError::new("create", problem);
-            products_page(&admin, &signed, ListQuery::default(), fields, Some(error)).await
+            let error = Some(FormError::new("create", problem));
+            products_page(&admin, &signed, ListQuery::default(), fields, error).await
         }
     }
 }
@@ -222,12 +212,6 @@ struct ProductPage {
     row: Row,
     edit: Fields,
     error: Option<FormError>,
-}
-
-impl ProductPage {
-    fn error_for(&self, form: &str) -> Option<&FormError> {
-        self.error.as_ref().filter(|e| e.form == form)
-    }
 }
 
 /// The edit form holding the product as it is.
@@ -264,9 +248,8 @@ async fn product_page(
         Ok(product) => product,
         Err(e) => return page::problem(e.into()),
     };
-    let code = error.as_ref().map_or(StatusCode::OK, |e| e.status);
     page::render(
-        code,
+        error.status(),
         &ProductPage {
             chrome: Chrome::of(signed, "/admin/products"),
             edit: edit.unwrap_or_else(|| as_typed(&product)),
@@ -309,21 +292,16 @@ async fn edit(
         Ok(found) => found,
         Err(refused) => return *refused,
     };
-    let changed = match product_patch(&fields) {
-        Ok(patch) => admin
-            .products
-            .update(&staff, id, &patch)
-            .await
-            .map_err(Problem::from),
-        Err(problem) => Err(problem),
-    };
-    match changed {
-        Ok(_) => page::see_other(&format!("/admin/products/{id}")),
-        Err(problem) => {
-            let error = FormError::new("edit", problem);
-            product_page(&admin, &signed, id, Some(fields), Some(error)).await
-        }
+    let changed = async {
+        let patch = product_patch(&fields)?;
+        Ok::<_, Problem>(admin.products.update(&staff, id, &patch).await?)
     }
+    .await;
+    if let Err(problem) = changed {
+        let error = Some(FormError::new("edit", problem));
+        return product_page(&admin, &signed, id, Some(fields), error).await;
+    }
+    page::see_other(&format!("/admin/products/{id}"))
 }
 
 #[derive(serde::Deserialize, Default)]
