@@ -269,15 +269,13 @@ async fn a_refund_the_provider_keeps_refusing_needs_attention_and_staff_can_ask_
     let placed = order(&app, &ann, &gala, 1, None).await;
     pay_by_toss(&app, &toss, &ann, &placed).await;
     // More failures than the bus retries in the seconds this test takes.
+    let refused = Fault::Status {
+        status: 500,
+        code: "FAILED_INTERNAL_SYSTEM_PROCESSING".into(),
+        processed: false,
+    };
     for _ in 0..12 {
-        toss.inject(
-            Route::Cancel,
-            Fault::Status {
-                status: 500,
-                code: "FAILED_INTERNAL_SYSTEM_PROCESSING".into(),
-                processed: false,
-            },
-        );
+        toss.inject(Route::Cancel, refused.clone());
     }
     let id = text(&placed["id"]);
     let (client, csrf) = operator(&app).await;
