@@ -88,9 +88,7 @@ impl OrderService {
             },
         )
     }
-}
 
-impl OrderService {
     /// Staff asking for a pending refund now instead of at the bus's next
     /// retry (or after it gave up): the same call as the subscriber's, so
     /// the provider still refunds once.
