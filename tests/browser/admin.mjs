@@ -265,6 +265,88 @@ await check("an AUDITOR reads the events without a button", async () => {
   await context.close();
 });
 
+// Commerce: a product made on its page, sold out, waited for, and a paid
+// order cancelled from its page (refunded, the unit offered to the line).
+let browserOrderId;
+let browserProductId;
+
+// Reloads `path` until `selector`'s text is `want` (at most 10 s).
+async function reloadUntil(page, path, selector, want) {
+  for (let i = 0; i < 50; i += 1) {
+    await page.goto(base + path);
+    if ((await page.textContent(selector))?.trim() === want) return;
+    await page.waitForTimeout(200);
+  }
+  assert.equal((await page.textContent(selector))?.trim(), want, `${selector} on ${path}`);
+}
+
+await check("staff create a product, watch its waiting list, and cancel a paid order", async () => {
+  const { page, context } = await signedIn(adminEmail, adminPassword);
+  await page.goto(base + "/admin/products");
+  await page.click("details.create summary");
+  await page.fill("#create-product-form input[name=name]", "Browser pass");
+  await page.selectOption("#create-product-form select[name=kind]", "ANNUAL_PASS");
+  await page.fill("#create-product-form input[name=price]", "50000");
+  await page.fill("#create-product-form input[name=stock]", "1");
+  await page.fill("#create-product-form input[name=sale_starts_at]", local(-3600 * 1000));
+  await page.fill("#create-product-form input[name=sale_ends_at]", local(day));
+  await Promise.all([page.waitForSelector("#product-status"), page.click("#create-product")]);
+  browserProductId = (await page.textContent("#product-id")).trim();
+  assert.equal((await page.textContent("#product-status")).trim(), "ON_SALE");
+  await shot(page, "product");
+
+  // The guest buys the only unit; another user waits for one.
+  const buyer = await api("POST", "/api/v1/auth/login", { email: "guest@browser.test", password });
+  const hold = await api("POST", `/api/v1/products/${browserProductId}/reservations`, { quantity: 1 }, buyer.access_token);
+  const placed = await api("POST", "/api/v1/orders", { reservation_ids: [hold.id] }, buyer.access_token);
+  browserOrderId = placed.id;
+  const paid = await api("POST", `/api/v1/orders/${placed.id}/payments`, { provider: "fake" }, buyer.access_token);
+  assert.equal(paid.status, "PAID");
+  await api("POST", "/api/v1/auth/signup", { email: "waiter@browser.test", password });
+  const waiter = await api("POST", "/api/v1/auth/login", { email: "waiter@browser.test", password });
+  await api("POST", `/api/v1/products/${browserProductId}/waiting-list`, { quantity: 1 }, waiter.access_token);
+
+  await page.goto(base + "/admin/products");
+  const row = page.locator(`tr.product[data-id="${browserProductId}"]`);
+  assert.match(await row.textContent(), /SOLD_OUT/);
+  await shot(page, "products");
+  await page.goto(base + `/admin/products/${browserProductId}/waiting-list`);
+  assert.equal((await page.textContent("#waiting-count")).trim(), "1");
+  assert.equal((await page.textContent("tr.entry td.rank")).trim(), "1");
+  await shot(page, "waiting-list");
+
+  await page.goto(base + "/admin/orders?status=PAID");
+  assert.equal(await page.locator(`tr.order[data-id="${placed.id}"]`).count(), 1);
+  await shot(page, "orders");
+  await page.goto(base + `/admin/orders/${placed.id}`);
+  assert.match(await page.textContent("#order-lines"), /Browser pass/);
+  // The cancel asks first (hx-confirm); accept it.
+  page.once("dialog", (dialog) => dialog.accept());
+  await Promise.all([
+    page.waitForResponse((r) => r.url().endsWith(`/admin/orders/${placed.id}/cancel`)),
+    page.click("#cancel-order"),
+  ]);
+  await page.waitForFunction(() => document.querySelector("#order-status")?.textContent.trim() === "CANCELLED");
+  await reloadUntil(page, `/admin/orders/${placed.id}`, "#refund-status", "REFUNDED");
+  assert.match(await page.textContent("#order-history"), /REFUNDED/);
+  await shot(page, "order");
+  // The unit came back and went to the waiting list first.
+  await reloadUntil(page, `/admin/products/${browserProductId}/waiting-list`, "#offered-count", "1");
+  await shot(page, "waiting-list-offer");
+  await context.close();
+});
+
+await check("an AUDITOR reads the products and orders without a button", async () => {
+  const { page, context } = await signedIn("auditor@browser.test", password);
+  for (const path of ["/admin/products", `/admin/products/${browserProductId}`, `/admin/orders/${browserOrderId}`]) {
+    await page.goto(base + path);
+    assert.equal(await page.locator("main form[method=post]").count(), 0, path);
+  }
+  assert.match(await page.textContent("#order-status"), /CANCELLED/);
+  await shot(page, "order-auditor");
+  await context.close();
+});
+
 // Charts: what the overview draws, over the range selected, and its CSVs.
 const chartData = (page, id) => page.evaluate((id) => {
   const canvas = document.querySelector(`#chart-${id} canvas`);

@@ -48,13 +48,27 @@ where
         .map_err(|e: kernel::lifecycle::UnknownValue| Problem::invalid_field(name, e.to_string()))
 }
 
-/// A whole number, or `None` when the field is left empty.
-pub fn optional_whole(fields: &Fields, name: &str) -> Result<Option<i64>, Problem> {
+/// What `read` makes of the field, or `None` when it is left empty.
+fn optional<T>(
+    fields: &Fields,
+    name: &str,
+    read: fn(&Fields, &str) -> Result<T, Problem>,
+) -> Result<Option<T>, Problem> {
     if fields.value(name).trim().is_empty() {
         Ok(None)
     } else {
-        whole(fields, name).map(Some)
+        read(fields, name).map(Some)
     }
+}
+
+/// A whole number, or `None` when the field is left empty.
+pub fn optional_whole(fields: &Fields, name: &str) -> Result<Option<i64>, Problem> {
+    optional(fields, name, whole)
+}
+
+/// A moment, or `None` when the field is left empty.
+pub fn optional_moment(fields: &Fields, name: &str) -> Result<Option<Timestamp>, Problem> {
+    optional(fields, name, moment)
 }
 
 #[cfg(test)]

@@ -21,6 +21,9 @@ use axum::middleware::{from_fn, from_fn_with_state};
 use bus::Dispatcher;
 use commerce::CouponService;
 use commerce::analytics::CommerceAnalyticsService;
+use commerce::orders::OrderService;
+use commerce::products::ProductService;
+use commerce::waitlist::WaitlistService;
 use identity::IdentityService;
 use park::ParkService;
 use rewards::RewardsService;
@@ -36,6 +39,10 @@ pub struct Admin {
     pub coupons: Arc<CouponService>,
     /// Commerce's figures and the orders needing an operator.
     pub commerce_analytics: Arc<CommerceAnalyticsService>,
+    /// Products on sale, their orders and waiting lists.
+    pub products: Arc<ProductService>,
+    pub orders: Arc<OrderService>,
+    pub waitlist: Arc<WaitlistService>,
     /// Rides and their lines (the ones `DOWN` need attention).
     pub park: Arc<ParkService>,
     /// Outbound webhook endpoints and their delivery log (ADMIN).

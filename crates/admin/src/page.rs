@@ -176,3 +176,21 @@ impl FormError {
         }
     }
 }
+
+/// A page's refusal, if any, as its template and its status ask for it.
+pub trait Refusal {
+    /// The refusal, if it belongs to `form`.
+    fn on(&self, form: &str) -> Option<&FormError>;
+    /// The page's status: the refusal's, or 200.
+    fn status(&self) -> StatusCode;
+}
+
+impl Refusal for Option<FormError> {
+    fn on(&self, form: &str) -> Option<&FormError> {
+        self.as_ref().filter(|e| e.form == form)
+    }
+
+    fn status(&self) -> StatusCode {
+        self.as_ref().map_or(StatusCode::OK, |e| e.status)
+    }
+}

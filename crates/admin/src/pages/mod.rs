@@ -6,7 +6,9 @@ mod campaigns;
 mod charts;
 mod dead_letters;
 mod events;
+mod orders;
 mod overview;
+mod products;
 mod requests;
 mod users;
 mod webhooks;
@@ -21,6 +23,8 @@ pub const NAV: &[(&str, &str, bool)] = &[
     ("/admin/events", "Events", false),
     ("/admin/requests", "Reward requests", false),
     ("/admin/campaigns", "Coupon campaigns", false),
+    ("/admin/products", "Products", false),
+    ("/admin/orders", "Orders", false),
     ("/admin/attractions", "Attractions", false),
     ("/admin/dead-letters", "Dead letters", false),
     ("/admin/webhooks", "Webhooks", true),
@@ -34,6 +38,8 @@ pub fn routes() -> Router<Admin> {
         .merge(charts::routes())
         .merge(requests::routes())
         .merge(campaigns::routes())
+        .merge(products::routes())
+        .merge(orders::routes())
         .merge(dead_letters::routes())
         .merge(users::routes())
         .merge(attractions::routes())

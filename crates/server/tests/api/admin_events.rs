@@ -10,7 +10,7 @@ use crate::admin::{browser, csrf_of, html_of, sign_in};
 use crate::helpers::{ADMIN_EMAIL, ADMIN_PASSWORD, PASSWORD, Session, TestApp, from_now, text};
 
 /// A `datetime-local` value `offset` from now (UTC, to the second).
-fn local(offset: Duration) -> String {
+pub(crate) fn local(offset: Duration) -> String {
     from_now(offset)[..19].to_owned()
 }
 
@@ -27,7 +27,7 @@ pub(crate) async fn signed_in(
     (client, csrf_of(&html))
 }
 
-async fn operator(app: &TestApp) -> (reqwest::Client, String) {
+pub(crate) async fn operator(app: &TestApp) -> (reqwest::Client, String) {
     let staff = app.user_with_roles(&["OPERATOR"]).await;
     signed_in(app, &staff.email, PASSWORD).await
 }

@@ -3,6 +3,7 @@
 
 mod access;
 mod admin;
+mod admin_commerce;
 mod admin_events;
 mod admin_park;
 mod analytics;
