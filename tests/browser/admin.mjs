@@ -212,7 +212,9 @@ await check("staff create an event, attach a reward with a condition, see the pa
   await page.selectOption("#reward-type", "BADGE");
   assert.equal(await page.isVisible("#new-reward-form fieldset[data-kind=POINT]"), false);
   await page.fill("#new-reward-form input[name=badge_id]", "browser-badge");
-  await page.click("#create-reward");
+  // The answer is a new page with the new reward chosen; the old page's
+  // select may hold a value already, so wait for the new page first.
+  await Promise.all([page.waitForURL(/[?&]reward=/), page.click("#create-reward")]);
   await page.waitForFunction(() => document.querySelector("#attach-form select[name=reward_id]")?.value !== "");
 
   // The condition editor answers as the operator types.
