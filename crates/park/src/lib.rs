@@ -18,6 +18,7 @@ pub mod model;
 pub mod notices;
 pub mod reconcile;
 pub mod service;
+mod snapshots;
 pub mod store;
 
 pub use error::ParkError;

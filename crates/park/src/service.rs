@@ -3,8 +3,7 @@
 //! on the next read: a WAITING entry it does not hold is counted in the
 //! table once and added back.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use contracts::park::{CalledEntry, LineEntryCalled};
 use kernel::auth::Staff;
@@ -20,6 +19,8 @@ use crate::model::{
     RATE_WINDOW_SECONDS, WaitBoard, estimate,
 };
 use crate::reconcile::{Difference, LineCheck, LineReport, SETTLE};
+pub use crate::snapshots::SNAPSHOT_FOR;
+use crate::snapshots::{Snapshot, SnapshotCache};
 use crate::store::{AdmitOutcome, CallOutcome, JoinOutcome, ParkStore};
 
 /// The park's settings.
@@ -48,20 +49,7 @@ pub struct ParkService {
     lines: Arc<dyn LineStore>,
     clock: SharedClock,
     settings: ParkSettings,
-    snapshots: Mutex<HashMap<AttractionId, Snapshot>>,
-}
-
-/// How long an attraction's snapshot serves reads.
-pub const SNAPSHOT_FOR: std::time::Duration = std::time::Duration::from_secs(1);
-
-/// An attraction and its admissions as read at `now`.
-#[derive(Debug, Clone)]
-struct Snapshot {
-    read_at: std::time::Instant,
-    now: Timestamp,
-    attraction: Attraction,
-    observed: Observed,
-    admitted_last_hour: u64,
+    snapshots: SnapshotCache,
 }
 
 impl std::fmt::Debug for ParkService {
@@ -93,7 +81,7 @@ impl ParkService {
             lines,
             clock,
             settings,
-            snapshots: Mutex::new(HashMap::new()),
+            snapshots: SnapshotCache::default(),
         };
         service.reload().await?;
         Ok(service)
@@ -159,7 +147,7 @@ impl ParkService {
             .patched(patch, self.clock.now())
             .map_err(ParkError::Invalid)?;
         self.store.update_attraction(&previous, &next).await?;
-        self.forget(id);
+        self.snapshots.forget(id);
         Ok(next)
     }
 
@@ -344,20 +332,23 @@ impl ParkService {
         entry: LineEntryId,
         attraction: Option<AttractionId>,
     ) -> Result<LineEntryView, ParkError> {
-        match self
+        let admitting = self.snapshots.admitting();
+        let refused = match self
             .store
             .admit(entry, attraction, self.clock.now())
             .await?
         {
             AdmitOutcome::Admitted(entry) => {
-                self.fold_admission(&entry);
-                Ok(LineEntryView::new(entry, None, None))
+                admitting.admitted(entry.clone());
+                return Ok(LineEntryView::new(entry, None, None));
             }
-            AdmitOutcome::NotFound => Err(ParkError::EntryNotFound),
-            AdmitOutcome::NotCalled(status) => Err(ParkError::NotCalled(status)),
-            AdmitOutcome::Expired => Err(ParkError::Expired),
-            AdmitOutcome::WrongAttraction => Err(ParkError::WrongAttraction),
-        }
+            AdmitOutcome::NotFound => ParkError::EntryNotFound,
+            AdmitOutcome::NotCalled(status) => ParkError::NotCalled(status),
+            AdmitOutcome::Expired => ParkError::Expired,
+            AdmitOutcome::WrongAttraction => ParkError::WrongAttraction,
+        };
+        admitting.refused();
+        Err(refused)
     }
 
     /// Marks CALLED entries past `return_by` EXPIRED; how many.
@@ -462,17 +453,15 @@ impl ParkService {
     }
 
     /// The attraction and its admissions, read at most once per
-    /// [`SNAPSHOT_FOR`] (and per second of the clock) per attraction, so
-    /// every guest polling costs the database little; this instance's
-    /// changes drop it at once (an admission is added to it), another
-    /// instance's show within a second.
+    /// [`SNAPSHOT_FOR`] (and per second of the clock) per attraction
+    /// ([`crate::snapshots`]); another instance's changes show within a
+    /// second.
     async fn snapshot(&self, id: AttractionId) -> Result<Snapshot, ParkError> {
         let now = self.clock.now();
-        if let Some(cached) = self.snapshots().get(&id).filter(|c| {
-            c.read_at.elapsed() < SNAPSHOT_FOR && (now - c.now).abs() < Duration::SECOND
-        }) {
-            return Ok(cached.clone());
+        if let Some(cached) = self.snapshots.fresh(id, now) {
+            return Ok(cached);
         }
+        let mark = self.snapshots.mark();
         let attraction = self.attraction(id).await?;
         let observed = self
             .store
@@ -486,32 +475,8 @@ impl ParkService {
             observed,
             admitted_last_hour: hour.guests,
         };
-        self.snapshots().insert(id, snapshot.clone());
+        self.snapshots.keep(id, snapshot.clone(), mark);
         Ok(snapshot)
-    }
-
-    fn snapshots(&self) -> std::sync::MutexGuard<'_, HashMap<AttractionId, Snapshot>> {
-        self.snapshots
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    fn forget(&self, id: AttractionId) {
-        self.snapshots().remove(&id);
-    }
-
-    /// Adds an admission to the attraction's snapshot as a re-read would
-    /// count it (both windows end now). Dropping the snapshot instead made
-    /// nearly every poll re-read it while staff admitted at the gate.
-    fn fold_admission(&self, entry: &LineEntry) {
-        if let Some(snapshot) = self.snapshots().get_mut(&entry.attraction_id) {
-            let guests = u64::from(entry.party_size);
-            snapshot.observed.guests += guests;
-            if snapshot.observed.first_admitted_at.is_none() {
-                snapshot.observed.first_admitted_at = entry.admitted_at;
-            }
-            snapshot.admitted_last_hour += guests;
-        }
     }
 
     async fn context(&self, id: AttractionId) -> Result<(Snapshot, Context), ParkError> {
