@@ -146,8 +146,8 @@ impl ParkService {
         let next = previous
             .patched(patch, self.clock.now())
             .map_err(ParkError::Invalid)?;
+        let _change = self.snapshots.change(id).await;
         self.store.update_attraction(&previous, &next).await?;
-        self.snapshots.forget(id);
         Ok(next)
     }
 
@@ -332,7 +332,7 @@ impl ParkService {
         entry: LineEntryId,
         attraction: Option<AttractionId>,
     ) -> Result<LineEntryView, ParkError> {
-        let admitting = self.snapshots.admitting();
+        let admitting = self.snapshots.admitting().await;
         let refused = match self
             .store
             .admit(entry, attraction, self.clock.now())
@@ -461,22 +461,22 @@ impl ParkService {
         if let Some(cached) = self.snapshots.fresh(id, now) {
             return Ok(cached);
         }
-        let mark = self.snapshots.mark();
-        let attraction = self.attraction(id).await?;
-        let observed = self
-            .store
-            .observed(id, now - Duration::seconds(RATE_WINDOW_SECONDS))
-            .await?;
-        let hour = self.store.observed(id, now - Duration::hours(1)).await?;
-        let snapshot = Snapshot {
-            read_at: std::time::Instant::now(),
-            now,
-            attraction,
-            observed,
-            admitted_last_hour: hour.guests,
+        let read = async {
+            let attraction = self.attraction(id).await?;
+            let observed = self
+                .store
+                .observed(id, now - Duration::seconds(RATE_WINDOW_SECONDS))
+                .await?;
+            let hour = self.store.observed(id, now - Duration::hours(1)).await?;
+            Ok(Snapshot {
+                read_at: std::time::Instant::now(),
+                now,
+                attraction,
+                observed,
+                admitted_last_hour: hour.guests,
+            })
         };
-        self.snapshots.keep(id, snapshot.clone(), mark);
-        Ok(snapshot)
+        self.snapshots.refresh(id, now, read).await
     }
 
     async fn context(&self, id: AttractionId) -> Result<(Snapshot, Context), ParkError> {

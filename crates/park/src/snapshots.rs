@@ -1,19 +1,23 @@
 //! Each attraction's row and admission figures, kept for at most
 //! [`SNAPSHOT_FOR`] so that every guest polling costs the database little.
 //!
-//! A change through this instance must show at once, so a PATCH drops the
-//! attraction's snapshot and an admission is added to it. Adding (rather
-//! than dropping) keeps the snapshot alive while staff admit at the gate;
-//! it is exact only if no read was under way while the admission was: a
-//! read that overlapped one may or may not have seen it, so it is answered
-//! but not kept. Reads are told apart from changes by a change count and
-//! the number of admissions under way, both under the cache's one lock.
+//! A change through this instance shows at once: a PATCH drops the
+//! attraction's snapshot and an admission is added to it — adding rather
+//! than dropping keeps the snapshot alive while staff admit at the gate.
+//! That is exact only if no read of a snapshot overlaps a change (the read
+//! might or might not see it), so changes hold a shared lock over their
+//! write and a refresh holds it exclusively over
+//! its read: at most once a second per attraction, admissions wait for one
+//! read. Refreshes run one at a time, and a poll that waited for one finds
+//! its result instead of reading again.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use kernel::Timestamp;
+use tokio::sync::{RwLock, RwLockReadGuard};
 
 use crate::model::{Attraction, AttractionId, LineEntry, Observed};
 
@@ -32,33 +36,24 @@ pub(crate) struct Snapshot {
 }
 
 #[derive(Debug, Default)]
-struct State {
-    snapshots: HashMap<AttractionId, Snapshot>,
-    /// Admissions started and not yet finished.
-    admitting: u32,
-    /// Changes finished: a read that saw this count move may be stale.
-    changes: u64,
-}
-
-#[derive(Debug, Default)]
 pub(crate) struct SnapshotCache {
-    state: Mutex<State>,
+    snapshots: Mutex<HashMap<AttractionId, Snapshot>>,
+    /// Shared by changes over their write, exclusive over a refresh's read.
+    changes: RwLock<()>,
+    /// One refresh at a time.
+    refreshing: tokio::sync::Mutex<()>,
 }
-
-/// Where the cache stood when a read began; `None` when an admission was
-/// under way (the read is then answered but not kept).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct ReadMark(Option<u64>);
 
 impl SnapshotCache {
-    fn state(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    fn snapshots(&self) -> MutexGuard<'_, HashMap<AttractionId, Snapshot>> {
+        self.snapshots
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The attraction's snapshot, if it is young enough for `now`.
     pub fn fresh(&self, id: AttractionId, now: Timestamp) -> Option<Snapshot> {
-        self.state()
-            .snapshots
+        self.snapshots()
             .get(&id)
             .filter(|c| {
                 c.read_at.elapsed() < SNAPSHOT_FOR && (now - c.now).abs() < time::Duration::SECOND
@@ -66,34 +61,57 @@ impl SnapshotCache {
             .cloned()
     }
 
-    /// Taken before reading a snapshot from the database.
-    pub fn mark(&self) -> ReadMark {
-        let state = self.state();
-        ReadMark((state.admitting == 0).then_some(state.changes))
+    /// The fresh snapshot, or the one `read` makes (with no change under
+    /// way), kept for the next polls.
+    pub async fn refresh<E, F>(
+        &self,
+        id: AttractionId,
+        now: Timestamp,
+        read: F,
+    ) -> Result<Snapshot, E>
+    where
+        F: Future<Output = Result<Snapshot, E>>,
+    {
+        let _one_at_a_time = self.refreshing.lock().await;
+        if let Some(cached) = self.fresh(id, now) {
+            return Ok(cached);
+        }
+        let _no_change = self.changes.write().await;
+        let snapshot = read.await?;
+        self.snapshots().insert(id, snapshot.clone());
+        Ok(snapshot)
     }
 
-    /// Keeps `snapshot` unless a change overlapped its read.
-    pub fn keep(&self, id: AttractionId, snapshot: Snapshot, mark: ReadMark) {
-        let mut state = self.state();
-        if state.admitting == 0 && mark.0 == Some(state.changes) {
-            state.snapshots.insert(id, snapshot);
+    /// Held over a PATCH of attraction `id`; its snapshot goes when the
+    /// guard is dropped, whether the write committed or not.
+    pub async fn change(&self, id: AttractionId) -> Change<'_> {
+        Change {
+            cache: self,
+            id,
+            _shared: self.changes.read().await,
         }
     }
 
-    /// Drops the attraction's snapshot (its row changed).
-    pub fn forget(&self, id: AttractionId) {
-        let mut state = self.state();
-        state.changes += 1;
-        state.snapshots.remove(&id);
-    }
-
-    /// Called before an admission's write; the guard finishes it.
-    pub fn admitting(&self) -> Admitting<'_> {
-        self.state().admitting += 1;
+    /// Held over an admission's write, finished when dropped.
+    pub async fn admitting(&self) -> Admitting<'_> {
         Admitting {
             cache: self,
             outcome: Outcome::Unknown,
+            _shared: self.changes.read().await,
         }
+    }
+}
+
+/// A PATCH under way.
+pub(crate) struct Change<'a> {
+    cache: &'a SnapshotCache,
+    id: AttractionId,
+    _shared: RwLockReadGuard<'a, ()>,
+}
+
+impl Drop for Change<'_> {
+    fn drop(&mut self) {
+        self.cache.snapshots().remove(&self.id);
     }
 }
 
@@ -104,6 +122,7 @@ impl SnapshotCache {
 pub(crate) struct Admitting<'a> {
     cache: &'a SnapshotCache,
     outcome: Outcome,
+    _shared: RwLockReadGuard<'a, ()>,
 }
 
 enum Outcome {
@@ -123,13 +142,12 @@ impl Admitting<'_> {
 }
 
 impl Drop for Admitting<'_> {
+    // Runs before the shared lock is released (fields drop after this).
     fn drop(&mut self) {
-        let mut state = self.cache.state();
-        state.admitting -= 1;
-        state.changes += 1;
+        let mut snapshots = self.cache.snapshots();
         match &self.outcome {
             Outcome::Admitted(entry) => {
-                if let Some(snapshot) = state.snapshots.get_mut(&entry.attraction_id) {
+                if let Some(snapshot) = snapshots.get_mut(&entry.attraction_id) {
                     let guests = u64::from(entry.party_size);
                     snapshot.observed.guests += guests;
                     if snapshot.observed.first_admitted_at.is_none() {
@@ -139,13 +157,16 @@ impl Drop for Admitting<'_> {
                 }
             }
             Outcome::Refused => {}
-            Outcome::Unknown => state.snapshots.clear(),
+            Outcome::Unknown => snapshots.clear(),
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::convert::Infallible;
+    use std::sync::Arc;
+
     use kernel::UserId;
     use time::macros::datetime;
 
@@ -156,7 +177,7 @@ mod tests {
         datetime!(2026-12-03 10:00 UTC).into()
     }
 
-    fn snapshot(id: AttractionId) -> Snapshot {
+    fn snapshot(id: AttractionId, guests: u64) -> Snapshot {
         let request = NewAttraction {
             name: "Dragon".into(),
             kind: AttractionKind::Ride,
@@ -170,8 +191,11 @@ mod tests {
             read_at: Instant::now(),
             now: now(),
             attraction: Attraction::new(id, &request, now()).expect("valid"),
-            observed: Observed::default(),
-            admitted_last_hour: 0,
+            observed: Observed {
+                guests,
+                first_admitted_at: None,
+            },
+            admitted_last_hour: guests,
         }
     }
 
@@ -197,54 +221,52 @@ mod tests {
             .map(|s| (s.observed.guests, s.admitted_last_hour))
     }
 
-    #[test]
-    fn an_admission_is_added_to_a_kept_snapshot() {
+    async fn read(cache: &SnapshotCache, id: AttractionId, guests: u64) -> Snapshot {
+        let read = async { Ok::<_, Infallible>(snapshot(id, guests)) };
+        match cache.refresh(id, now(), read).await {
+            Ok(snapshot) => snapshot,
+            Err(never) => match never {},
+        }
+    }
+
+    #[tokio::test]
+    async fn an_admission_is_added_to_a_kept_snapshot_and_a_refusal_changes_nothing() {
         let (cache, id) = (SnapshotCache::default(), AttractionId::new());
-        let mark = cache.mark();
-        cache.keep(id, snapshot(id), mark);
-        cache.admitting().admitted(admitted(id, 3));
+        read(&cache, id, 0).await;
+        cache.admitting().await.admitted(admitted(id, 3));
         assert_eq!(guests(&cache, id), Some((3, 3)));
-        let first = cache.fresh(id, now()).expect("kept");
-        assert_eq!(first.observed.first_admitted_at, Some(now()));
-        cache.admitting().refused();
-        assert_eq!(
-            guests(&cache, id),
-            Some((3, 3)),
-            "a refusal changes nothing"
-        );
+        let kept = cache.fresh(id, now()).expect("kept");
+        assert_eq!(kept.observed.first_admitted_at, Some(now()));
+        cache.admitting().await.refused();
+        assert_eq!(guests(&cache, id), Some((3, 3)));
+        // A fresh snapshot is served, not read again.
+        assert_eq!(read(&cache, id, 99).await.admitted_last_hour, 3);
+        drop(cache.change(id).await);
+        assert_eq!(guests(&cache, id), None);
     }
 
-    #[test]
-    fn a_read_that_overlapped_a_change_is_answered_but_not_kept() {
-        let (cache, id) = (SnapshotCache::default(), AttractionId::new());
-        // An admission finishing while the read is under way.
-        let mark = cache.mark();
-        cache.admitting().admitted(admitted(id, 2));
-        cache.keep(id, snapshot(id), mark);
-        assert_eq!(guests(&cache, id), None);
-        // A read begun while an admission is under way.
-        let admitting = cache.admitting();
-        let mark = cache.mark();
-        drop(admitting);
-        cache.keep(id, snapshot(id), mark);
-        assert_eq!(guests(&cache, id), None);
-        // A PATCH during the read.
-        let mark = cache.mark();
-        cache.forget(id);
-        cache.keep(id, snapshot(id), mark);
-        assert_eq!(guests(&cache, id), None);
-        // A quiet read is kept.
-        let mark = cache.mark();
-        cache.keep(id, snapshot(id), mark);
-        assert_eq!(guests(&cache, id), Some((0, 0)));
+    #[tokio::test]
+    async fn a_refresh_waits_for_the_admission_under_way_and_reads_after_it() {
+        let cache = Arc::new(SnapshotCache::default());
+        let id = AttractionId::new();
+        let admitting = cache.admitting().await;
+        let refresh = tokio::spawn({
+            let cache = Arc::clone(&cache);
+            async move { read(&cache, id, 2).await.admitted_last_hour }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(!refresh.is_finished(), "no read while a write is under way");
+        // Finished before the read: the read counts it (2), nothing adds it twice.
+        admitting.admitted(admitted(id, 2));
+        assert_eq!(refresh.await.expect("the refresh"), 2);
+        assert_eq!(guests(&cache, id), Some((2, 2)));
     }
 
-    #[test]
-    fn an_admission_abandoned_mid_write_drops_every_snapshot() {
+    #[tokio::test]
+    async fn an_admission_abandoned_mid_write_drops_every_snapshot() {
         let (cache, id) = (SnapshotCache::default(), AttractionId::new());
-        let mark = cache.mark();
-        cache.keep(id, snapshot(id), mark);
-        drop(cache.admitting());
+        read(&cache, id, 0).await;
+        drop(cache.admitting().await);
         assert_eq!(guests(&cache, id), None, "it may have committed");
     }
 }
