@@ -18,7 +18,7 @@ use kernel::auth::Staff;
 use kernel::{PageQuery, Problem, Timestamp};
 
 use crate::Admin;
-use crate::form::{datetime_local, moment, optional_moment, optional_whole, whole};
+use crate::form::{choice, datetime_local, moment, optional_moment, optional_whole, whole};
 use crate::page::{self, Chrome, FormError, Refusal};
 use crate::session::{Fields, Signed};
 
@@ -165,12 +165,7 @@ async fn list(
 fn new_product(fields: &Fields) -> Result<NewProduct, Problem> {
     Ok(NewProduct {
         name: fields.value("name").to_owned(),
-        kind: fields
-            .value("kind")
-            .parse()
-            .map_err(|e: kernel::lifecycle::UnknownValue| {
-                Problem::invalid_field("kind", e.to_string())
-            })?,
+        kind: choice(fields, "kind")?,
         price: whole(fields, "price")?,
         currency: Some(fields.value("currency").trim().to_owned()).filter(|c| !c.is_empty()),
         stock: optional_whole(fields, "stock")?,
