@@ -26,8 +26,10 @@ pub struct PeriodQuery {
     /// Start of the period (RFC 3339, included). With it, the figures that
     /// are not timelines (distributions, totals) also count only what falls
     /// in the period; without it they count all time.
+    #[param(format = DateTime)]
     pub from: Option<String>,
     /// End of the period (RFC 3339, excluded; default now). Only with `from`.
+    #[param(format = DateTime)]
     pub to: Option<String>,
 }
 

@@ -221,6 +221,7 @@ struct HashtagQuery {
     /// Tags starting with this (normalised like a tag; `#` optional).
     prefix: Option<String>,
     /// 1 to 100, default 20.
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<i64>,
 }
 

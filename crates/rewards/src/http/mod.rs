@@ -80,6 +80,7 @@ async fn create_event(
 #[into_params(parameter_in = Query)]
 struct EventsQuery {
     /// Only events in this status (`DRAFT` shows nothing to non-readers).
+    #[param(value_type = Option<crate::model::EventStatus>)]
     status: Option<String>,
     /// Page size, 1 to 100 (default 20).
     #[param(minimum = 1, maximum = 100)]

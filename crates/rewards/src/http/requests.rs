@@ -87,6 +87,7 @@ async fn eligibility(
 #[into_params(parameter_in = Query)]
 struct MyRequestsQuery {
     /// Only requests in this status: PENDING, APPROVED or REJECTED.
+    #[param(value_type = Option<crate::model::RequestStatus>)]
     status: Option<String>,
     /// Page size, 1 to 100 (default 20).
     #[param(minimum = 1, maximum = 100)]
@@ -120,6 +121,7 @@ async fn my_requests(
 #[into_params(parameter_in = Query)]
 struct RequestsQuery {
     /// Only requests in this status: PENDING, APPROVED or REJECTED.
+    #[param(value_type = Option<crate::model::RequestStatus>)]
     status: Option<String>,
     /// Only requests on this event.
     #[param(format = Uuid)]
